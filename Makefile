@@ -1,0 +1,53 @@
+# The README's two commands: `make demo` and `make test`. Everything else is
+# reached through them, or is a developer's tool (`make bench`, `make lock`).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+TYPECHECK := build/typecheck
+
+.PHONY: test lint typecheck codegen codegen-check pytest demo bench lock clean
+
+$(STAMP): pyproject.toml setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "pip==26.3"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+test: $(STAMP) codegen-check lint typecheck pytest
+
+codegen: $(STAMP)
+	$(BIN)/datathon-etl codegen
+
+codegen-check: $(STAMP)
+	$(BIN)/datathon-etl codegen --check
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy needs the installed module names (datathon_etl.*), so it reads the
+# top-level folders through a link tree that mirrors the installed layout.
+typecheck: $(STAMP)
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/datathon_etl
+	for d in framework datasets codegen generated; do ln -s ../../../$$d $(TYPECHECK)/datathon_etl/$$d; done
+	cd $(TYPECHECK) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p datathon_etl
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy tests
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/datathon-etl codegen
+	cat generated/mimic_cxr/DATA_DICTIONARY.md
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lock: $(STAMP)
+	head -n 2 constraints.txt > constraints.txt.new
+	$(BIN)/pip freeze --all --exclude-editable --exclude pip | sort -f >> constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
+clean:
+	rm -rf $(VENV) build demo-output bench-output *.egg-info

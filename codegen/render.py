@@ -1,0 +1,110 @@
+"""Renders a dataset's IR into its generated files, in memory."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import jinja2
+
+from datathon_etl.framework.schema import Column, DatasetIR, Table
+
+__all__ = ["bigquery_schema", "describe", "render_dataset"]
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("datathon_etl.codegen", "templates"),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,
+)
+
+
+@attrs.frozen
+class _NamedTable:
+    constant: str
+    table: Table
+
+
+def describe(column: Column) -> str:
+    """Returns a column's description with its codes, as the seed schemas wrote them."""
+    if column.enum is None:
+        return column.description
+    codes = ", ".join(f"{c.value}: {c.name.replace('_', ' ')}" for c in column.enum.codes)
+    return f"{column.description} {{{codes}}}"
+
+
+def bigquery_schema(table: Table) -> dict[str, Any]:
+    """Returns a table's BigQuery JSON schema (``{"fields": [...]}``)."""
+    fields = []
+    for c in table.columns:
+        field = {"name": c.name, "type": c.type.bigquery, "description": describe(c)}
+        if c.nullable:
+            field["mode"] = "NULLABLE"
+        fields.append(field)
+    return {"fields": fields}
+
+
+def _tf_feature(column: Column) -> str:
+    dtype = f"tf.{column.type.tf_dtype}"
+    if column.nullable:
+        return f"tf.io.RaggedFeature({dtype})"
+    return f"tf.io.FixedLenFeature([], {dtype})"
+
+
+def _feature_spec(column: Column) -> str:
+    args = [f'"{column.name}"', f'"{column.type.tf_list}"']
+    if column.type.name == "str":
+        args.append("text=True")
+    if column.type.name == "bool":
+        args.append("boolean=True")
+    if column.nullable:
+        args.append("nullable=True")
+    return f"FeatureSpec({', '.join(args)})"
+
+
+def _class_imports(ir: DatasetIR) -> list[str]:
+    by_module: dict[str, set[str]] = {}
+    for ref in (ir.key, ir.labels):
+        by_module.setdefault(ref.module, set()).add(ref.name)
+    return [f"from {m} import {', '.join(sorted(names))}" for m, names in sorted(by_module.items())]
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_dataset(ir: DatasetIR) -> dict[str, str]:
+    """Renders every generated file of one dataset.
+
+    Args:
+        ir: The dataset's intermediate representation.
+
+    Returns:
+        File name (relative to ``generated/<dataset>/``) -> content, sorted.
+    """
+    tables = [
+        _NamedTable("LABELS", ir.labels_table),
+        _NamedTable("PREDICTIONS", ir.predictions_table),
+    ]
+    context = {
+        "ir": ir,
+        "tables": tables,
+        "ids": (*ir.key.columns, ir.path),
+        "describe": describe,
+        "tf_feature": _tf_feature,
+        "feature_spec": _feature_spec,
+        "class_imports": _class_imports(ir),
+    }
+    files = {
+        "__init__.py": _ENV.get_template("package_init.py.j2").render(context),
+        "arrow_schema.py": _ENV.get_template("arrow_schema.py.j2").render(context),
+        "features.py": _ENV.get_template("features.py.j2").render(context),
+        "rows.py": _ENV.get_template("rows.py.j2").render(context),
+        "DATA_DICTIONARY.md": _ENV.get_template("data_dictionary.md.j2").render(context),
+        "labels_schema.json": _json(bigquery_schema(ir.labels_table)),
+        "predictions_schema.json": _json(bigquery_schema(ir.predictions_table)),
+    }
+    return dict(sorted(files.items()))

@@ -1,0 +1,1 @@
+"""The generic half of datathon-etl: schemas, transforms, sources, sinks, pipelines."""

@@ -1,0 +1,43 @@
+"""Declaring datasets once: fields, the type table, the IR and conversions."""
+
+from datathon_etl.framework.schema.convert import (
+    SourceCoded,
+    SourceRowError,
+    from_row,
+    parse_source_row,
+    to_row,
+)
+from datathon_etl.framework.schema.dataset import Dataset
+from datathon_etl.framework.schema.fields import column
+from datathon_etl.framework.schema.ir import (
+    ClassRef,
+    Code,
+    Column,
+    DatasetIR,
+    EnumRef,
+    SchemaError,
+    Table,
+    read_dataset,
+)
+from datathon_etl.framework.schema.types import SCALAR_TYPES, ScalarType, UnsupportedTypeError
+
+__all__ = [
+    "SCALAR_TYPES",
+    "ClassRef",
+    "Code",
+    "Column",
+    "Dataset",
+    "DatasetIR",
+    "EnumRef",
+    "ScalarType",
+    "SchemaError",
+    "SourceCoded",
+    "SourceRowError",
+    "Table",
+    "UnsupportedTypeError",
+    "column",
+    "from_row",
+    "parse_source_row",
+    "read_dataset",
+    "to_row",
+]

@@ -1,0 +1,153 @@
+"""cattrs conversions: source rows -> label instances, instances <-> table rows."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import typing
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar, cast
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from datathon_etl.framework.schema.fields import SOURCE
+from datathon_etl.framework.schema.types import resolve
+
+__all__ = ["SourceCoded", "SourceRowError", "from_row", "parse_source_row", "to_row"]
+
+T = TypeVar("T")
+
+
+class SourceCoded(Protocol):
+    """An enum that parses its own source-file codes (``"1.0"`` -> POSITIVE)."""
+
+    @classmethod
+    def from_source(cls, text: str) -> Any:
+        """Returns the member for a source file's text, or raises ValueError."""
+        ...
+
+
+class SourceRowError(ValueError):
+    """A source row that does not fit its declared class.
+
+    The message names the dataset, the record, the column and the problem:
+    ``mimic_cxr: train.csv.gz:row 7: Edema: unknown CheXpert code '2.0'``.
+    """
+
+    def __init__(self, where: str, column: str, problem: str) -> None:
+        super().__init__(f"{where}: {column}: {problem}")
+        self.where = where
+        self.column = column
+        self.problem = problem
+
+
+def _structure_text(text: Any, cls: Any) -> Any:
+    """Parses one source cell by its declared type; blank means absent."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected text, got {type(text).__name__}")
+    text = text.strip()
+    if issubclass(cls, enum.Enum):
+        if hasattr(cls, "from_source"):
+            return cls.from_source(text)
+        return cls(int(text))
+    if cls is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"not a boolean: {text!r}")
+        return text.lower() in ("true", "1")
+    if cls in (int, float) and not text:
+        raise ValueError("blank value")
+    return cls(text)
+
+
+def _source_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True)
+    for scalar in (int, float, str, bool):
+        converter.register_structure_hook(scalar, _structure_text)
+    converter.register_structure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _structure_text
+    )
+    return converter
+
+
+_SOURCE = _source_converter()
+_ROWS = cattrs.Converter()
+
+
+@functools.cache
+def _source_structure_fn(cls: type) -> Any:
+    renames: dict[str, Any] = {
+        f.name: override(rename=f.metadata[SOURCE])
+        for f in attrs.fields(cls)
+        if f.metadata.get(SOURCE)
+    }
+    return make_dict_structure_fn(cls, _SOURCE, **renames)
+
+
+def parse_source_row(cls: type[T], row: Mapping[str, str | None], where: str) -> T:
+    """Structures one source-file row (e.g. a CSV dict) into a declared class.
+
+    Each field is read from its declared source column (or its own name);
+    enums that define ``from_source`` parse their codes themselves; a blank
+    cell is None for ``X | None`` fields, else an error.
+
+    Args:
+        cls: The attrs class to build.
+        row: Column name -> text, as `csv.DictReader` yields it.
+        where: The record's location for error messages (dataset, file, row).
+
+    Returns:
+        The instance.
+
+    Raises:
+        SourceRowError: A column is missing or a value does not parse; the
+            first such problem, naming the source column.
+    """
+    # Blank cells of nullable fields are absent; other blanks go to the type.
+    nullable = _nullable_sources(cast(type, cls))
+    cleaned = {
+        k: None if k in nullable and (v is None or not v.strip()) else v for k, v in row.items()
+    }
+    try:
+        instance: T = _source_structure_fn(cast(type, cls))(cleaned, cls)
+        return instance
+    except cattrs.ClassValidationError as group:
+        error, note = group.group_exceptions()[0][0]
+        field = next(f for f in attrs.fields(cast(Any, cls)) if f.name == note.name)
+        column = field.metadata.get(SOURCE) or field.name
+        if isinstance(error, KeyError):
+            raise SourceRowError(where, column, "missing column") from group
+        raise SourceRowError(where, column, str(error)) from group
+
+
+@functools.cache
+def _nullable_sources(cls: type) -> frozenset[str]:
+    hints = typing.get_type_hints(cls)
+    return frozenset(
+        f.metadata.get(SOURCE) or f.name
+        for f in attrs.fields(cls)
+        if resolve(hints[f.name]).nullable
+    )
+
+
+def to_row(*parts: Any) -> dict[str, Any]:
+    """Flattens instances and named values into one table row.
+
+    Args:
+        *parts: attrs instances (flattened field by field, enums as their
+            integer codes) or ``{name: value}`` mappings, in column order.
+
+    Returns:
+        The row, keys in column order.
+    """
+    row: dict[str, Any] = {}
+    for part in parts:
+        row.update(part if isinstance(part, Mapping) else _ROWS.unstructure(part))
+    return row
+
+
+def from_row(cls: type[T], row: Mapping[str, Any]) -> T:
+    """Builds one declared class from the matching columns of a table row."""
+    names = {f.name for f in attrs.fields(cast(Any, cls))}
+    return _ROWS.structure({k: v for k, v in row.items() if k in names}, cls)

@@ -1,0 +1,28 @@
+"""What a dataset module declares: its name, key class and label class."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["Dataset"]
+
+
+@attrs.frozen
+class Dataset:
+    """A dataset's declaration, exported by its module as ``DATASET``.
+
+    Attributes:
+        name: Identifier used for generated folders and commands (``mimic_cxr``).
+        description: One paragraph for the data dictionary.
+        key: The attrs class of the image key (ids, view, split, ...).
+        labels: The attrs class of the label block (one field per label).
+        image_feature: The TFRecord feature that holds the encoded image.
+        path_description: What the ``path`` column holds.
+    """
+
+    name: str
+    description: str
+    key: type
+    labels: type
+    image_feature: str = "jpg_bytes"
+    path_description: str = "The image's path relative to the data set's root."

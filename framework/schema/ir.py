@@ -1,0 +1,215 @@
+"""The frozen intermediate representation every generator and pipeline reads.
+
+`read_dataset` walks a `Dataset` declaration once; after that nothing looks at
+the attrs classes' internals again.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing
+
+import attrs
+
+from datathon_etl.framework.schema.dataset import Dataset
+from datathon_etl.framework.schema.fields import DESCRIPTION, SOURCE
+from datathon_etl.framework.schema.types import SCALAR_TYPES, ScalarType, resolve
+
+__all__ = [
+    "PREDICTION_DESCRIPTION",
+    "ClassRef",
+    "Code",
+    "Column",
+    "DatasetIR",
+    "EnumRef",
+    "SchemaError",
+    "Table",
+    "read_dataset",
+]
+
+PREDICTION_DESCRIPTION = (
+    "The model's predicted logit for the presence of this label: -infinity => negative or "
+    "not mentioned, +infinity => positive. Convert it to a probability with the logistic "
+    "function, in standard SQL: `0.5 * (TANH(0.5 * x) + 1)`."
+)
+
+
+class SchemaError(ValueError):
+    """A dataset declaration that cannot be turned into tables."""
+
+
+@attrs.frozen
+class Code:
+    """One coded value of an enum column."""
+
+    value: int
+    name: str
+
+
+@attrs.frozen
+class EnumRef:
+    """An `enum.IntEnum` by import path, with its codes in value order."""
+
+    module: str
+    name: str
+    codes: tuple[Code, ...]
+
+
+@attrs.frozen
+class Column:
+    """One column of a table (and, for examples, one TFRecord feature).
+
+    Attributes:
+        name: Column and feature name.
+        type: Storage types from the type table.
+        description: Human description.
+        nullable: Whether the value may be absent.
+        source: Name of the column in the source files, if any.
+        enum: For coded values, the enum and its codes.
+    """
+
+    name: str
+    type: ScalarType
+    description: str
+    nullable: bool = False
+    source: str | None = None
+    enum: EnumRef | None = None
+
+    @property
+    def python_type(self) -> str:
+        """The annotation to write in generated code (``int``, ``View``, ...)."""
+        base = self.enum.name if self.enum else self.type.name
+        return f"{base} | None" if self.nullable else base
+
+
+@attrs.frozen
+class ClassRef:
+    """A declared attrs class by import path, with its columns in order."""
+
+    module: str
+    name: str
+    columns: tuple[Column, ...]
+
+
+@attrs.frozen
+class Table:
+    """A table's name, description and ordered columns."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+
+
+@attrs.frozen
+class DatasetIR:
+    """Everything generators and pipelines need to know about a dataset.
+
+    Attributes:
+        name: The dataset's identifier.
+        description: One paragraph about the data set.
+        module: Import path of the module that declares ``DATASET``.
+        image_feature: TFRecord feature holding the encoded image.
+        key: The key class and its columns.
+        labels: The label class and its columns.
+        path: The ``path`` column (the image's relative path).
+        labels_table: Key columns, ``path``, then label columns.
+        predictions_table: Key columns, ``path``, then one logit per label.
+        features: TFRecord features after the image: ``path``, key, labels.
+        enums: Every enum used by a column, in first-use order.
+    """
+
+    name: str
+    description: str
+    module: str
+    image_feature: str
+    key: ClassRef
+    labels: ClassRef
+    path: Column
+    labels_table: Table
+    predictions_table: Table
+    features: tuple[Column, ...]
+    enums: tuple[EnumRef, ...]
+
+
+def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
+    """Reads a dataset declaration into its intermediate representation.
+
+    Args:
+        dataset: The declaration.
+        module: Import path of the module that exports it.
+
+    Returns:
+        The frozen IR.
+
+    Raises:
+        SchemaError: A class is not an attrs class, a field lacks a
+            description, a type is unsupported, or column names collide.
+    """
+    key = _read_class(dataset.name, dataset.key)
+    labels = _read_class(dataset.name, dataset.labels)
+    path = Column("path", SCALAR_TYPES[str], dataset.path_description)
+    ids = (*key.columns, path)
+    labels_table = Table(
+        f"{dataset.name}_labels", f"One row per image of {dataset.name}.", (*ids, *labels.columns)
+    )
+    predictions = tuple(
+        Column(c.name, SCALAR_TYPES[float], PREDICTION_DESCRIPTION) for c in labels.columns
+    )
+    predictions_table = Table(
+        f"{dataset.name}_predictions",
+        f"One row per image of {dataset.name}: a model's logit per label.",
+        (*ids, *predictions),
+    )
+    names = [dataset.image_feature, *(c.name for c in labels_table.columns)]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SchemaError(f"{dataset.name}: column names used twice: {', '.join(duplicates)}")
+    enums: dict[tuple[str, str], EnumRef] = {}
+    for c in labels_table.columns:
+        if c.enum is not None:
+            enums.setdefault((c.enum.module, c.enum.name), c.enum)
+    return DatasetIR(
+        name=dataset.name,
+        description=dataset.description,
+        module=module,
+        image_feature=dataset.image_feature,
+        key=key,
+        labels=labels,
+        path=path,
+        labels_table=labels_table,
+        predictions_table=predictions_table,
+        features=(path, *key.columns, *labels.columns),
+        enums=tuple(enums.values()),
+    )
+
+
+def _read_class(dataset: str, cls: type) -> ClassRef:
+    if not attrs.has(cls):
+        raise SchemaError(f"{dataset}: {cls!r} is not an attrs class")
+    hints = typing.get_type_hints(cls)
+    columns = []
+    for field in attrs.fields(cls):
+        where = f"{dataset}: {cls.__name__}.{field.name}"
+        description = field.metadata.get(DESCRIPTION)
+        if not description:
+            raise SchemaError(f"{where}: declare it with column(description=...)")
+        try:
+            resolved = resolve(hints[field.name])
+        except TypeError as error:
+            raise SchemaError(f"{where}: {error}") from error
+        columns.append(
+            Column(
+                name=field.name,
+                type=resolved.scalar,
+                description=description,
+                nullable=resolved.nullable,
+                source=field.metadata.get(SOURCE),
+                enum=_enum_ref(resolved.enum) if resolved.enum else None,
+            )
+        )
+    return ClassRef(cls.__module__, cls.__qualname__, tuple(columns))
+
+
+def _enum_ref(cls: type[enum.IntEnum]) -> EnumRef:
+    codes = tuple(Code(int(m.value), m.name.lower()) for m in sorted(cls, key=int))
+    return EnumRef(cls.__module__, cls.__qualname__, codes)

@@ -1,0 +1,106 @@
+"""Flat rows <-> `tf.train.Example`, driven by a feature spec, not by values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import tensorflow as tf
+
+__all__ = ["FeatureSpec", "read_features", "write_features"]
+
+
+@attrs.frozen
+class FeatureSpec:
+    """How one column is stored in a `tf.train.Example`.
+
+    Attributes:
+        name: Feature name.
+        kind: The `tf.train.Feature` list field: ``bytes_list``,
+            ``int64_list`` or ``float_list``.
+        text: Whether a ``bytes_list`` value is UTF-8 text (``str``).
+        boolean: Whether an ``int64_list`` value is a ``bool``.
+        nullable: Whether the value may be absent (stored as an empty list).
+    """
+
+    name: str
+    kind: str
+    text: bool = False
+    boolean: bool = False
+    nullable: bool = False
+
+
+def write_features(row: Mapping[str, Any], specs: tuple[FeatureSpec, ...]) -> tf.train.Example:
+    """Encodes one flat row as a `tf.train.Example`.
+
+    Args:
+        row: Column name -> Python value (enums as ints, None if absent).
+        specs: The columns to write, in order.
+
+    Returns:
+        The example.
+
+    Raises:
+        ValueError: A value is None for a non-nullable feature, or does not
+            fit its feature's type; the message names the feature.
+    """
+    features = {}
+    for spec in specs:
+        value = row[spec.name]
+        try:
+            features[spec.name] = _feature(spec, value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"feature {spec.name!r}: {error}") from error
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def _feature(spec: FeatureSpec, value: Any) -> tf.train.Feature:
+    if value is None:
+        if not spec.nullable:
+            raise ValueError("value is None but the feature is not nullable")
+        values: list[Any] = []
+    elif spec.text:
+        values = [value.encode("utf-8")]
+    else:
+        values = [value]
+    if spec.kind == "bytes_list":
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+    if spec.kind == "int64_list":
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+    if spec.kind == "float_list":
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    raise ValueError(f"unknown feature kind {spec.kind!r}")
+
+
+def read_features(serialized: bytes, specs: tuple[FeatureSpec, ...]) -> dict[str, Any]:
+    """Decodes a serialized `tf.train.Example` into a flat row.
+
+    Args:
+        serialized: The record's bytes.
+        specs: The columns to read.
+
+    Returns:
+        Column name -> Python value (None for an absent nullable value).
+
+    Raises:
+        ValueError: A feature is missing or has the wrong number of values.
+    """
+    feature_map = tf.train.Example.FromString(serialized).features.feature
+    row: dict[str, Any] = {}
+    for spec in specs:
+        if spec.name not in feature_map:
+            raise ValueError(f"feature {spec.name!r} is missing")
+        values = list(getattr(feature_map[spec.name], spec.kind).value)
+        if not values and spec.nullable:
+            row[spec.name] = None
+            continue
+        if len(values) != 1:
+            raise ValueError(f"feature {spec.name!r} has {len(values)} values, expected 1")
+        value = values[0]
+        if spec.text:
+            value = value.decode("utf-8")
+        elif spec.boolean:
+            value = bool(value)
+        row[spec.name] = value
+    return row
