@@ -72,6 +72,11 @@ def _class_imports(ir: DatasetIR) -> list[str]:
     return [f"from {m} import {', '.join(sorted(names))}" for m, names in sorted(by_module.items())]
 
 
+def _python_string(text: str) -> str:
+    # JSON string literals are valid Python with double quotes, as ruff formats them.
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -94,6 +99,7 @@ def render_dataset(ir: DatasetIR) -> dict[str, str]:
         "tables": tables,
         "ids": (*ir.key.columns, ir.path),
         "describe": describe,
+        "pyrepr": _python_string,
         "tf_feature": _tf_feature,
         "feature_spec": _feature_spec,
         "class_imports": _class_imports(ir),

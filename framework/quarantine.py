@@ -59,6 +59,12 @@ class Reason(StrEnum):
     CORRUPT_ARCHIVE = "corrupt_archive"
     DECOMPRESSED_TOO_LARGE = "decompressed_too_large"
     CORRUPT_COMPRESSED_FILE = "corrupt_compressed_file"
+    MEMBER_TOO_LARGE = "member_too_large"
+    UNKNOWN_COMPRESSION = "unknown_compression"
+    # Writing outputs.
+    UNSAFE_OUTPUT_PATH = "unsafe_output_path"
+    DUPLICATE_OUTPUT_PATH = "duplicate_output_path"
+    WRITE_FAILED = "write_failed"
     # Paths and labels.
     PATH_DOES_NOT_MATCH = "path_does_not_match"
     UNPARSEABLE_PATH = "unparseable_path"

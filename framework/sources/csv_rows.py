@@ -1,0 +1,94 @@
+"""Label CSVs (plain or gzipped) read row by row, each row with its location.
+
+A CSV is small next to the images, but every row is a record that must end in
+an output or in the quarantine, so rows carry ``file:line N`` for messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator, Sequence
+from typing import IO
+
+import apache_beam as beam
+import attrs
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+__all__ = ["CsvRow", "ReadCsvRows", "missing_columns", "open_text", "read_header"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@attrs.frozen
+class CsvRow:
+    """One data row of a CSV file.
+
+    Attributes:
+        where: ``<file name>:line <N>`` (N counts the header as line 1).
+        cells: Column name -> text, as `csv.DictReader` yields it.
+        problem: Why the row cannot be trusted (bytes that are not UTF-8, more
+            or fewer cells than the header), or None for a sound row.
+    """
+
+    where: str
+    cells: dict[str, str | None]
+    problem: str | None = None
+
+
+def open_text(uri: str) -> IO[str]:
+    """Opens a local or remote CSV as text, gunzipping it if its bytes say so."""
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        gzipped = raw.read(2) == _GZIP_MAGIC
+    compression = CompressionTypes.GZIP if gzipped else CompressionTypes.UNCOMPRESSED
+    handle = FileSystems.open(uri, compression_type=compression)
+    # surrogateescape keeps going past bad bytes; the rows that hold them are flagged.
+    return io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def read_header(uri: str) -> list[str]:
+    """Returns a CSV's column names (empty for an empty file)."""
+    with open_text(uri) as text:
+        return next(csv.reader(text), [])
+
+
+def missing_columns(uri: str, required: Sequence[str]) -> list[str]:
+    """Returns the required columns that a CSV's header lacks, in order."""
+    header = set(read_header(uri))
+    return [c for c in required if c not in header]
+
+
+def _has_surrogates(cells: dict[str, str | None]) -> bool:
+    return any(
+        any("\udc80" <= ch <= "\udcff" for ch in value)
+        for value in (*cells.values(), *cells.keys())
+        if value
+    )
+
+
+class ReadCsvRows(beam.PTransform):  # type: ignore[misc]
+    """Reads CSV files (URIs in, `CsvRow` out), one element per data row."""
+
+    def expand(self, uris: beam.PCollection) -> beam.PCollection:
+        """Reads every row of every file."""
+        return uris | "ReadRows" >> beam.FlatMap(_read_rows)
+
+
+def _read_rows(uri: str) -> Iterator[CsvRow]:
+    name = os.path.basename(uri.rstrip("/"))
+    with open_text(uri) as text:
+        reader = csv.DictReader(text)
+        for cells in reader:
+            # DictReader puts surplus cells under the key None, and fills
+            # missing ones with None.
+            row = {k: v for k, v in cells.items() if isinstance(k, str)}
+            problem = None
+            if None in cells or None in row.values():
+                problem = f"{sum(1 for v in row.values() if v is not None)} cells"
+                problem += f" (+{len(cells[None])} extra)" if None in cells else ""
+                problem += f", the header has {len(reader.fieldnames or [])} columns"
+            elif _has_surrogates(row):
+                problem = "bytes that are not valid UTF-8"
+            yield CsvRow(f"{name}:line {reader.line_num}", row, problem)
