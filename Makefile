@@ -32,14 +32,13 @@ typecheck: $(STAMP)
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/datathon_etl
 	for d in framework datasets codegen generated; do ln -s ../../../$$d $(TYPECHECK)/datathon_etl/$$d; done
 	cd $(TYPECHECK) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p datathon_etl
-	MYPYPATH=$(TYPECHECK) $(BIN)/mypy tests
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy tests bench
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/datathon-etl codegen
-	cat generated/mimic_cxr/DATA_DICTIONARY.md
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m datathon_etl.datasets.mimic_cxr.demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -113,4 +113,6 @@ def render_dataset(ir: DatasetIR) -> dict[str, str]:
         "labels_schema.json": _json(bigquery_schema(ir.labels_table)),
         "predictions_schema.json": _json(bigquery_schema(ir.predictions_table)),
     }
+    if ir.layout is not None:
+        files["ingest.py"] = _ENV.get_template("ingest.py.j2").render(context)
     return dict(sorted(files.items()))

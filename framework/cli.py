@@ -1,29 +1,78 @@
 """The `datathon-etl` umbrella command: lists and dispatches subcommands.
 
-Each subcommand is a module with ``main(argv) -> int``, imported only when it
-runs, so ``datathon-etl --help`` stays fast.
+Generic commands are modules with ``main(argv) -> int``; dataset commands are
+the entry points codegen wrote into ``datathon_etl.generated.<dataset>``
+(``datathon-etl mimic_cxr ingest`` runs ``generated/mimic_cxr/ingest.py``).
+Modules are imported only when their command runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import sys
 from collections.abc import Sequence
+from importlib import resources
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "DATASET_COMMANDS", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "codegen": ("datathon_etl.codegen.__main__", "generate schemas and code from datasets"),
+    "codegen": (
+        "datathon_etl.codegen.__main__",
+        "generate schemas and code from dataset declarations",
+    ),
+    "untar": ("datathon_etl.framework.pipelines.untar", "extract tar archives (local or gs://)"),
+    "decompress": (
+        "datathon_etl.framework.pipelines.decompress",
+        "decompress gzip/bzip2/xz/zstd/deflate files",
+    ),
 }
-"""Subcommand -> (module with main(argv), one-line help)."""
+"""Generic subcommand -> (module with main(argv), one-line help)."""
+
+DATASET_COMMANDS: dict[str, str] = {
+    "ingest": "tars of images + label CSVs -> JPG tree, TFRecords, labels table",
+}
+"""Per-dataset subcommand -> one-line help; each is a generated module."""
+
+
+def _datasets() -> dict[str, list[str]]:
+    """Dataset name -> its generated subcommands, found without importing them."""
+    found: dict[str, list[str]] = {}
+    for folder in sorted(resources.files("datathon_etl.generated").iterdir(), key=str):
+        subcommands = [c for c in DATASET_COMMANDS if folder.joinpath(f"{c}.py").is_file()]
+        if subcommands:
+            found[folder.name] = subcommands
+    return found
 
 
 def _usage() -> str:
-    width = max(len(name) for name in COMMANDS)
     lines = ["usage: datathon-etl COMMAND [ARGS...]", "", "commands:"]
+    width = max(len(name) for name in COMMANDS)
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
+    lines += ["", "datasets (datathon-etl DATASET COMMAND [ARGS...]):"]
+    for dataset, subcommands in _datasets().items():
+        for sub in subcommands:
+            lines.append(f"  {dataset} {sub}: {DATASET_COMMANDS[sub]}")
     lines += ["", "`datathon-etl COMMAND --help` describes each command."]
     return "\n".join(lines)
+
+
+def _resolve(args: list[str]) -> tuple[str, list[str]] | str:
+    """Returns (module, remaining args), or an error message."""
+    name = args[0]
+    if name in COMMANDS:
+        return COMMANDS[name][0], args[1:]
+    datasets = _datasets()
+    if name in datasets:
+        if len(args) < 2 or args[1] not in datasets[name]:
+            wanted = args[1] if len(args) > 1 else "(none)"
+            return f"{name}: unknown subcommand {wanted}; choose from {', '.join(datasets[name])}"
+        module = f"datathon_etl.generated.{name}.{args[1]}"
+        if importlib.util.find_spec(module) is None:
+            return f"{name} {args[1]}: {module} is missing; run `datathon-etl codegen`"
+        return module, args[2:]
+    return f"unknown command {name!r}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,11 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0
-    name, rest = args[0], args[1:]
-    if name not in COMMANDS:
-        print(f"datathon-etl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+    resolved = _resolve(args)
+    if isinstance(resolved, str):
+        print(f"datathon-etl: {resolved}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module_name, rest = resolved
+    # TensorFlow's C++ start-up chatter hides the pipelines' own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    module = importlib.import_module(module_name)
     code: int = module.main(rest)
     return code
 

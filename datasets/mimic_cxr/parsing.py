@@ -8,7 +8,14 @@ from collections.abc import Mapping
 from datathon_etl.datasets.mimic_cxr.schema import ImageKey, Labels, Split, View
 from datathon_etl.framework.schema import SourceRowError, parse_source_row
 
-__all__ = ["PathError", "format_path", "parse_label_row", "parse_path"]
+__all__ = [
+    "PARTITIONS",
+    "PathError",
+    "format_path",
+    "parse_label_row",
+    "parse_path",
+    "partition",
+]
 
 _PATH = re.compile(
     r"(?P<dataset>train|valid)/p(?P<patient>\d+)/s(?P<study>\d+)/"
@@ -88,3 +95,12 @@ def parse_label_row(row: Mapping[str, str | None], where: str) -> tuple[ImageKey
             f"mimic_cxr: {where}: {path}", "view", f"{view!r} disagrees with the path"
         )
     return key, parse_source_row(Labels, row, f"mimic_cxr: {where}: {path}")
+
+
+PARTITIONS = tuple(f"{s.name.lower()}/{v.name.lower()}" for s in Split for v in View)
+"""TFRecord output folders: one per split and view (other views included)."""
+
+
+def partition(key: ImageKey) -> str:
+    """Returns the TFRecord folder of an image, e.g. ``train/frontal``."""
+    return f"{key.dataset.name.lower()}/{key.view.name.lower()}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from datathon_etl.framework.schema import Dataset, column
+from datathon_etl.framework.schema import Dataset, UnknownCodeError, column
 
 
 class View(enum.IntEnum):
@@ -45,7 +45,7 @@ class Finding(enum.IntEnum):
         try:
             return _CHEXPERT_CODES[float(text)]
         except (ValueError, KeyError):
-            raise ValueError(f"unknown CheXpert code {text!r}") from None
+            raise UnknownCodeError(f"unknown CheXpert code {text!r}") from None
 
 
 _CHEXPERT_CODES = {1.0: Finding.POSITIVE, -1.0: Finding.UNCERTAIN, 0.0: Finding.NEGATIVE}
@@ -102,4 +102,5 @@ DATASET = Dataset(
     labels=Labels,
     image_feature="jpg_bytes",
     path_description="The relative path to the .jpg file.",
+    layout="datathon_etl.datasets.mimic_cxr.parsing",
 )

@@ -3,6 +3,7 @@
 from datathon_etl.framework.schema.convert import (
     SourceCoded,
     SourceRowError,
+    UnknownCodeError,
     from_row,
     parse_source_row,
     to_row,
@@ -34,6 +35,7 @@ __all__ = [
     "SourceCoded",
     "SourceRowError",
     "Table",
+    "UnknownCodeError",
     "UnsupportedTypeError",
     "column",
     "from_row",

@@ -15,7 +15,14 @@ from cattrs.gen import make_dict_structure_fn, override
 from datathon_etl.framework.schema.fields import SOURCE
 from datathon_etl.framework.schema.types import resolve
 
-__all__ = ["SourceCoded", "SourceRowError", "from_row", "parse_source_row", "to_row"]
+__all__ = [
+    "SourceCoded",
+    "SourceRowError",
+    "UnknownCodeError",
+    "from_row",
+    "parse_source_row",
+    "to_row",
+]
 
 T = TypeVar("T")
 
@@ -25,8 +32,12 @@ class SourceCoded(Protocol):
 
     @classmethod
     def from_source(cls, text: str) -> Any:
-        """Returns the member for a source file's text, or raises ValueError."""
+        """Returns the member for a source file's text, or raises UnknownCodeError."""
         ...
+
+
+class UnknownCodeError(ValueError):
+    """A coded value (e.g. a label code) outside the enum's source codes."""
 
 
 class SourceRowError(ValueError):
@@ -34,13 +45,22 @@ class SourceRowError(ValueError):
 
     The message names the dataset, the record, the column and the problem:
     ``mimic_cxr: train.csv.gz:row 7: Edema: unknown CheXpert code '2.0'``.
+
+    Attributes:
+        where: The record's location.
+        column: The source column at fault.
+        problem: What is wrong with it.
+        unknown_code: Whether the problem is a code outside the enum's codes.
     """
 
-    def __init__(self, where: str, column: str, problem: str) -> None:
+    def __init__(
+        self, where: str, column: str, problem: str, *, unknown_code: bool = False
+    ) -> None:
         super().__init__(f"{where}: {column}: {problem}")
         self.where = where
         self.column = column
         self.problem = problem
+        self.unknown_code = unknown_code
 
 
 def _structure_text(text: Any, cls: Any) -> Any:
@@ -51,7 +71,10 @@ def _structure_text(text: Any, cls: Any) -> Any:
     if issubclass(cls, enum.Enum):
         if hasattr(cls, "from_source"):
             return cls.from_source(text)
-        return cls(int(text))
+        try:
+            return cls(int(text))
+        except ValueError:
+            raise UnknownCodeError(f"unknown {cls.__name__} code {text!r}") from None
     if cls is bool:
         if text.lower() not in ("true", "false", "1", "0"):
             raise ValueError(f"not a boolean: {text!r}")
@@ -118,7 +141,8 @@ def parse_source_row(cls: type[T], row: Mapping[str, str | None], where: str) ->
         column = field.metadata.get(SOURCE) or field.name
         if isinstance(error, KeyError):
             raise SourceRowError(where, column, "missing column") from group
-        raise SourceRowError(where, column, str(error)) from group
+        unknown = isinstance(error, UnknownCodeError)
+        raise SourceRowError(where, column, str(error), unknown_code=unknown) from group
 
 
 @functools.cache

@@ -18,6 +18,10 @@ class Dataset:
         labels: The attrs class of the label block (one field per label).
         image_feature: The TFRecord feature that holds the encoded image.
         path_description: What the ``path`` column holds.
+        layout: Import path of the module with the layout functions the
+            ingestion needs (``parse_path``, ``format_path``,
+            ``parse_label_row``, ``partition``, ``PARTITIONS``); codegen
+            emits an ``ingest`` entry point when it is set.
     """
 
     name: str
@@ -26,3 +30,4 @@ class Dataset:
     labels: type
     image_feature: str = "jpg_bytes"
     path_description: str = "The image's path relative to the data set's root."
+    layout: str | None = None

@@ -116,6 +116,7 @@ class DatasetIR:
         predictions_table: Key columns, ``path``, then one logit per label.
         features: TFRecord features after the image: ``path``, key, labels.
         enums: Every enum used by a column, in first-use order.
+        layout: Import path of the dataset's layout module, if any.
     """
 
     name: str
@@ -129,6 +130,7 @@ class DatasetIR:
     predictions_table: Table
     features: tuple[Column, ...]
     enums: tuple[EnumRef, ...]
+    layout: str | None = None
 
 
 def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
@@ -180,6 +182,7 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
         predictions_table=predictions_table,
         features=(path, *key.columns, *labels.columns),
         enums=tuple(enums.values()),
+        layout=dataset.layout,
     )
 
 

@@ -7,8 +7,8 @@ an output or in the quarantine, so rows carry ``file:line N`` for messages.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
-import os
 from collections.abc import Iterator, Sequence
 from typing import IO
 
@@ -27,7 +27,7 @@ class CsvRow:
     """One data row of a CSV file.
 
     Attributes:
-        where: ``<file name>:line <N>`` (N counts the header as line 1).
+        where: ``<file URI>:line <N>`` (N counts the header as line 1).
         cells: Column name -> text, as `csv.DictReader` yields it.
         problem: Why the row cannot be trusted (bytes that are not UTF-8, more
             or fewer cells than the header), or None for a sound row.
@@ -40,10 +40,11 @@ class CsvRow:
 
 def open_text(uri: str) -> IO[str]:
     """Opens a local or remote CSV as text, gunzipping it if its bytes say so."""
-    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-        gzipped = raw.read(2) == _GZIP_MAGIC
-    compression = CompressionTypes.GZIP if gzipped else CompressionTypes.UNCOMPRESSED
-    handle = FileSystems.open(uri, compression_type=compression)
+    raw = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+    gzipped = raw.read(2) == _GZIP_MAGIC
+    raw.seek(0)
+    # gzip.GzipFile streams, and is a full io object (Beam's CompressedFile is not).
+    handle = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
     # surrogateescape keeps going past bad bytes; the rows that hold them are flagged.
     return io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
@@ -68,7 +69,7 @@ def _has_surrogates(cells: dict[str, str | None]) -> bool:
     )
 
 
-class ReadCsvRows(beam.PTransform):  # type: ignore[misc]
+class ReadCsvRows(beam.PTransform):
     """Reads CSV files (URIs in, `CsvRow` out), one element per data row."""
 
     def expand(self, uris: beam.PCollection) -> beam.PCollection:
@@ -77,7 +78,6 @@ class ReadCsvRows(beam.PTransform):  # type: ignore[misc]
 
 
 def _read_rows(uri: str) -> Iterator[CsvRow]:
-    name = os.path.basename(uri.rstrip("/"))
     with open_text(uri) as text:
         reader = csv.DictReader(text)
         for cells in reader:
@@ -91,4 +91,4 @@ def _read_rows(uri: str) -> Iterator[CsvRow]:
                 problem += f", the header has {len(reader.fieldnames or [])} columns"
             elif _has_surrogates(row):
                 problem = "bytes that are not valid UTF-8"
-            yield CsvRow(f"{name}:line {reader.line_num}", row, problem)
+            yield CsvRow(f"{uri}:line {reader.line_num}", row, problem)

@@ -1,0 +1,454 @@
+"""Issue 8, items 2 to 4: the MIMIC-CXR ingestion end to end, against the bare loop.
+
+Every run is a child process (``python -m datathon_etl.generated.mimic_cxr.ingest``,
+the generated entry point's ``main``) with every output on: the resized JPG
+tree, the TFRecords and the DuckDB labels table. Wall-clock time covers the
+whole run, start-up included, as a user sees it; CPU time and memory cover the
+whole process tree (see `bench._process`).
+
+- ``ingest`` (item 2): the ingestion with 1 and with 2 workers against the
+  bare loop (`bench._bare`: the same images read from the same tars through
+  `transform_image`, one process pinned to one CPU, no Beam). The 1-worker run
+  is ``--direct_running_mode in_memory`` pinned to one CPU: one process doing
+  everything, as the bare loop does. ``multi_processing`` with 1 worker is no
+  1-worker baseline: its runner is a second process, free to use the other
+  CPU, and it pays for starting a worker. The 2-worker run is
+  ``multi_processing`` with 2 workers, unpinned. A diagnostic row runs each on
+  a handful of images, to show the fixed (start-up and per-stage) cost apart.
+- ``ingest_one_tar`` (item 3): all images in one uncompressed tar, 2 workers
+  against 1 (the same two set-ups).
+- ``ingest_memory`` (item 4): peak memory of the 2-worker run at N and 4N images.
+
+Inputs are synthetic (`datathon_etl.datasets.mimic_cxr.synthetic.write_sample`
+for the paths and label CSVs), with every member's bytes replaced by one of a
+pool of full-size 2544x3056 quality-95 synthetic chest X-rays (1.4 to 1.8 MB,
+like MIMIC-CXR-JPG), cycled: making one takes 0.6 s, so a pool keeps input
+generation short, and decoding cost does not depend on whether two members
+hold the same bytes. They are written deterministically under
+``bench-output/ingest/inputs/`` and reused by later runs when present.
+
+Runs are interleaved by round (bare, 1 worker, 2 workers, then again), and
+each ratio is the median of the per-round ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+from bench._core import BenchResult, Row, Target
+from bench._process import POLL_SECONDS, TreeRun, run_tree
+from datathon_etl.datasets.mimic_cxr.synthetic import FULL_SIZE, write_sample
+from datathon_etl.framework.synthetic import synthetic_cxr_jpeg
+
+__all__ = ["bench_ingest", "bench_ingest_memory", "bench_ingest_one_tar"]
+
+OUTPUT = Path("bench-output") / "ingest"
+POOL = 32
+"""Distinct full-size images the members cycle through."""
+SPEED_IMAGES = 400
+"""Images in the speed benches (items 2 and 3)."""
+FIXED_COST_IMAGES = 8
+"""Images in the runs that show the fixed cost."""
+IMAGES_PER_TAR = 40
+"""Like write_sample's default (the release has ten much larger tars)."""
+ROUNDS = 3
+MEMORY_IMAGES = 500
+"""N of item 4; the second run has 4N."""
+
+MIN_TWO_WORKERS_VS_BARE = 1.6
+MIN_ONE_WORKER_VS_BARE = 0.85
+MIN_ONE_TAR_TWO_VS_ONE = 1.6
+MAX_MEMORY_GROWTH = 1.25
+MAX_PEAK_MB = 2000.0
+
+BARE = "bare loop: read + transform_image, 1 CPU, no Beam"
+ONE = "ingest, 1 worker (in_memory, pinned to 1 CPU)"
+TWO = "ingest, 2 workers (multi_processing)"
+_MB = 1e6
+
+
+@attrs.frozen
+class Inputs:
+    """A written sample: its tars and label CSVs."""
+
+    tars: tuple[Path, ...]
+    csvs: tuple[Path, ...]
+    images: int
+
+
+@attrs.frozen
+class Setup:
+    """One way to run the ingestion.
+
+    Attributes:
+        label: Its row label.
+        mode: ``--direct_running_mode``.
+        workers: ``--direct_num_workers``.
+        pinned: Whether to pin the whole run to one CPU.
+    """
+
+    label: str
+    mode: str
+    workers: int
+    pinned: bool
+
+
+ONE_WORKER = Setup(ONE, "in_memory", 1, pinned=True)
+TWO_WORKERS = Setup(TWO, "multi_processing", 2, pinned=False)
+
+
+# Inputs.
+
+
+def _pool(root: Path) -> list[bytes]:
+    """The pool of full-size images, made once and kept under ``root``."""
+    folder = root / "pool"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    height, width = FULL_SIZE
+    for index in range(POOL):
+        path = folder / f"{index:03d}.jpg"
+        if not path.exists():
+            data = synthetic_cxr_jpeg(10_000 + index, height, width)
+            path.with_suffix(".part").write_bytes(data)
+            path.with_suffix(".part").rename(path)
+        images.append(path.read_bytes())
+    return images
+
+
+def _write_tar(path: Path, members: Sequence[tuple[str, bytes]]) -> None:
+    part = path.with_suffix(".part")
+    with tarfile.open(part, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, _Bytes(data))
+    part.rename(path)
+
+
+class _Bytes:
+    """A minimal readable file over bytes, for `tarfile.TarFile.addfile`."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._at = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else self._at + size
+        chunk = bytes(self._view[self._at : end])
+        self._at += len(chunk)
+        return chunk
+
+
+def full_size_sample(images: int, *, one_tar: bool = False) -> Inputs:
+    """Writes (or finds) a sample of ``images`` full-size images.
+
+    Paths and label CSVs come from ``write_sample(images=images, full_size=0,
+    images_per_tar=IMAGES_PER_TAR)``; the member bytes are then replaced by
+    pool images, cycled in member order. With ``one_tar``, the same members go
+    into a single tar beside the sample, sharing its CSVs.
+
+    Returns:
+        The tars and CSVs to ingest.
+    """
+    root = OUTPUT / "inputs"
+    folder = root / f"{images}-images-{IMAGES_PER_TAR}-per-tar-pool-{POOL}"
+    stamp = folder / "_complete.json"
+    if not stamp.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        pool = _pool(root)
+        sample = write_sample(folder, images=images, full_size=0, images_per_tar=IMAGES_PER_TAR)
+        at = 0
+        for tar_path in sample.tars:
+            with tarfile.open(tar_path) as tar:
+                names = [info.name for info in tar if info.isreg()]
+            members = [(name, pool[(at + i) % POOL]) for i, name in enumerate(names)]
+            at += len(names)
+            tar_path.unlink()
+            _write_tar(tar_path, members)
+        stamp.write_text(json.dumps({"images": images, "pool": POOL}) + "\n")
+    csvs = tuple(sorted(folder.glob("*.csv.gz")))
+    tars = tuple(sorted(folder.glob("*.tar")))
+    if not one_tar:
+        return Inputs(tars, csvs, images)
+    big = folder.with_name(folder.name + "-one-tar") / "all.tar"
+    if not big.exists():
+        big.parent.mkdir(parents=True, exist_ok=True)
+        members = []
+        for tar_path in tars:
+            with tarfile.open(tar_path) as tar:
+                for info in tar:
+                    member = tar.extractfile(info)
+                    if member is not None:
+                        members.append((info.name, member.read()))
+        _write_tar(big, members)
+    return Inputs((big,), csvs, images)
+
+
+# Runs.
+
+
+def _cpu() -> int:
+    return max(os.sched_getaffinity(0))
+
+
+def run_bare(inputs: Inputs, log: Path) -> TreeRun:
+    """The bare loop over ``inputs``, pinned to one CPU."""
+    command = [sys.executable, "-m", "bench._bare", *map(str, inputs.tars)]
+    result = run_tree(command, log=log, cpus={_cpu()})
+    done = json.loads(result.stdout.strip().splitlines()[-1])["images"]
+    if result.returncode != 0 or done != inputs.images:
+        raise RuntimeError(f"bare loop: exit {result.returncode}, {done} images; see {log}")
+    return result
+
+
+def run_ingest(inputs: Inputs, setup: Setup, out: Path) -> TreeRun:
+    """One ingestion of ``inputs``, every output on; checks every image was written."""
+    shutil.rmtree(out, ignore_errors=True)
+    command = [
+        sys.executable,
+        "-m",
+        "datathon_etl.generated.mimic_cxr.ingest",
+        "--input_tars",
+        *map(str, inputs.tars),
+        "--input_csv",
+        *map(str, inputs.csvs),
+        "--output_dir",
+        str(out),
+        "--output_jpg_dir",
+        str(out / "jpg"),
+        "--output_tfrecord_dir",
+        str(out / "tfrecords"),
+        "--direct_running_mode",
+        setup.mode,
+        "--direct_num_workers",
+        str(setup.workers),
+    ]
+    log = out.with_name(out.name + ".log")
+    result = run_tree(
+        command,
+        log=log,
+        cpus={_cpu()} if setup.pinned else None,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    written = 0
+    manifest = out / "_manifest.json"
+    if manifest.exists():
+        written = json.loads(manifest.read_text())["stages"]["images"]["written"]
+    if result.returncode != 0 or written != inputs.images:
+        raise RuntimeError(
+            f"{setup.label}: exit {result.returncode}, {written} of {inputs.images} images "
+            f"written; see {log}"
+        )
+    shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+def _values(runs: Sequence[TreeRun], images: int) -> dict[str, float | str]:
+    """Median figures of a method's runs."""
+    return {
+        "wall img/s": statistics.median(images / r.wall_s for r in runs),
+        "wall s": statistics.median(r.wall_s for r in runs),
+        "CPU s": statistics.median(r.cpu_s for r in runs),
+        "cores busy": statistics.median(r.cpu_s / r.wall_s for r in runs),
+        "peak tree RSS MB": max(r.peak_rss_bytes for r in runs) / _MB,
+        "peak tree PSS MB": max(r.peak_pss_bytes for r in runs) / _MB,
+    }
+
+
+def _ratio(runs: Sequence[TreeRun], baseline: Sequence[TreeRun]) -> float:
+    """Median over rounds of baseline wall time / runs' wall time (a speed ratio)."""
+    return statistics.median(b.wall_s / r.wall_s for r, b in zip(runs, baseline, strict=True))
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+# Benches.
+
+
+def bench_ingest() -> BenchResult:
+    """Item 2: the ingestion with 1 and 2 workers against the bare single-CPU loop."""
+    inputs = full_size_sample(SPEED_IMAGES)
+    few = full_size_sample(FIXED_COST_IMAGES)
+    work = OUTPUT / "runs"
+    runs: dict[str, list[TreeRun]] = {BARE: [], ONE: [], TWO: []}
+    for round_ in range(ROUNDS):
+        runs[BARE].append(run_bare(inputs, work / "bare.log"))
+        for setup in (ONE_WORKER, TWO_WORKERS):
+            runs[setup.label].append(run_ingest(inputs, setup, work / f"{setup.mode}"))
+        _progress(
+            f"round {round_ + 1}/{ROUNDS}: "
+            + ", ".join(f"{runs[k][-1].wall_s:.1f} s" for k in (BARE, ONE, TWO))
+        )
+    fixed = {
+        setup.label: run_ingest(few, setup, work / f"{setup.mode}-few")
+        for setup in (ONE_WORKER, TWO_WORKERS)
+    }
+
+    rows = []
+    for label, method_runs in runs.items():
+        values = _values(method_runs, SPEED_IMAGES)
+        values["x bare loop"] = _ratio(method_runs, runs[BARE])
+        rows.append(Row(label, values))
+    bare_s = statistics.median(r.wall_s for r in runs[BARE])
+    for setup in (ONE_WORKER, TWO_WORKERS):
+        run = fixed[setup.label]
+        rows.append(
+            Row(
+                f"fixed cost: {setup.label.removeprefix('ingest, ')}, {FIXED_COST_IMAGES} images",
+                {
+                    "wall s": run.wall_s,
+                    "CPU s": run.cpu_s,
+                    "cores busy": run.cpu_s / run.wall_s,
+                    "peak tree RSS MB": run.peak_rss_bytes / _MB,
+                    "peak tree PSS MB": run.peak_pss_bytes / _MB,
+                },
+            )
+        )
+        # What the run would reach without its fixed cost: a diagnostic, not a target.
+        variable = statistics.median(r.wall_s for r in runs[setup.label]) - run.wall_s
+        rows.append(
+            Row(
+                f"diagnostic: {setup.label.removeprefix('ingest, ')} minus its fixed cost",
+                {
+                    "wall img/s": (SPEED_IMAGES - FIXED_COST_IMAGES) / variable,
+                    "wall s": variable,
+                    "x bare loop": bare_s
+                    / variable
+                    * (SPEED_IMAGES - FIXED_COST_IMAGES)
+                    / SPEED_IMAGES,
+                },
+            )
+        )
+    sizes = [os.path.getsize(tar) for tar in inputs.tars]
+    return BenchResult(
+        name="ingest",
+        rows=rows,
+        targets=[
+            Target(
+                "2 workers vs bare single-CPU loop",
+                _ratio(runs[TWO], runs[BARE]),
+                MIN_TWO_WORKERS_VS_BARE,
+                "x",
+            ),
+            Target(
+                "1 worker vs bare single-CPU loop",
+                _ratio(runs[ONE], runs[BARE]),
+                MIN_ONE_WORKER_VS_BARE,
+                "x",
+            ),
+        ],
+        notes=[
+            f"inputs: {SPEED_IMAGES} full-size 2544x3056 q95 synthetic JPEGs (a pool of {POOL}"
+            f" distinct images, cycled) in {len(inputs.tars)} uncompressed tars"
+            f" ({sum(sizes) / _MB:.0f} MB), labels in {len(inputs.csvs)} gzipped CSVs;"
+            " outputs: 320x320 q95 JPG tree + TFRecords + DuckDB labels table",
+            f"wall-clock of the whole run (process start to exit, start-up included),"
+            f" median of {ROUNDS} interleaved rounds; 'x bare loop' = median per-round ratio"
+            " of wall times; CPU s = user + system of the whole process tree",
+            f"memory: tree of processes polled every {POLL_SECONDS} s; RSS summed (shared"
+            " pages counted in each process: an upper bound) and PSS summed (shared pages"
+            " split: the physical footprint)",
+            f"fixed cost: the same set-up on {FIXED_COST_IMAGES} images; 'minus its fixed"
+            " cost' rows are (median wall - fixed-cost wall), a diagnostic of the per-image"
+            " rate, not a target",
+        ],
+    )
+
+
+def bench_ingest_one_tar() -> BenchResult:
+    """Item 3: all images in one uncompressed tar, 2 workers against 1."""
+    inputs = full_size_sample(SPEED_IMAGES, one_tar=True)
+    work = OUTPUT / "runs"
+    runs: dict[str, list[TreeRun]] = {ONE: [], TWO: []}
+    for round_ in range(ROUNDS):
+        for setup in (ONE_WORKER, TWO_WORKERS):
+            runs[setup.label].append(run_ingest(inputs, setup, work / f"{setup.mode}-one-tar"))
+        _progress(
+            f"round {round_ + 1}/{ROUNDS}: "
+            + ", ".join(f"{runs[k][-1].wall_s:.1f} s" for k in (ONE, TWO))
+        )
+    rows = []
+    for label, method_runs in runs.items():
+        values = _values(method_runs, SPEED_IMAGES)
+        values["x 1 worker"] = _ratio(method_runs, runs[ONE])
+        rows.append(Row(label, values))
+    size = os.path.getsize(inputs.tars[0])
+    return BenchResult(
+        name="ingest_one_tar",
+        rows=rows,
+        targets=[
+            Target(
+                "one tar: 2 workers vs 1",
+                _ratio(runs[TWO], runs[ONE]),
+                MIN_ONE_TAR_TWO_VS_ONE,
+                "x",
+            )
+        ],
+        notes=[
+            f"inputs: the same {SPEED_IMAGES} images in one uncompressed tar"
+            f" ({size / _MB:.0f} MB); median of {ROUNDS} interleaved rounds",
+        ],
+    )
+
+
+def bench_ingest_memory() -> BenchResult:
+    """Item 4: peak memory of the 2-worker run at N and 4N images."""
+    counts = (MEMORY_IMAGES, 4 * MEMORY_IMAGES)
+    work = OUTPUT / "runs"
+    runs = {}
+    for count in counts:
+        runs[count] = run_ingest(full_size_sample(count), TWO_WORKERS, work / f"memory-{count}")
+        _progress(f"{count} images: {runs[count].peak_rss_bytes / _MB:.0f} MB peak tree RSS")
+    rows = [
+        Row(
+            f"{TWO}, {count} images",
+            {
+                "wall img/s": count / run.wall_s,
+                "wall s": run.wall_s,
+                "CPU s": run.cpu_s,
+                "cores busy": run.cpu_s / run.wall_s,
+                "peak tree RSS MB": run.peak_rss_bytes / _MB,
+                "peak tree PSS MB": run.peak_pss_bytes / _MB,
+                "largest process MB": run.largest_process_rss_bytes / _MB,
+            },
+        )
+        for count, run in runs.items()
+    ]
+    small, large = (runs[count] for count in counts)
+    return BenchResult(
+        name="ingest_memory",
+        rows=rows,
+        targets=[
+            Target(
+                f"peak tree RSS growth, {counts[1]} vs {counts[0]} images",
+                large.peak_rss_bytes / small.peak_rss_bytes,
+                MAX_MEMORY_GROWTH,
+                "x",
+                at_most=True,
+            ),
+            Target(
+                f"peak tree RSS at {counts[1]} images",
+                large.peak_rss_bytes / _MB,
+                MAX_PEAK_MB,
+                " MB",
+                at_most=True,
+            ),
+        ],
+        notes=[
+            f"N = {counts[0]} full-size images (pool of {POOL}, cycled) in tars of"
+            f" {IMAGES_PER_TAR}, 2 workers (multi_processing), every output on; one run each",
+            "largest process MB = ru_maxrss of the tree (the biggest single process)",
+        ],
+    )

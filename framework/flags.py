@@ -1,0 +1,85 @@
+"""Command-line flags for every pipeline: ours checked strictly, Beam's passed through.
+
+Beam silently discards flags it does not know, so a typo (``--input_tar``)
+would run with a default. Here every flag must be known to one of the
+`PipelineOptions` classes (ours or Beam's); anything else is a usage error
+with a suggestion, raised before the pipeline is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import sys
+from collections.abc import Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+from datathon_etl.framework.manifest import UsageError
+
+__all__ = ["parse_flags"]
+
+BEAM_EPILOG = """\
+Beam's own flags pass through unchanged, e.g. --runner (DirectRunner by
+default, DataflowRunner), --project, --region, --temp_location,
+--staging_location, --setup_file, --direct_num_workers,
+--direct_running_mode (in_memory, multi_threading, multi_processing).
+"""
+
+
+def _all_flags_parser() -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = _BeamArgumentParser(allow_abbrev=False)
+    # As PipelineOptions.get_all_options: one instance of each direct subclass.
+    classes = {str(cls): cls for cls in PipelineOptions.__subclasses__()}
+    for cls in classes.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def parse_flags(
+    prog: str,
+    description: str,
+    option_classes: Sequence[type[PipelineOptions]],
+    argv: Sequence[str] | None,
+) -> PipelineOptions:
+    """Parses a pipeline's command line.
+
+    Args:
+        prog: The command's name for usage lines (``datathon-etl untar``).
+        description: What the command does, for ``--help``.
+        option_classes: This pipeline's own option classes, shown by ``--help``.
+        argv: The arguments (None: ``sys.argv[1:]``).
+
+    Returns:
+        The options, all views available.
+
+    Raises:
+        UsageError: A flag that no options class knows.
+        SystemExit: ``--help`` (0) or a malformed value of one of our flags (2),
+            as argparse does.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    ours = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=BEAM_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    for cls in option_classes:
+        cls._add_argparse_args(ours)
+    ours.parse_known_args(args)  # --help, and type errors in our flags
+    everything = _all_flags_parser()
+    _, unknown = everything.parse_known_args(args)
+    if unknown:
+        first = unknown[0].split("=", 1)[0]
+        known = [o for a in everything._actions for o in a.option_strings]
+        close = difflib.get_close_matches(first, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        what = "unknown flag" if first.startswith("-") else "unexpected argument"
+        raise UsageError(f"{what} {first!r}{hint}; see --help")
+    # Local worker processes do not know our flags and say so at WARN level
+    # for every worker; their errors still show.
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
+    return PipelineOptions(args)

@@ -1,0 +1,27 @@
+"""Image decoding, resizing and re-encoding, with stable refusal reasons.
+
+A pure-Python layer (no Beam): `transform_image` turns the bytes of any JPEG or
+PNG into an image of exactly the `ImageSpec`'s size, channels and format, or
+raises `ImageError` carrying a `datathon_etl.framework.quarantine.Reason`.
+"""
+
+from __future__ import annotations
+
+from datathon_etl.framework.images.formats import ImageFormat, detect_format
+from datathon_etl.framework.images.transform import (
+    DEFAULT_MAX_PIXELS,
+    Aspect,
+    ImageError,
+    ImageSpec,
+    transform_image,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "Aspect",
+    "ImageError",
+    "ImageFormat",
+    "ImageSpec",
+    "detect_format",
+    "transform_image",
+]

@@ -1,0 +1,129 @@
+"""Flags of inference and evaluation, one `PipelineOptions` class per concern.
+
+Table flags, one meaning each in every command:
+
+* ``--predictions_table`` (alias ``--bigquery_table``, the original
+  ``inference_to_bigquery.py``'s name) always names the predictions table:
+  written by ``infer``, read by ``evaluate``. It is defined once, in
+  `PredictionsOptions`, which both commands use.
+* ``--labels_table`` (`TableOptions`) always names a labels table.
+* ``--output_table`` (`TableOptions`, alias ``--output_bq_table``) always
+  names the table the command writes: the labels for ``ingest``, the
+  predictions for ``infer`` (so there it is a second name for
+  ``--predictions_table``; giving both with different values is an error),
+  the leaderboard for ``evaluate``.
+
+Beam builds one parser from every `PipelineOptions` subclass imported and
+argparse refuses a flag defined twice, so no flag here repeats one of
+`TableOptions`' or Beam's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from enum import StrEnum
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from datathon_etl.framework.inference.preprocess import DEFAULT_NORMALIZE
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "EvaluationOptions",
+    "InferenceOptions",
+    "PredictionsOptions",
+    "UncertainPolicy",
+]
+
+DEFAULT_BATCH_SIZE = 32
+
+
+class UncertainPolicy(StrEnum):
+    """What an uncertain label counts as, in training and in evaluation."""
+
+    IGNORE = "ignore"
+    NEGATIVE = "negative"
+    POSITIVE = "positive"
+
+
+class InferenceOptions(PipelineOptions):
+    """The inputs of ``infer``, with the original ``inference_to_bigquery.py``'s flag names."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("inference")
+        group.add_argument(
+            "--input_tfrecord_pattern",
+            "--tfrecords",
+            dest="input_tfrecord_pattern",
+            nargs="+",
+            default=None,
+            help=(
+                "One or more globs of TFRecord files written by the dataset's ingestion, "
+                "local or gs:// ('**' crosses folders). --tfrecords is an alias."
+            ),
+        )
+        group.add_argument(
+            "--keras_model",
+            "--model",
+            dest="keras_model",
+            default=None,
+            help=(
+                "The model: a .keras or .h5 file, or a TensorFlow SavedModel folder, "
+                "local or gs://. It must take one image batch [batch, H, W, C] and "
+                "output one logit per label [batch, labels]. --model is an alias."
+            ),
+        )
+        group.add_argument(
+            "--batch_size",
+            type=int,
+            default=DEFAULT_BATCH_SIZE,
+            help=f"Images per model call (default {DEFAULT_BATCH_SIZE}).",
+        )
+        group.add_argument(
+            "--normalize",
+            default=DEFAULT_NORMALIZE,
+            help=(
+                "The function 'package.module:function' that turns decoded pixels "
+                "(uint8 [H, W, C]) into the model's input; importable on the workers. "
+                "Default: pixels / 255, as the training example does."
+            ),
+        )
+
+
+class PredictionsOptions(PipelineOptions):
+    """The predictions table: written by ``infer``, read by ``evaluate``."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("predictions")
+        group.add_argument(
+            "--predictions_table",
+            "--bigquery_table",
+            dest="predictions_table",
+            default=None,
+            help=(
+                "The predictions table. 'project:dataset.table' or "
+                "'project.dataset.table': BigQuery; 'path/to/file.duckdb:table': a "
+                "DuckDB file; a bare 'table' (infer only): in <output_dir>/tables.duckdb. "
+                "infer replaces it (default <dataset>_predictions); evaluate reads it. "
+                "--bigquery_table is an alias (the original's name)."
+            ),
+        )
+
+
+class EvaluationOptions(PipelineOptions):
+    """How ``evaluate`` scores predictions against labels."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("evaluation")
+        group.add_argument(
+            "--uncertain",
+            default=UncertainPolicy.IGNORE.value,
+            choices=[policy.value for policy in UncertainPolicy],
+            help=(
+                "What an uncertain label counts as: ignore (default: left out of that "
+                "label's AUROC and prevalence), negative or positive."
+            ),
+        )

@@ -1,0 +1,237 @@
+"""The ingestion's Beam steps: parse rows, key images, join, transform, write.
+
+Bytes never go through a shuffle: the join sees member refs and parsed label
+rows; bytes are read by range after it, on whichever worker has the pair.
+Members of compressed tars cannot be read by range, so they are resized
+where they are streamed and only the small result joins.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+import apache_beam as beam
+import attrs
+from apache_beam.metrics import Metrics
+
+from datathon_etl.framework.archives import (
+    LoadedMember,
+    MemberRef,
+    atomic_create,
+    output_path,
+    read_member,
+)
+from datathon_etl.framework.archives._source import ArchiveHandles
+from datathon_etl.framework.images import ImageError, ImageSpec, transform_image
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, decide
+from datathon_etl.framework.ingest.spec import IngestSpec
+from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
+from datathon_etl.framework.schema import SourceRowError
+from datathon_etl.framework.schema.example import Example
+from datathon_etl.framework.sources.csv_rows import CsvRow
+
+__all__ = [
+    "IMAGES",
+    "LABEL_ROWS",
+    "ROWS_TAG",
+    "DecideFn",
+    "KeyImageFn",
+    "ParseLabelRowFn",
+    "TransformFn",
+    "WriteImageFileFn",
+]
+
+IMAGES = "images"
+"""Manifest stage: the tar members (directories excluded)."""
+LABEL_ROWS = "label_rows"
+"""Manifest stage: the data rows of the label CSVs."""
+ROWS_TAG = "refused_rows"
+"""Tagged output of label rows refused after the join (main quarantine: images)."""
+
+
+@attrs.frozen
+class Refused:
+    """An image refused where it was read (a compressed tar's member), kept for the join."""
+
+    reason: Reason
+    detail: str
+
+
+class ParseLabelRowFn(beam.DoFn):
+    """`CsvRow` -> ``(path, LabelRecord)``; a row that does not parse is quarantined."""
+
+    def __init__(self, spec: IngestSpec) -> None:
+        super().__init__()
+        self._spec = spec
+
+    def process(self, row: CsvRow) -> Iterator[Any]:
+        """Parses one row."""
+        path = row.cells.get("path") or ""
+        if row.problem is not None:
+            yield _refuse(path, Stage.PARSE_LABELS, Reason.BAD_LABEL_ROW, row.problem, row.where)
+            return
+        try:
+            key, labels = self._spec.parse_label_row(row.cells, row.where)
+        except SourceRowError as e:
+            reason = Reason.UNKNOWN_CODE if e.unknown_code else Reason.BAD_LABEL_ROW
+            yield _refuse(path, Stage.PARSE_LABELS, reason, str(e), row.where)
+            return
+        except ValueError as e:
+            yield _refuse(path, Stage.PARSE_LABELS, Reason.UNPARSEABLE_PATH, str(e), row.where)
+            return
+        canonical = self._spec.format_path(key)
+        yield canonical, LabelRecord(row.where, key, labels)
+
+
+def _refuse(path: str, stage: Stage, reason: Reason, detail: str, source: str) -> Any:
+    return beam.pvalue.TaggedOutput(
+        QUARANTINE_TAG, Quarantined(path, stage, reason, detail, source)
+    )
+
+
+class KeyImageFn(beam.DoFn):
+    """A tar member -> ``(path, ImageItem)``; an unparseable name is quarantined.
+
+    A `MemberRef` stays a reference. A `LoadedMember` (from a compressed tar)
+    is transformed here, so that only the small result joins.
+    """
+
+    def __init__(self, spec: IngestSpec, image: ImageSpec) -> None:
+        super().__init__()
+        self._spec = spec
+        self._image = image
+
+    def process(self, member: MemberRef | LoadedMember) -> Iterator[Any]:
+        """Parses the member's name; transforms a loaded member's bytes."""
+        try:
+            key = self._spec.parse_path(member.name)
+        except ValueError as e:
+            yield _refuse(
+                member.name, Stage.PARSE_PATH, Reason.UNPARSEABLE_PATH, str(e), member.source
+            )
+            return
+        ref: Any = member
+        if isinstance(member, LoadedMember):
+            try:
+                ref = transform_image(member.data, self._image)
+            except ImageError as e:
+                ref = Refused(e.reason, e.detail)
+        yield self._spec.format_path(key), ImageItem(member.source, key, ref)
+
+
+class DecideFn(beam.DoFn):
+    """``(path, {"images": [...], "rows": [...]})`` -> the pairs that make examples.
+
+    Refused images go to the quarantine output, refused rows to `ROWS_TAG`.
+    """
+
+    def process(self, element: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
+        """Applies `decide` to one path."""
+        path, group = element
+        decision = decide(path, group["images"], group["rows"])
+        for record in decision.images:
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, record)
+        for record in decision.rows:
+            yield beam.pvalue.TaggedOutput(ROWS_TAG, record)
+        if decision.example is not None:
+            yield path, decision.example
+
+
+class _Progress:
+    """Prints images done and rate from each worker process, every few seconds.
+
+    One counter per run and process, shared by the threads that run bundles.
+    """
+
+    _lock = threading.Lock()
+    _runs: ClassVar[dict[str, list[float]]] = {}  # run id -> [done, started, last print]
+
+    @classmethod
+    def tick(cls, run_id: str, label: str, expected: int | None) -> None:
+        with cls._lock:
+            now = time.monotonic()
+            state = cls._runs.setdefault(run_id, [0, now, now])
+            state[0] += 1
+            if now - state[2] < 5.0:
+                return
+            state[2] = now
+            done, rate = int(state[0]), state[0] / max(now - state[1], 1e-9)
+        line = f"{label}: {done} images done in this worker, {rate:.1f}/s"
+        if expected:
+            line += f" (about {expected} in all)"
+        print(f"{line} [pid {os.getpid()}]", flush=True)
+
+
+class TransformFn(beam.DoFn):
+    """``(path, (ImageItem, LabelRecord))`` -> `Example`, reading bytes by range here.
+
+    An image that does not decode is quarantined (main quarantine output) and
+    so is its label row (`ROWS_TAG`), with the same reason.
+    """
+
+    def __init__(
+        self, spec: IngestSpec, image: ImageSpec, run_id: str, expected: int | None = None
+    ) -> None:
+        super().__init__()
+        self._spec = spec
+        self._image = image
+        self._run_id = run_id
+        self._expected = expected
+        self._written = Metrics.counter("datathon_etl", "images_written")
+        self._refused = Metrics.counter("datathon_etl", "images_quarantined")
+
+    def setup(self) -> None:
+        """Opens archives lazily and keeps a few open between elements."""
+        self._handles = ArchiveHandles()
+
+    def process(
+        self, element: tuple[str, tuple[ImageItem[Any], LabelRecord[Any, Any]]]
+    ) -> Iterator[Any]:
+        """Reads, transforms and pairs one image with its labels."""
+        path, (item, record) = element
+        try:
+            if isinstance(item.ref, Refused):
+                raise ImageError(item.ref.reason, item.ref.detail)
+            if isinstance(item.ref, bytes):
+                data = item.ref
+            else:
+                raw = read_member(item.ref, self._handles.get(item.ref.archive))
+                data = transform_image(raw, self._image)
+        except ImageError as e:
+            self._refused.inc()
+            yield _refuse(path, Stage.DECODE, e.reason, e.detail, item.source)
+            detail = f"its image {item.source} was refused: {e.detail}"
+            row = Quarantined(path, Stage.DECODE, e.reason, detail, record.where)
+            yield beam.pvalue.TaggedOutput(ROWS_TAG, row)
+            return
+        self._written.inc()
+        _Progress.tick(self._run_id, f"{self._spec.dataset} ingest", self._expected)
+        yield Example(image=data, path=path, key=item.key, labels=record.labels)
+
+    def finish_bundle(self) -> None:
+        """Closes the archives this bundle opened."""
+        self._handles.close()
+
+    def teardown(self) -> None:
+        """Closes any archive still open."""
+        self._handles.close()
+
+
+class WriteImageFileFn(beam.DoFn):
+    """Writes each example's image at ``<output_dir>/<path>``, atomically."""
+
+    def __init__(self, output_dir: str, temp_dir: str) -> None:
+        super().__init__()
+        self._output_dir = output_dir
+        self._temp_dir = temp_dir
+
+    def process(self, example: Example[Any, Any]) -> Iterator[str]:
+        """Writes one file; yields its URI."""
+        destination = output_path(self._output_dir, example.path)
+        with atomic_create(destination, self._temp_dir) as sink:
+            sink.write(example.image)
+        yield destination

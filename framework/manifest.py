@@ -1,0 +1,495 @@
+"""The run contract every pipeline shares: output layout, counts, manifest, exit code.
+
+A pipeline counts what happens to its inputs as `Tally` elements (``input``,
+``written``, ``skipped`` or ``quarantined`` with a reason, per named stage),
+and `WriteTallies` sums them inside the pipeline into one small file that
+the driver reads back once the pipeline has succeeded. Counting in the
+pipeline rather than with Beam metrics keeps the counts exact (only committed
+bundles count, a retried one is not counted twice) and works the same on
+every runner, `--direct_running_mode=multi_processing` included.
+
+After the run, `finish_run` turns the counts into a `Manifest`, writes it as
+``<output_dir>/_manifest.json`` (last, so its presence means the run
+finished), prints a summary and picks the exit code: `EXIT_OK`, or
+`EXIT_FAILED` when the counts do not add up (``input = written + skipped +
+quarantined`` per stage) or more than ``--max_bad_fraction`` of all inputs
+were quarantined. `EXIT_USAGE` is for bad flags and inputs, found by
+`match_inputs` and the pipelines before anything runs.
+
+Layout of ``--output_dir``: the outputs, plus the reserved names
+``_manifest.json``, ``_quarantine/`` (JSON lines, see
+`datathon_etl.framework.quarantine`) and ``_tmp/`` (scratch, deleted at the
+end of a successful run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any, Final, TextIO
+
+import apache_beam as beam
+import attrs
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from datathon_etl.framework.quarantine import Quarantined
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "RESERVED_NAMES",
+    "Manifest",
+    "ManifestMismatchError",
+    "Outcome",
+    "OutputOptions",
+    "RunLayout",
+    "StageCounts",
+    "Tally",
+    "TallyEach",
+    "TallyQuarantine",
+    "UsageError",
+    "WriteTallies",
+    "check_output_options",
+    "finish_run",
+    "match_inputs",
+    "read_tallies",
+]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+MANIFEST_NAME: Final = "_manifest.json"
+QUARANTINE_DIR: Final = "_quarantine"
+TEMP_DIR: Final = "_tmp"
+RESERVED_NAMES: Final = frozenset({MANIFEST_NAME, QUARANTINE_DIR, TEMP_DIR})
+"""Top-level names under ``--output_dir`` that no output may take."""
+
+
+class UsageError(Exception):
+    """A bad flag or input, found before the pipeline is built: one line for stderr."""
+
+
+class Outcome(StrEnum):
+    """What happened to an input of a stage."""
+
+    INPUT = "input"
+    WRITTEN = "written"
+    SKIPPED = "skipped"
+    QUARANTINED = "quarantined"
+
+
+@attrs.frozen
+class Tally:
+    """``count`` inputs of ``stage`` had ``outcome`` (and ``reason``, if quarantined)."""
+
+    stage: str
+    outcome: Outcome = attrs.field(converter=Outcome)
+    reason: str = ""
+    count: int = 1
+
+    def to_json(self) -> str:
+        """Returns one JSON line."""
+        return json.dumps(
+            {
+                "stage": self.stage,
+                "outcome": str(self.outcome),
+                "reason": self.reason,
+                "count": self.count,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> Tally:
+        """Parses a line written by `to_json`."""
+        data: dict[str, Any] = json.loads(line)
+        return cls(**data)
+
+
+def _sorted_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted((str(key), value) for key, value in counts.items() if value))
+
+
+@attrs.frozen
+class StageCounts:
+    """What happened to one stage's inputs. Balanced when every input is accounted for.
+
+    Attributes:
+        input: Inputs the stage saw.
+        written: Inputs that made an output.
+        skipped: Inputs left out on purpose (a filter flag), not errors.
+        quarantined: Refused inputs per `Reason` code.
+    """
+
+    input: int = 0
+    written: int = 0
+    skipped: int = 0
+    quarantined: Mapping[str, int] = attrs.field(factory=dict, converter=_sorted_counts)
+
+    @property
+    def quarantined_total(self) -> int:
+        """All quarantined inputs, whatever the reason."""
+        return sum(self.quarantined.values())
+
+    @property
+    def balanced(self) -> bool:
+        """Whether ``input == written + skipped + quarantined``."""
+        return self.input == self.written + self.skipped + self.quarantined_total
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the counts as plain JSON-able data."""
+        return {
+            "input": self.input,
+            "written": self.written,
+            "skipped": self.skipped,
+            "quarantined": dict(self.quarantined),
+        }
+
+
+class ManifestMismatchError(ValueError):
+    """A manifest whose counts do not add up."""
+
+
+def _sorted_stages(stages: Mapping[str, StageCounts]) -> dict[str, StageCounts]:
+    return dict(sorted(stages.items()))
+
+
+@attrs.frozen
+class Manifest:
+    """The counts of one run, per stage, and the parameters it ran with."""
+
+    pipeline: str
+    stages: Mapping[str, StageCounts] = attrs.field(converter=_sorted_stages)
+    parameters: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_tallies(
+        cls, pipeline: str, tallies: Iterable[Tally], parameters: Mapping[str, Any] | None = None
+    ) -> Manifest:
+        """Sums tallies into a manifest."""
+        plain: dict[str, dict[Outcome, int]] = defaultdict(lambda: defaultdict(int))
+        refused: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for tally in tallies:
+            if tally.outcome is Outcome.QUARANTINED:
+                refused[tally.stage][tally.reason] += tally.count
+            else:
+                plain[tally.stage][tally.outcome] += tally.count
+        stages = {
+            stage: StageCounts(
+                input=plain[stage][Outcome.INPUT],
+                written=plain[stage][Outcome.WRITTEN],
+                skipped=plain[stage][Outcome.SKIPPED],
+                quarantined=refused[stage],
+            )
+            for stage in set(plain) | set(refused)
+        }
+        return cls(pipeline, stages, dict(parameters or {}))
+
+    @property
+    def input_total(self) -> int:
+        """Inputs over all stages."""
+        return sum(counts.input for counts in self.stages.values())
+
+    @property
+    def quarantined_total(self) -> int:
+        """Quarantined inputs over all stages."""
+        return sum(counts.quarantined_total for counts in self.stages.values())
+
+    def bad_fraction(self) -> float:
+        """Quarantined inputs over all inputs, all stages together (0 when none)."""
+        return self.quarantined_total / self.input_total if self.input_total else 0.0
+
+    def problems(self) -> list[str]:
+        """One line per stage whose counts do not add up."""
+        return [
+            f"{stage}: input {c.input} != written {c.written} + skipped {c.skipped}"
+            f" + quarantined {c.quarantined_total}"
+            for stage, c in self.stages.items()
+            if not c.balanced
+        ]
+
+    def check(self) -> None:
+        """Verifies ``input = written + skipped + quarantined`` for every stage.
+
+        Raises:
+            ManifestMismatchError: Naming each stage that does not add up.
+        """
+        if problems := self.problems():
+            raise ManifestMismatchError(f"{self.pipeline}: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the manifest as plain JSON-able data."""
+        return {
+            "pipeline": self.pipeline,
+            "parameters": dict(self.parameters),
+            "stages": {stage: counts.to_dict() for stage, counts in self.stages.items()},
+        }
+
+    def to_json(self) -> str:
+        """Returns sorted-key, indented JSON with a trailing newline."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        """Parses what `to_dict` returns."""
+        stages = {name: StageCounts(**counts) for name, counts in data["stages"].items()}
+        return cls(data["pipeline"], stages, data.get("parameters", {}))
+
+    def write(self, uri: str) -> None:
+        """Writes `to_json` to ``uri`` (through Beam's FileSystems)."""
+        with FileSystems.create(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.write(self.to_json().encode("utf-8"))
+
+    @classmethod
+    def read(cls, uri: str) -> Manifest:
+        """Reads a manifest written by `write`."""
+        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return cls.from_dict(json.loads(f.read().decode("utf-8")))
+
+    def summary(self) -> str:
+        """A few lines for people: one per stage."""
+        lines = []
+        for stage, c in self.stages.items():
+            line = f"{self.pipeline}: {stage}: {c.input} in, {c.written} written"
+            if c.skipped:
+                line += f", {c.skipped} skipped"
+            if c.quarantined:
+                reasons = ", ".join(f"{reason} {n}" for reason, n in c.quarantined.items())
+                line += f", {c.quarantined_total} quarantined ({reasons})"
+            lines.append(line)
+        return "\n".join(lines)
+
+
+class OutputOptions(PipelineOptions):
+    """Where a run writes, and how many refusals fail it."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("output")
+        group.add_argument(
+            "--output_dir",
+            default=None,
+            help=(
+                "The output prefix, a local folder or gs://bucket/path. Besides the "
+                f"outputs it holds {MANIFEST_NAME} (the run's counts, written last), "
+                f"{QUARANTINE_DIR}/ (refused inputs as JSON lines) and {TEMP_DIR}/ "
+                "(scratch, removed after a successful run)."
+            ),
+        )
+        group.add_argument(
+            "--max_bad_fraction",
+            type=float,
+            default=0.0,
+            help=(
+                "Exit non-zero when more than this fraction of all inputs (all stages "
+                "together) was quarantined. Default 0: any quarantined input fails "
+                "the run (its outputs and manifest are still written)."
+            ),
+        )
+
+
+def check_output_options(options: OutputOptions) -> tuple[str, float]:
+    """Returns (output_dir, max_bad_fraction), validated.
+
+    Raises:
+        UsageError: ``--output_dir`` missing, or the fraction outside [0, 1].
+    """
+    output_dir: str | None = options.output_dir
+    if not output_dir:
+        raise UsageError("--output_dir is required")
+    fraction: float = options.max_bad_fraction
+    if not 0.0 <= fraction <= 1.0:
+        raise UsageError(f"--max_bad_fraction must be between 0 and 1, got {fraction}")
+    return output_dir.rstrip("/") or "/", fraction
+
+
+def match_inputs(patterns: Sequence[str], flag: str) -> dict[str, list[str]]:
+    """Returns the files each glob matches (Beam's syntax: ``**`` crosses folders), sorted.
+
+    Raises:
+        UsageError: No pattern given, or one that matches nothing.
+    """
+    if not patterns:
+        raise UsageError(f"{flag} is required")
+    found: dict[str, list[str]] = {}
+    for pattern in patterns:
+        try:
+            (result,) = FileSystems.match([pattern])
+        except BeamIOError as e:
+            raise UsageError(f"{flag}: cannot list {pattern!r}: {e}") from e
+        paths = sorted(m.path for m in result.metadata_list)
+        if not paths:
+            raise UsageError(f"{flag}: {pattern!r} matches no file")
+        found[pattern] = paths
+    return found
+
+
+@attrs.frozen
+class RunLayout:
+    """Where a run's outputs, quarantine, manifest and scratch files go."""
+
+    output_dir: str
+    run_id: str = attrs.field(factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def manifest_uri(self) -> str:
+        """``<output_dir>/_manifest.json``."""
+        return f"{self.output_dir}/{MANIFEST_NAME}"
+
+    @property
+    def quarantine_dir(self) -> str:
+        """``<output_dir>/_quarantine``."""
+        return f"{self.output_dir}/{QUARANTINE_DIR}"
+
+    @property
+    def quarantine_prefix(self) -> str:
+        """The file prefix to give `WriteQuarantine`."""
+        return f"{self.quarantine_dir}/quarantine"
+
+    @property
+    def temp_dir(self) -> str:
+        """This run's scratch folder, ``<output_dir>/_tmp/<run_id>``."""
+        return f"{self.output_dir}/{TEMP_DIR}/{self.run_id}"
+
+    @property
+    def tallies_prefix(self) -> str:
+        """The file prefix to give `WriteTallies`."""
+        return f"{self.temp_dir}/tallies"
+
+    @staticmethod
+    def is_reserved(relative: str) -> bool:
+        """Whether an output at ``relative`` would clash with the run's own files."""
+        return relative.split("/", 1)[0] in RESERVED_NAMES
+
+    def prepare(self) -> None:
+        """Removes an earlier run's manifest and quarantine: neither may pass for this run's."""
+        _delete_tree(self.quarantine_dir)
+        if FileSystems.exists(self.manifest_uri):
+            FileSystems.delete([self.manifest_uri])
+
+    def cleanup(self) -> None:
+        """Removes the scratch folder."""
+        _delete_tree(f"{self.output_dir}/{TEMP_DIR}")
+
+
+def _delete_tree(uri: str) -> None:
+    # A local folder is deleted by its path (recursively), a GCS prefix by
+    # matching everything under it; each form finds nothing on the other.
+    root = uri.rstrip("/")
+    for target in (root, f"{root}/**"):
+        with contextlib.suppress(BeamIOError):  # nothing there
+            FileSystems.delete([target])
+
+
+class TallyEach(beam.PTransform[beam.PCollection[Any], beam.PCollection[Tally]]):
+    """One ``(stage, outcome)`` tally per element."""
+
+    def __init__(self, stage: str, outcome: Outcome) -> None:
+        super().__init__()
+        self._tally = Tally(stage, outcome)
+
+    def expand(self, items: beam.PCollection[Any]) -> beam.PCollection[Tally]:
+        """Maps each element to the tally."""
+        tally = self._tally
+        return items | "Tally" >> beam.Map(lambda _: tally)
+
+
+class TallyQuarantine(beam.PTransform[beam.PCollection[Quarantined], beam.PCollection[Tally]]):
+    """One ``quarantined`` tally per record, under its reason.
+
+    Args:
+        stage: The manifest stage, or a (picklable) function of the record
+            that picks it, for transforms whose refusals belong to several.
+    """
+
+    def __init__(self, stage: str | Callable[[Quarantined], str]) -> None:
+        super().__init__()
+        self._stage = stage
+
+    def expand(self, records: beam.PCollection[Quarantined]) -> beam.PCollection[Tally]:
+        """Maps each record to its tally."""
+        stage = self._stage
+
+        def tally(record: Quarantined) -> Tally:
+            name = stage if isinstance(stage, str) else stage(record)
+            return Tally(name, Outcome.QUARANTINED, str(record.reason))
+
+        return records | "Tally" >> beam.Map(tally)
+
+
+class WriteTallies(beam.PTransform[beam.PCollection[Tally], Any]):
+    """Sums tallies per (stage, outcome, reason) into ``<prefix>.jsonl``."""
+
+    def __init__(self, file_prefix: str) -> None:
+        super().__init__()
+        self._file_prefix = file_prefix
+
+    def expand(self, tallies: beam.PCollection[Tally]) -> Any:
+        """Sums and writes one file."""
+        return (
+            tallies
+            | "Key" >> beam.Map(lambda t: ((t.stage, str(t.outcome), t.reason), t.count))
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "ToJson" >> beam.MapTuple(_tally_json)
+            | "Write"
+            >> beam.io.WriteToText(
+                self._file_prefix, file_name_suffix=".jsonl", num_shards=1, shard_name_template=""
+            )
+        )
+
+
+def _tally_json(key: tuple[str, str, str], count: int) -> str:
+    stage, outcome, reason = key
+    return Tally(stage, Outcome(outcome), reason, count).to_json()
+
+
+def read_tallies(file_prefix: str) -> list[Tally]:
+    """Reads what `WriteTallies` wrote at ``file_prefix``."""
+    with FileSystems.open(
+        f"{file_prefix}.jsonl", compression_type=CompressionTypes.UNCOMPRESSED
+    ) as f:
+        text = f.read().decode("utf-8")
+    return [Tally.from_json(line) for line in text.splitlines() if line.strip()]
+
+
+def finish_run(
+    layout: RunLayout,
+    pipeline: str,
+    *,
+    max_bad_fraction: float,
+    parameters: Mapping[str, Any] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """After a successful pipeline: writes the manifest last, prints, returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    manifest = Manifest.from_tallies(pipeline, read_tallies(layout.tallies_prefix), parameters)
+    layout.cleanup()
+    manifest.write(layout.manifest_uri)
+    print(manifest.summary(), file=out)
+    print(f"{pipeline}: manifest {layout.manifest_uri}", file=out)
+    if problems := manifest.problems():
+        print(f"{pipeline}: counts do not add up: {'; '.join(problems)}", file=err)
+        return EXIT_FAILED
+    bad, total = manifest.quarantined_total, manifest.input_total
+    if bad:
+        print(f"{pipeline}: {bad} quarantined, see {layout.quarantine_dir}/", file=out)
+    if bad and manifest.bad_fraction() > max_bad_fraction:
+        print(
+            f"{pipeline}: {bad} of {total} inputs quarantined "
+            f"({manifest.bad_fraction():.2%} > --max_bad_fraction {max_bad_fraction:g})",
+            file=err,
+        )
+        return EXIT_FAILED
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Runnable pipelines: each module has ``main(argv) -> int``."""

@@ -1,0 +1,218 @@
+r"""Untar: tar archives (plain, gzip, bzip2, xz, zstd) -> files under --output_dir.
+
+Replaces the original ``untar_gcs.py`` (same ``--input_tars`` and
+``--output_dir``). Each member is written at ``<output_dir>/<member name>``;
+nothing is ever written outside that prefix. Example::
+
+    python -m datathon_etl.framework.pipelines.untar \
+        --input_tars 'gs://bucket/mimic-cxr-raw/train_p*.tar' \
+        --output_dir gs://bucket/mimic-cxr-jpg/ \
+        --path_match_regex '.*\.jpg' \
+        --runner DataflowRunner --project project --temp_location gs://bucket/tmp/
+
+How the work spreads: archives are indexed in parallel; an uncompressed
+archive yields only (archive, offset, size) refs, which are grouped by output
+name (the shuffle that spreads the copies over all workers and settles
+duplicate names) and copied by byte range, so one huge tar is extracted by
+every worker at once. A compressed archive cannot be read at an offset: one
+worker streams it and writes its members as it goes.
+
+What is refused goes to ``<output_dir>/_quarantine/`` (see
+`datathon_etl.framework.archives.tar` for the rules); members that do not
+match ``--path_match_regex`` are skipped and counted, not quarantined: not
+wanting a file is not an error. A member name taken by two archives is
+written once, from the archive whose path sorts first, the other copy
+quarantined as ``duplicate_output_path``; so is a name repeated within one
+archive (the first copy wins). Members of compressed archives take part too:
+their bytes are first written to scratch files where they were read, and
+only their names are shuffled; the winner's file is then renamed into place.
+
+``<output_dir>/_manifest.json``, written last, counts two stages: ``archives``
+(input = written, i.e. read to the end, + quarantined as truncated or
+corrupt) and ``members`` (input = written + skipped + quarantined). Exit
+codes: 0; 1 when more than ``--max_bad_fraction`` of all inputs was
+quarantined or the counts do not add up; 2 for bad or unknown flags or a
+glob that matches nothing (checked before the pipeline is built).
+
+Flags: `TarOptions` (``--input_tars``, ``--path_match_regex``,
+``--max_member_bytes``), `OutputOptions` (``--output_dir``,
+``--max_bad_fraction``), and Beam's own (``--runner`` ...), which pass through.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from operator import attrgetter
+from typing import Any
+
+import apache_beam as beam
+
+from datathon_etl.framework.archives import (
+    ARCHIVE_REASONS,
+    DEFAULT_MAX_MEMBER_BYTES,
+    ArchiveSummary,
+    ExtractMembers,
+    IndexTars,
+    LoadedMember,
+    MemberRef,
+    StageMembers,
+    UniqueOutputs,
+)
+from datathon_etl.framework.archives.options import TarOptions
+from datathon_etl.framework.flags import parse_flags
+from datathon_etl.framework.manifest import (
+    EXIT_USAGE,
+    Outcome,
+    OutputOptions,
+    RunLayout,
+    Tally,
+    TallyEach,
+    TallyQuarantine,
+    UsageError,
+    WriteTallies,
+    check_output_options,
+    finish_run,
+    match_inputs,
+)
+from datathon_etl.framework.quarantine import (
+    QUARANTINE_TAG,
+    Quarantined,
+    Reason,
+    Stage,
+    WriteQuarantine,
+)
+
+__all__ = ["ARCHIVES", "MEMBERS", "build_pipeline", "main"]
+
+PIPELINE = "untar"
+ARCHIVES = "archives"
+"""Manifest stage: the archive files matched by --input_tars."""
+MEMBERS = "members"
+"""Manifest stage: the archives' members (directories excluded)."""
+
+
+def _stage_of(record: Quarantined) -> str:
+    return ARCHIVES if record.reason in ARCHIVE_REASONS else MEMBERS
+
+
+def _is_loaded(member: MemberRef | LoadedMember, _: int) -> int:
+    return 1 if isinstance(member, LoadedMember) else 0
+
+
+def _summary_tallies(summary: ArchiveSummary) -> Iterator[Tally]:
+    if summary.complete:
+        yield Tally(ARCHIVES, Outcome.WRITTEN)
+    if summary.members:
+        yield Tally(MEMBERS, Outcome.INPUT, count=summary.members)
+    if summary.skipped:
+        yield Tally(MEMBERS, Outcome.SKIPPED, count=summary.skipped)
+
+
+class _RefuseReservedFn(beam.DoFn):
+    """Members named like the run's own files (``_manifest.json``, ...) are refused."""
+
+    def process(self, member: Any) -> Iterator[Any]:
+        if RunLayout.is_reserved(member.name):
+            detail = f"{member.name.split('/', 1)[0]!r} is reserved for the run's own files"
+            record = Quarantined(
+                member.name, Stage.UNTAR, Reason.UNSAFE_MEMBER_PATH, detail, member.source
+            )
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, record)
+        else:
+            yield member
+
+
+def build_pipeline(
+    p: beam.Pipeline,
+    archives: Sequence[str],
+    layout: RunLayout,
+    *,
+    path_match_regex: str | None = None,
+    max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+) -> None:
+    """Adds the untar steps for ``archives`` (URIs) to ``p``."""
+    uris = p | "Archives" >> beam.Create(list(archives))
+    index = uris | "Index" >> IndexTars(
+        path_match_regex=path_match_regex, max_member_bytes=max_member_bytes
+    )
+    # Members of compressed archives carry bytes: they are written to scratch
+    # files where they are, and only their names join the refs in the shuffle
+    # that settles duplicate names and spreads the copies over the workers.
+    checked = (index.refs, index.loaded) | "AllMembers" >> beam.Flatten()
+    allowed = checked | "RefuseReserved" >> beam.ParDo(_RefuseReservedFn()).with_outputs(
+        QUARANTINE_TAG, main="ok"
+    )
+    loaded = allowed.ok | "SplitLoaded" >> beam.Partition(_is_loaded, 2)
+    staged = loaded[1] | "Stage" >> StageMembers(temp_dir=layout.temp_dir)
+    candidates = (loaded[0], staged.staged) | "Candidates" >> beam.Flatten()
+    unique = candidates | "UniqueNames" >> UniqueOutputs(
+        attrgetter("name"), attrgetter("source"), Stage.UNTAR
+    )
+    extracted = unique.unique | "Extract" >> ExtractMembers(
+        output_dir=layout.output_dir, temp_dir=layout.temp_dir
+    )
+
+    quarantine = (
+        index.quarantine,
+        allowed[QUARANTINE_TAG],
+        staged.quarantine,
+        unique.quarantine,
+        extracted.quarantine,
+    ) | "AllQuarantine" >> beam.Flatten()
+    _ = quarantine | "WriteQuarantine" >> WriteQuarantine(layout.quarantine_prefix)
+
+    tallies = (
+        uris | "TallyArchives" >> TallyEach(ARCHIVES, Outcome.INPUT),
+        index.summaries | "TallySummaries" >> beam.FlatMap(_summary_tallies),
+        quarantine | "TallyQuarantine" >> TallyQuarantine(_stage_of),
+        extracted.written | "TallyWritten" >> TallyEach(MEMBERS, Outcome.WRITTEN),
+    ) | "AllTallies" >> beam.Flatten()
+    _ = tallies | "WriteTallies" >> WriteTallies(layout.tallies_prefix)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the untar pipeline; returns the exit code (see the module docstring)."""
+    try:
+        options = parse_flags(
+            f"datathon-etl {PIPELINE}",
+            "Extract tar archives (plain, gzip, bzip2, xz, zstd) under --output_dir.",
+            [TarOptions, OutputOptions],
+            argv,
+        )
+        tars = options.view_as(TarOptions)
+        output_dir, max_bad_fraction = check_output_options(options.view_as(OutputOptions))
+        if tars.path_match_regex is not None:
+            try:
+                re.compile(tars.path_match_regex)
+            except re.error as e:
+                raise UsageError(f"--path_match_regex: {e}") from e
+        if tars.max_member_bytes <= 0:
+            raise UsageError("--max_member_bytes must be positive")
+        matched = match_inputs(tars.input_tars or [], "--input_tars")
+    except UsageError as e:
+        print(f"{PIPELINE}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    archives = sorted({path for paths in matched.values() for path in paths})
+    layout = RunLayout(output_dir)
+    layout.prepare()
+    with beam.Pipeline(options=options) as p:
+        build_pipeline(
+            p,
+            archives,
+            layout,
+            path_match_regex=tars.path_match_regex,
+            max_member_bytes=tars.max_member_bytes,
+        )
+    parameters = {
+        "input_tars": list(tars.input_tars),
+        "path_match_regex": tars.path_match_regex,
+        "max_member_bytes": tars.max_member_bytes,
+    }
+    return finish_run(layout, PIPELINE, max_bad_fraction=max_bad_fraction, parameters=parameters)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""MIMIC-CXR ingestion end to end, on a synthetic legacy-layout sample with defects."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import duckdb
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from datathon_etl.datasets.mimic_cxr.parsing import parse_label_row, partition
+from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
+from datathon_etl.framework.manifest import Manifest
+from datathon_etl.framework.quarantine import Quarantined, Reason
+from datathon_etl.generated.mimic_cxr import features, rows
+from datathon_etl.generated.mimic_cxr.ingest import main
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
+    return write_sample(
+        tmp_path_factory.mktemp("sample"), images=30, full_size=1, defects=True, images_per_tar=12
+    )
+
+
+def _args(sample: Sample, out: Path, *extra: str) -> list[str]:
+    root = sample.tars[0].parent
+    return [
+        "--input_tars",
+        str(root / "*.tar"),
+        "--input_csv",
+        str(root / "*.csv.gz"),
+        "--output_dir",
+        str(out),
+        "--output_jpg_dir",
+        str(out / "jpg"),
+        "--output_tfrecord_dir",
+        str(out / "tfrecords"),
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def run(sample: Sample, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    out = tmp_path_factory.mktemp("out")
+    return out, main(_args(sample, out))
+
+
+def _members(sample: Sample) -> int:
+    return sum(len(tarfile.open(t).getmembers()) for t in sample.tars)
+
+
+def _csv_rows(sample: Sample) -> list[tuple[str, dict[str, str]]]:
+    found = []
+    for path in sample.csvs:
+        reader = csv.DictReader(io.StringIO(gzip.decompress(path.read_bytes()).decode()))
+        found += [(f"{path}:line {reader.line_num}", row) for row in reader]
+    return found
+
+
+def _quarantine(out: Path) -> list[Quarantined]:
+    lines = [ln for f in (out / "_quarantine").glob("*.jsonl") for ln in f.read_text().splitlines()]
+    return [Quarantined.from_json(line) for line in lines]
+
+
+def test_counts_add_up_and_the_exit_code_reflects_refusals(run, sample):
+    """Every tar member and CSV row is written or quarantined; refusals fail the run."""
+    out, code = run
+    assert code == 1  # defects were quarantined and --max_bad_fraction is 0
+    manifest = Manifest.read(str(out / "_manifest.json"))
+    manifest.check()
+    images, label_rows = manifest.stages["images"], manifest.stages["label_rows"]
+    assert images.input == _members(sample)
+    assert label_rows.input == len(_csv_rows(sample))
+    assert images.written == label_rows.written == len(sample.images)
+    assert manifest.stages["archives"].input == len(sample.tars)
+    assert len(_quarantine(out)) == images.quarantined_total + label_rows.quarantined_total
+
+
+def test_each_defect_is_quarantined_with_its_reason(run, sample):
+    """Each planted defect ends in the quarantine, under the expected reason."""
+    out, _ = run
+    by_path: dict[str, set[Reason]] = {}
+    for record in _quarantine(out):
+        by_path.setdefault(record.path, set()).add(record.reason)
+    d = sample.defects
+    assert by_path[d["image_without_labels"]] == {Reason.IMAGE_WITHOUT_LABELS}
+    assert by_path[d["labels_without_image"]] == {Reason.LABELS_WITHOUT_IMAGE}
+    assert by_path[d["identical_duplicate"]] == {Reason.DUPLICATE_LABEL_ROW}
+    assert by_path[d["conflicting_duplicate"]] == {Reason.DUPLICATE_LABEL_ROW}
+    assert by_path[d["unknown_code"]] == {Reason.UNKNOWN_CODE, Reason.IMAGE_WITHOUT_LABELS}
+    assert by_path[d["corrupt_jpeg"]] <= {Reason.TRUNCATED_IMAGE, Reason.UNDECODABLE_IMAGE}
+    assert by_path[d["unparseable_path"]] == {Reason.UNPARSEABLE_PATH}
+
+
+def test_every_written_record_reads_back_with_its_csv_labels(run, sample):
+    """load_dataset reads every record; ids and labels match the CSV; images are 320x320."""
+    out, _ = run
+    expected = {}
+    for where, row in _csv_rows(sample):
+        try:
+            key, labels = parse_label_row(row, where)
+        except ValueError:
+            continue
+        expected[row["path"]] = (key, labels)
+    seen = set()
+    pattern = str(out / "tfrecords" / "*" / "*" / "*.tfrecord")
+    for decoded in features.load_dataset(pattern):
+        assert decoded["jpg_bytes"].shape == (320, 320, 1)
+        assert decoded["jpg_bytes"].dtype.name == "uint8"
+    for parsed in features.load_dataset(pattern, decode_image=False):
+        example = features.from_parsed(parsed)
+        assert (example.key, example.labels) == expected[example.path]
+        seen.add(example.path)
+    assert seen == set(sample.images)
+
+
+def test_tfrecords_are_split_by_split_and_view(run):
+    """Each record sits in the folder of its split and view, 'other' included."""
+    out, _ = run
+    folders = set()
+    for shard in (out / "tfrecords").glob("*/*/*.tfrecord"):
+        folder = f"{shard.parent.parent.name}/{shard.parent.name}"
+        for parsed in features.load_dataset(str(shard), decode_image=False):
+            assert partition(features.from_parsed(parsed).key) == folder
+            folders.add(folder)
+    assert {"train/frontal", "train/lateral"} <= folders
+    spec = json.loads((out / "tfrecords" / "features.json").read_text())
+    assert spec["image_feature"] == "jpg_bytes"
+    assert set(spec["features"]) == set(features.FEATURES)
+
+
+def test_labels_table_matches_the_tfrecords(run):
+    """The DuckDB labels table holds exactly the written examples' rows."""
+    out, _ = run
+    shards = sorted(str(p) for p in (out / "tfrecords").glob("*/*/*.tfrecord"))
+    records = [rows.labels_row(features.decode(r.numpy())) for r in tf.data.TFRecordDataset(shards)]
+    with duckdb.connect(str(out / "tables.duckdb"), read_only=True) as db:
+        table = db.sql("SELECT * FROM mimic_cxr_labels").to_arrow_table().to_pylist()
+        columns = [c[0] for c in db.sql("DESCRIBE mimic_cxr_labels").fetchall()]
+    assert columns == list(rows.ID_COLUMNS) + list(rows.LABEL_COLUMNS)
+    key = lambda r: r["path"]  # noqa: E731
+    assert sorted(table, key=key) == sorted(records, key=key)
+
+
+def test_jpg_tree_has_every_written_image(run, sample):
+    """Resized JPGs sit at their relative paths, nothing else in the tree."""
+    out, _ = run
+    written = {str(p.relative_to(out / "jpg")) for p in (out / "jpg").rglob("*.jpg")}
+    assert written == set(sample.images)
+    with Image.open(out / "jpg" / sample.images[0]) as image:
+        assert (image.format, image.size, image.mode) == ("JPEG", (320, 320), "L")
+
+
+def test_rerun_is_idempotent_and_removes_stale_shards(run, sample):
+    """A second run gives the same table and examples, and no stale shard survives."""
+    out, _ = run
+    stale = out / "tfrecords" / "train" / "frontal" / "data-00007-of-00009.tfrecord"
+    stale.write_bytes(b"stale")
+    before = sorted((out / "_quarantine").glob("*.jsonl"))[0].read_text()
+    with duckdb.connect(str(out / "tables.duckdb"), read_only=True) as db:
+        table_before = db.sql("SELECT * FROM mimic_cxr_labels ORDER BY path").fetchall()
+    assert main(_args(sample, out, "--max_bad_fraction", "0.5")) == 0
+    assert not stale.exists()
+    with duckdb.connect(str(out / "tables.duckdb"), read_only=True) as db:
+        assert db.sql("SELECT * FROM mimic_cxr_labels ORDER BY path").fetchall() == table_before
+    after = sorted((out / "_quarantine").glob("*.jsonl"))[0].read_text()
+    assert sorted(before.splitlines()) == sorted(after.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ["--input_tars", "/nonexistent/*.tar"],
+            "--input_tars: '/nonexistent/*.tar' matches no file",
+        ),
+        (["--input_tar", "x"], "unknown flag '--input_tar' (did you mean --input_tars?)"),
+        (["--output_table", "labels.duckdb:main.t"], "--output_table"),
+    ],
+)
+def test_bad_flags_are_one_line_errors_before_the_pipeline(
+    sample, tmp_path, capsys, change, message
+):
+    """A wrong flag or a missing input exits 2 with one line, and writes nothing."""
+    args = _args(sample, tmp_path / "out")
+    flag = change[0]
+    if flag in args:
+        args[args.index(flag) + 1] = change[1]
+    else:
+        args += change
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert message in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_csv_missing_a_column_is_refused_before_the_pipeline(sample, tmp_path, capsys):
+    """A label CSV without a declared column is a usage error naming file and column."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,view,No Finding\ntrain/p1/s01/view1_frontal.jpg,frontal,1.0\n")
+    args = _args(sample, tmp_path / "out")
+    args[args.index("--input_csv") + 1] = str(bad)
+    assert main(args) == 2
+    assert "lacks the column(s) Enlarged Cardiomediastinum" in capsys.readouterr().err
