@@ -1,4 +1,4 @@
-"""The bare loop: every image of some tars through `transform_image`, one process, no Beam.
+"""The bare loop: every image of some tars through `transform_image`, no Beam.
 
 ``python -m bench._bare TAR [TAR ...]`` reads each tar in turn (streamed, in
 member order), transforms every ``.jpg`` member to 320x320 with the
@@ -7,11 +7,18 @@ the seconds the loop took. Nothing is written: this is the physical work the
 ingestion does per image (read + decode + resize + encode), the yardstick the
 end-to-end runs are compared with. Pin it to one CPU from outside (the bench
 does) to make it the single-core figure.
+
+``--processes K`` splits the tars round-robin over K child processes, each
+pinned to its own CPU: what the machine can do in parallel at best, with no
+coordination at all (the ceiling for K workers).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import subprocess
 import sys
 import tarfile
 import time
@@ -40,11 +47,35 @@ def bare_loop(tars: Sequence[str]) -> int:
     return done
 
 
+def _in_parallel(tars: Sequence[str], processes: int) -> int:
+    """Runs the loop in ``processes`` children, one CPU each; returns images done."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < processes:
+        raise SystemExit(f"--processes {processes}: only {len(cpus)} CPU(s) allowed")
+    children = []
+    for index in range(processes):
+        command = [sys.executable, "-m", "bench._bare", *tars[index::processes]]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE)
+        os.sched_setaffinity(child.pid, {cpus[index]})
+        children.append(child)
+    done = 0
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode != 0:
+            raise SystemExit(f"a child loop failed with exit status {child.returncode}")
+        done += json.loads(out)["images"]
+    return done
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the loop over the tars given as arguments; prints images and seconds."""
-    tars = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m bench._bare", description=__doc__)
+    parser.add_argument("tars", nargs="+", help="uncompressed tars of JPEGs")
+    parser.add_argument("--processes", type=int, default=1, help="child processes, 1 CPU each")
+    args = parser.parse_args(argv)
     start = time.perf_counter()
-    done = bare_loop(tars)
+    parallel = args.processes > 1
+    done = _in_parallel(args.tars, args.processes) if parallel else bare_loop(args.tars)
     print(json.dumps({"images": done, "seconds": time.perf_counter() - start}))
     return 0
 

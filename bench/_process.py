@@ -8,7 +8,9 @@ is polled every `POLL_SECONDS` through ``/proc``; each poll sums ``VmRSS``
 bound) and ``Pss`` from ``smaps_rollup`` (proportional set: a shared page is
 split between its users, so the sum is the tree's physical footprint).
 CPU time comes from ``wait4``: user + system of the child and every
-descendant it waited for.
+descendant it waited for. ``/proc/stat`` gives the CPU time the whole machine
+was busy meanwhile: the difference is what other processes took, which says
+whether a figure was measured on a contended machine.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["POLL_SECONDS", "TreeRun", "run_tree"]
+__all__ = ["POLL_SECONDS", "TreeRun", "machine_busy_s", "run_tree"]
 
 POLL_SECONDS = 0.2
 _KIB = 1024
@@ -41,6 +43,8 @@ class TreeRun:
         max_processes: Most processes seen in the tree at once.
         largest_process_rss_bytes: ``ru_maxrss`` of the tree: the peak RSS of
             its largest single process.
+        others_cpu_s: CPU seconds other processes used meanwhile (machine
+            busy time minus ``cpu_s``; 0 on a quiet machine).
         stdout: What the command printed on stdout (stderr goes to a log file).
     """
 
@@ -51,7 +55,21 @@ class TreeRun:
     peak_pss_bytes: int
     max_processes: int
     largest_process_rss_bytes: int
+    others_cpu_s: float
     stdout: str
+
+    @property
+    def others_cores(self) -> float:
+        """How many CPUs other processes kept busy, on average, during the run."""
+        return self.others_cpu_s / self.wall_s
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the machine spent busy since boot (steal included: time the VM lost)."""
+    with open("/proc/stat", "rb") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_map() -> dict[int, list[int]]:
@@ -143,6 +161,7 @@ def run_tree(
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as err:
+        busy_start = machine_busy_s()
         start = time.perf_counter()
         child = subprocess.Popen(
             list(command),
@@ -159,16 +178,19 @@ def run_tree(
         stdout = child.stdout.read()
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
+        busy = machine_busy_s() - busy_start
         poller.stop()
         child.returncode = os.waitstatus_to_exitcode(status)
         child.stdout.close()
+    cpu = usage.ru_utime + usage.ru_stime
     return TreeRun(
         returncode=child.returncode,
         wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
+        cpu_s=cpu,
         peak_rss_bytes=poller.peak_rss,
         peak_pss_bytes=poller.peak_pss,
         max_processes=poller.max_processes,
         largest_process_rss_bytes=usage.ru_maxrss * _KIB,
+        others_cpu_s=max(busy - cpu, 0.0),
         stdout=stdout.decode("utf-8", "replace"),
     )

@@ -9,6 +9,7 @@ import attrs
 import jinja2
 
 from datathon_etl.framework.schema import Column, DatasetIR, Table
+from datathon_etl.framework.tfrecords import FeatureSpec
 
 __all__ = ["bigquery_schema", "describe", "render_dataset"]
 
@@ -55,13 +56,9 @@ def _tf_feature(column: Column) -> str:
 
 
 def _feature_spec(column: Column) -> str:
-    args = [f'"{column.name}"', f'"{column.type.tf_list}"']
-    if column.type.name == "str":
-        args.append("text=True")
-    if column.type.name == "bool":
-        args.append("boolean=True")
-    if column.nullable:
-        args.append("nullable=True")
+    spec = FeatureSpec.of(column.name, column.type, nullable=column.nullable)
+    args = [f'"{spec.name}"', f'"{spec.kind}"']
+    args += [f"{flag}=True" for flag in ("text", "boolean", "nullable") if getattr(spec, flag)]
     return f"FeatureSpec({', '.join(args)})"
 
 
@@ -70,6 +67,33 @@ def _class_imports(ir: DatasetIR) -> list[str]:
     for ref in (ir.key, ir.labels):
         by_module.setdefault(ref.module, set()).add(ref.name)
     return [f"from {m} import {', '.join(sorted(names))}" for m, names in sorted(by_module.items())]
+
+
+def _label_codes(column: Column) -> str | None:
+    """The ``LabelCodes(...)`` of a label evaluate can score, or None.
+
+    The rule (see ``framework/inference/evaluate.py``): for a coded label, the
+    code named ``positive`` is positive, ``uncertain`` is uncertain and every
+    other code negative; for a ``bool`` label, true is positive.
+    """
+    if column.enum is not None:
+        codes = column.enum.codes
+        positive = [c.value for c in codes if c.name == "positive"]
+        if not positive:
+            return None
+        uncertain = [c.value for c in codes if c.name == "uncertain"]
+        negative = [c.value for c in codes if c.value not in positive + uncertain]
+        args = [f'"{column.name}"', f"positive={_tuple(positive)}", f"negative={_tuple(negative)}"]
+        if uncertain:
+            args.append(f"uncertain={_tuple(uncertain)}")
+        return f"LabelCodes({', '.join(args)})"
+    if column.type.name == "bool":
+        return f'LabelCodes("{column.name}", positive=(True,), negative=(False,))'
+    return None
+
+
+def _tuple(values: list[int]) -> str:
+    return "(" + ", ".join(map(str, values)) + ("," if len(values) == 1 else "") + ")"
 
 
 def _python_string(text: str) -> str:
@@ -94,6 +118,12 @@ def render_dataset(ir: DatasetIR) -> dict[str, str]:
         _NamedTable("LABELS", ir.labels_table),
         _NamedTable("PREDICTIONS", ir.predictions_table),
     ]
+    label_codes = {c.name: _label_codes(c) for c in ir.labels.columns}
+    evaluated_enums = {
+        (c.enum.module, c.enum.name)
+        for c in ir.labels.columns
+        if c.enum is not None and label_codes[c.name]
+    }
     context = {
         "ir": ir,
         "tables": tables,
@@ -103,6 +133,9 @@ def render_dataset(ir: DatasetIR) -> dict[str, str]:
         "tf_feature": _tf_feature,
         "feature_spec": _feature_spec,
         "class_imports": _class_imports(ir),
+        "label_codes": [codes for codes in label_codes.values() if codes],
+        "evaluated_enums": [e for e in ir.enums if (e.module, e.name) in evaluated_enums],
+        "not_evaluated": [f"`{name}`" for name, codes in label_codes.items() if not codes],
     }
     files = {
         "__init__.py": _ENV.get_template("package_init.py.j2").render(context),
@@ -110,6 +143,8 @@ def render_dataset(ir: DatasetIR) -> dict[str, str]:
         "features.py": _ENV.get_template("features.py.j2").render(context),
         "rows.py": _ENV.get_template("rows.py.j2").render(context),
         "DATA_DICTIONARY.md": _ENV.get_template("data_dictionary.md.j2").render(context),
+        "infer.py": _ENV.get_template("infer.py.j2").render(context),
+        "evaluate.py": _ENV.get_template("evaluate.py.j2").render(context),
         "labels_schema.json": _json(bigquery_schema(ir.labels_table)),
         "predictions_schema.json": _json(bigquery_schema(ir.predictions_table)),
     }

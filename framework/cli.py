@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "generate schemas and code from dataset declarations",
     ),
     "untar": ("datathon_etl.framework.pipelines.untar", "extract tar archives (local or gs://)"),
+    "images-to-tfrecord": (
+        "datathon_etl.framework.pipelines.images_to_tfrecord",
+        "images + SQL labels -> resized, sharded TFRecords",
+    ),
     "decompress": (
         "datathon_etl.framework.pipelines.decompress",
         "decompress gzip/bzip2/xz/zstd/deflate files",
@@ -32,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 DATASET_COMMANDS: dict[str, str] = {
     "ingest": "tars of images + label CSVs -> JPG tree, TFRecords, labels table",
+    "infer": "TFRecords + a Keras model -> predictions table (batched RunInference)",
+    "evaluate": "predictions + labels tables -> per-label AUROC leaderboard (SQL)",
 }
 """Per-dataset subcommand -> one-line help; each is a generated module."""
 

@@ -12,7 +12,11 @@
 
 from __future__ import annotations
 
-from datathon_etl.framework.archives._source import ArchiveChangedError, SourceReadError
+from datathon_etl.framework.archives._source import (
+    ArchiveChangedError,
+    ArchiveHandles,
+    SourceReadError,
+)
 from datathon_etl.framework.archives.decompress import (
     COMPRESSIONS,
     DEFAULT_MAX_DECOMPRESSED_BYTES,
@@ -67,6 +71,7 @@ __all__ = [
     "LOADED_TAG",
     "SUMMARY_TAG",
     "ArchiveChangedError",
+    "ArchiveHandles",
     "ArchiveSummary",
     "CompressedFileError",
     "DecompressFiles",

@@ -41,6 +41,7 @@ return a float. Only the table references differ.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -83,6 +84,8 @@ __all__ = [
 ]
 
 Code = int | bool
+
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _field(name: str, type_: pa.DataType, text: str, nullable: bool = False) -> pa.Field:
@@ -171,8 +174,15 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def _name_literal(name: str) -> str:
+    # Label names are identifiers, so one literal means the same in both backends.
+    if not _IDENTIFIER_RE.match(name):
+        raise ValueError(f"label {name!r}: not a plain identifier")
+    return f"'{name}'"
+
+
+def _duckdb_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _literal(value: Code) -> str:
@@ -188,7 +198,9 @@ def _outcome_sql(codes: LabelCodes, value: str, policy: UncertainPolicy) -> str:
     ]
     if codes.uncertain and policy is not UncertainPolicy.IGNORE:
         outcome = 1 if policy is UncertainPolicy.POSITIVE else 0
-        branches.append(f"WHEN {value} IN ({', '.join(map(_literal, codes.uncertain))}) THEN {outcome}")
+        branches.append(
+            f"WHEN {value} IN ({', '.join(map(_literal, codes.uncertain))}) THEN {outcome}"
+        )
     return "CASE " + " ".join(branches) + " END"
 
 
@@ -226,7 +238,8 @@ def evaluation_sql(
         for i, c in enumerate(spec.labels)
     )
     names = "\n  UNION ALL\n  ".join(
-        f"SELECT {i} AS label_index, {_string(c.column)} AS label" for i, c in enumerate(spec.labels)
+        f"SELECT {i} AS label_index, {_name_literal(c.column)} AS label"
+        for i, c in enumerate(spec.labels)
     )
     return f"""WITH joined AS (
   SELECT
@@ -356,7 +369,7 @@ def _evaluate_duckdb(spec: EvaluationSpec, job: EvaluationJob) -> EvaluationResu
             if not os.path.isfile(database):
                 raise ValueError(f"{database}: no such DuckDB file")
             alias = f"db{len(aliases)}"
-            con.execute(f"ATTACH {_string(database)} AS {alias} (READ_ONLY)")
+            con.execute(f"ATTACH {_duckdb_string(database)} AS {alias} (READ_ONLY)")
             aliases[database] = alias
 
         def name(table: DuckDBTable) -> str:
@@ -405,7 +418,9 @@ def write_evaluation(result: EvaluationResult, job: EvaluationJob, spec: Evaluat
     if isinstance(job.output, BigQueryTable):
         assert isinstance(job.predictions, BigQueryTable) and isinstance(job.labels, BigQueryTable)
         sql = evaluation_sql(spec, job.predictions.sql_name, job.labels.sql_name, job.policy)
-        query_bigquery(f"CREATE OR REPLACE TABLE {job.output.sql_name} AS\n{sql}", project=job.project)
+        query_bigquery(
+            f"CREATE OR REPLACE TABLE {job.output.sql_name} AS\n{sql}", project=job.project
+        )
         return result.table.num_rows
     with tempfile.TemporaryDirectory(prefix="datathon-etl-evaluation-") as folder:
         staged = os.path.join(folder, "evaluation.parquet")
@@ -484,7 +499,10 @@ def job_from_options(spec: EvaluationSpec, options: PipelineOptions) -> Evaluati
         tables.labels_db or anchor_db,
     )
     output = _beside(
-        tables.output_table or f"{spec.dataset}_evaluation", predictions, "--output_table", anchor_db
+        tables.output_table or f"{spec.dataset}_evaluation",
+        predictions,
+        "--output_table",
+        anchor_db,
     )
     job = EvaluationJob(
         predictions=predictions,

@@ -41,6 +41,7 @@ does not fit the dataset.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -89,7 +90,14 @@ from datathon_etl.framework.tables import (
 )
 from datathon_etl.framework.tables.options import TableOptions
 
-__all__ = ["EXAMPLES", "InferenceJob", "build_pipeline", "job_from_options", "read_signature", "run"]
+__all__ = [
+    "EXAMPLES",
+    "InferenceJob",
+    "build_pipeline",
+    "job_from_options",
+    "read_signature",
+    "run",
+]
 
 EXAMPLES = "examples"
 """Manifest stage: the TFRecord examples (input = written + quarantined)."""
@@ -194,9 +202,9 @@ def build_pipeline(p: beam.Pipeline, spec: InferenceSpec, job: InferenceJob) -> 
     handler = KeyedModelHandler(
         KerasModelHandler(job.model, batch_size=job.batch_size)
     ).with_preprocess_fn(prepare)
-    predictions, dead_letters = records | "RunInference" >> RunInference(
-        handler
-    ).with_exception_handling()
+    predictions, dead_letters = (
+        records | "RunInference" >> RunInference(handler).with_exception_handling()
+    )
 
     rows = predictions | "PredictionRows" >> beam.Map(_prediction_row, spec)
     table, schema = _table_schema(spec, job)
@@ -263,9 +271,25 @@ def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> Inference
     )
 
 
+class _DropMemoryWarning(logging.Filter):
+    """Drops RunInference's "Resource module is not available" warning.
+
+    Beam imports ``resource`` together with its optional model manager, which
+    needs torch; without torch it logs that warning at every model load,
+    although it only affects a memory metric.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Resource module is not available")
+
+
+_MEMORY_WARNING_FILTER = _DropMemoryWarning()
+
+
 def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
     """Parses flags, runs the inference of ``spec``'s dataset, returns the exit code."""
     prog = f"datathon-etl {spec.dataset} infer"
+    logging.getLogger().addFilter(_MEMORY_WARNING_FILTER)  # added once, however often run
     try:
         options = parse_flags(
             prog,
@@ -306,4 +330,6 @@ def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
 
 
 def _describe_table(job: InferenceJob) -> str:
-    return str(parse_table_spec(job.table, default_database=f"{job.layout.output_dir}/tables.duckdb"))
+    return str(
+        parse_table_spec(job.table, default_database=f"{job.layout.output_dir}/tables.duckdb")
+    )

@@ -10,7 +10,6 @@ and ``<output_dir>/_manifest.json`` (written last) counts both stages.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
+from datathon_etl.framework.archives.options import TarOptions
 from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
@@ -30,11 +30,9 @@ from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
-    ROWS_TAG,
-    DecideFn,
+    JoinAndTransform,
     KeyImageFn,
     ParseLabelRowFn,
-    TransformFn,
     WriteImageFileFn,
 )
 from datathon_etl.framework.manifest import (
@@ -53,6 +51,7 @@ from datathon_etl.framework.manifest import (
 )
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, WriteQuarantine
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
+from datathon_etl.framework.sources.options import MatchOptions, path_match_regex
 from datathon_etl.framework.tables import (
     BigQueryTable,
     BigQueryWriteMethod,
@@ -60,6 +59,7 @@ from datathon_etl.framework.tables import (
     parse_table_spec,
 )
 from datathon_etl.framework.tables.options import TableOptions
+from datathon_etl.framework.tfrecords.options import TFRecordOptions
 
 __all__ = ["ARCHIVES", "IngestJob", "build_pipeline", "run"]
 
@@ -132,15 +132,10 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         QUARANTINE_TAG, main="images"
     )
 
-    # Join on path (references only), then read bytes and transform.
-    joined = {"images": keyed.images, "rows": parsed.records} | "JoinOnPath" >> beam.CoGroupByKey()
-    decided = joined | "Decide" >> beam.ParDo(DecideFn()).with_outputs(
-        QUARANTINE_TAG, ROWS_TAG, main="pairs"
+    labelled = (keyed.images, parsed.records) | "JoinAndTransform" >> JoinAndTransform(
+        f"{spec.dataset} ingest", job.image, job.layout.run_id, job.expected_images
     )
-    transformed = decided.pairs | "Transform" >> beam.ParDo(
-        TransformFn(spec, job.image, job.layout.run_id, job.expected_images)
-    ).with_outputs(QUARANTINE_TAG, ROWS_TAG, main="examples")
-    examples = transformed.examples
+    examples = labelled.examples
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
@@ -153,14 +148,9 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     image_refusals = (
         index.quarantine,
         keyed[QUARANTINE_TAG],
-        decided[QUARANTINE_TAG],
-        transformed[QUARANTINE_TAG],
+        labelled.image_refusals,
     ) | "ImageRefusals" >> beam.Flatten()
-    row_refusals = (
-        parsed[QUARANTINE_TAG],
-        decided[ROWS_TAG],
-        transformed[ROWS_TAG],
-    ) | "RowRefusals" >> beam.Flatten()
+    row_refusals = (parsed[QUARANTINE_TAG], labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
     _ = (
         (image_refusals, row_refusals)
         | "AllRefusals" >> beam.Flatten()
@@ -245,8 +235,10 @@ def _count_rows(csvs: Sequence[str]) -> int:
 
 def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
     ingest = options.view_as(IngestOptions)
+    tar_options = options.view_as(TarOptions)
+    tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
     output_dir, _ = check_output_options(options.view_as(OutputOptions))
-    tars = match_inputs(ingest.input_tars or [], "--input_tars")
+    tars = match_inputs(tar_options.input_tars or [], "--input_tars")
     csvs = match_inputs(ingest.input_csv or [], "--input_csv")
     csv_files = sorted({path for paths in csvs.values() for path in paths})
     for uri in csv_files:
@@ -256,11 +248,9 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
             raise UsageError(f"--input_csv: cannot read {uri}: {e}") from e
         if missing:
             raise UsageError(f"--input_csv: {uri} lacks the column(s) {', '.join(missing)}")
-    if ingest.path_match_regex is not None:
-        try:
-            re.compile(ingest.path_match_regex)
-        except re.error as e:
-            raise UsageError(f"--path_match_regex: {e}") from e
+    regex = path_match_regex(options)
+    if tar_options.max_member_bytes <= 0:
+        raise UsageError("--max_member_bytes must be positive")
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOptions).output_table or f"{spec.dataset}_labels"
     try:
@@ -277,11 +267,11 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
         layout=RunLayout(output_dir),
         image=image,
         jpg_dir=(ingest.output_jpg_dir or "").rstrip("/") or None,
-        tfrecord_dir=(ingest.output_tfrecord_dir or "").rstrip("/") or None,
+        tfrecord_dir=(tfrecord_dir or "").rstrip("/") or None,
         table=table,
         bigquery_method=BigQueryWriteMethod(options.view_as(TableOptions).bigquery_write_method),
-        path_match_regex=ingest.path_match_regex,
-        max_member_bytes=ingest.max_member_bytes,
+        path_match_regex=regex,
+        max_member_bytes=tar_options.max_member_bytes,
         expected_images=_count_rows(csv_files),
     )
 
@@ -294,7 +284,15 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
             prog,
             f"Ingest {spec.dataset}: tars of images and label CSVs -> resized JPG tree, "
             "TFRecords per split and view, and a labels table (DuckDB or BigQuery).",
-            [IngestOptions, OutputOptions, TableOptions, ImageOptions],
+            [
+                TarOptions,
+                IngestOptions,
+                MatchOptions,
+                TFRecordOptions,
+                OutputOptions,
+                TableOptions,
+                ImageOptions,
+            ],
             argv,
         )
         max_bad_fraction = options.view_as(OutputOptions).max_bad_fraction
@@ -315,7 +313,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     if job.tfrecord_dir:
         _write_features(job.tfrecord_dir, spec)
     parameters: dict[str, Any] = {
-        "input_tars": list(options.view_as(IngestOptions).input_tars),
+        "input_tars": list(options.view_as(TarOptions).input_tars),
         "input_csv": list(options.view_as(IngestOptions).input_csv),
         "output_jpg_dir": job.jpg_dir,
         "output_tfrecord_dir": job.tfrecord_dir,

@@ -12,10 +12,12 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import apache_beam as beam
 import attrs
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from datathon_etl.framework.archives import (
@@ -39,7 +41,9 @@ __all__ = [
     "LABEL_ROWS",
     "ROWS_TAG",
     "DecideFn",
+    "JoinAndTransform",
     "KeyImageFn",
+    "LabelledImages",
     "ParseLabelRowFn",
     "TransformFn",
     "WriteImageFileFn",
@@ -167,17 +171,20 @@ class _Progress:
 
 
 class TransformFn(beam.DoFn):
-    """``(path, (ImageItem, LabelRecord))`` -> `Example`, reading bytes by range here.
+    """``(path, (ImageItem, LabelRecord))`` -> `Example`, reading the bytes here.
+
+    An `ImageItem`'s ref is a tar `MemberRef` (read by range), a file URI
+    (read whole), already-transformed bytes, or a `Refused` marker.
 
     An image that does not decode is quarantined (main quarantine output) and
     so is its label row (`ROWS_TAG`), with the same reason.
     """
 
     def __init__(
-        self, spec: IngestSpec, image: ImageSpec, run_id: str, expected: int | None = None
+        self, label: str, image: ImageSpec, run_id: str, expected: int | None = None
     ) -> None:
         super().__init__()
-        self._spec = spec
+        self._label = label
         self._image = image
         self._run_id = run_id
         self._expected = expected
@@ -199,8 +206,7 @@ class TransformFn(beam.DoFn):
             if isinstance(item.ref, bytes):
                 data = item.ref
             else:
-                raw = read_member(item.ref, self._handles.get(item.ref.archive))
-                data = transform_image(raw, self._image)
+                data = transform_image(self._read(item.ref), self._image)
         except ImageError as e:
             self._refused.inc()
             yield _refuse(path, Stage.DECODE, e.reason, e.detail, item.source)
@@ -209,8 +215,15 @@ class TransformFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(ROWS_TAG, row)
             return
         self._written.inc()
-        _Progress.tick(self._run_id, f"{self._spec.dataset} ingest", self._expected)
+        _Progress.tick(self._run_id, self._label, self._expected)
         yield Example(image=data, path=path, key=item.key, labels=record.labels)
+
+    def _read(self, ref: MemberRef | str) -> bytes:
+        if isinstance(ref, MemberRef):
+            return read_member(ref, self._handles.get(ref.archive))
+        with FileSystems.open(ref, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            data: bytes = f.read()
+        return data
 
     def finish_bundle(self) -> None:
         """Closes the archives this bundle opened."""
@@ -219,6 +232,51 @@ class TransformFn(beam.DoFn):
     def teardown(self) -> None:
         """Closes any archive still open."""
         self._handles.close()
+
+
+class LabelledImages(NamedTuple):
+    """What `JoinAndTransform` returns."""
+
+    examples: beam.PCollection
+    """`Example` per image with exactly one label row, resized."""
+    image_refusals: beam.PCollection
+    """`Quarantined` images (no labels, duplicates, undecodable, ...)."""
+    row_refusals: beam.PCollection
+    """`Quarantined` label rows (no image, duplicates, image refused, ...)."""
+
+
+class JoinAndTransform(beam.PTransform):
+    """``(images, rows)`` keyed by path -> resized examples and every refusal.
+
+    Args:
+        label: Names the run in progress lines.
+        image: The image transform.
+        run_id: Identifies the run (progress counters are per run).
+        expected: The number of images expected, for progress lines.
+    """
+
+    def __init__(
+        self, label: str, image: ImageSpec, run_id: str, expected: int | None = None
+    ) -> None:
+        super().__init__()
+        self._transform = TransformFn(label, image, run_id, expected)
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> LabelledImages:
+        """Joins on path (references only), decides, then reads and transforms."""
+        images, rows = inputs
+        joined = {"images": images, "rows": rows} | "JoinOnPath" >> beam.CoGroupByKey()
+        decided = joined | "Decide" >> beam.ParDo(DecideFn()).with_outputs(
+            QUARANTINE_TAG, ROWS_TAG, main="pairs"
+        )
+        transformed = decided.pairs | "Transform" >> beam.ParDo(self._transform).with_outputs(
+            QUARANTINE_TAG, ROWS_TAG, main="examples"
+        )
+        return LabelledImages(
+            transformed.examples,
+            (decided[QUARANTINE_TAG], transformed[QUARANTINE_TAG])
+            | "ImageRefusals" >> beam.Flatten(),
+            (decided[ROWS_TAG], transformed[ROWS_TAG]) | "RowRefusals" >> beam.Flatten(),
+        )
 
 
 class WriteImageFileFn(beam.DoFn):

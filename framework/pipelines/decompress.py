@@ -83,6 +83,7 @@ from datathon_etl.framework.quarantine import (
     Stage,
     WriteQuarantine,
 )
+from datathon_etl.framework.sources.options import InputFilesOptions, input_glob, input_root
 
 __all__ = [
     "DEFAULT_PATH_SUB_PATTERN",
@@ -107,18 +108,6 @@ class DecompressOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("decompress")
-        group.add_argument(
-            "--input_pattern",
-            "--gcs_input_prefix",
-            dest="input_pattern",
-            nargs="+",
-            default=None,
-            help=(
-                "One or more globs of compressed files, local or gs:// ('**' crosses "
-                "folders). Output paths are relative to the folder a glob starts in. "
-                "--gcs_input_prefix is an alias."
-            ),
-        )
         group.add_argument(
             "--path_sub_pattern",
             default=DEFAULT_PATH_SUB_PATTERN,
@@ -153,18 +142,11 @@ class DecompressOptions(PipelineOptions):
         )
 
 
-def _glob_root(pattern: str) -> str:
-    """The part of ``pattern`` up to the last ``/`` before its first wildcard."""
-    fixed = re.match(r"^[^[*?]*", pattern)
-    head = fixed.group(0) if fixed else ""
-    return head[: head.rfind("/") + 1]
-
-
 def relative_inputs(matched: dict[str, list[str]]) -> list[tuple[str, str]]:
     """(path, path relative to its glob's root folder) per file, the first glob winning."""
     relative: dict[str, str] = {}
     for pattern, paths in matched.items():
-        root = _glob_root(pattern)
+        root = input_root(pattern)
         for path in paths:
             relative.setdefault(path, path[len(root) :] if path.startswith(root) else path)
     return sorted(relative.items())
@@ -264,15 +246,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = parse_flags(
             f"datathon-etl {PIPELINE}",
             "Decompress gzip, bzip2, xz, zstd and deflate files under --output_dir.",
-            [DecompressOptions, OutputOptions],
+            [InputFilesOptions, DecompressOptions, OutputOptions],
             argv,
         )
         flags = options.view_as(DecompressOptions)
+        patterns = [input_glob(p) for p in options.view_as(InputFilesOptions).input_prefix or []]
         output_dir, max_bad_fraction = check_output_options(options.view_as(OutputOptions))
         _check_substitution(flags.path_sub_pattern, flags.path_sub_repl)
         if flags.max_decompressed_bytes <= 0:
             raise UsageError("--max_decompressed_bytes must be positive")
-        matched = match_inputs(flags.input_pattern or [], "--input_pattern")
+        matched = match_inputs(patterns, "--input_pattern")
     except UsageError as e:
         print(f"{PIPELINE}: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -290,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_decompressed_bytes=flags.max_decompressed_bytes,
         )
     parameters = {
-        "input_pattern": list(flags.input_pattern),
+        "input_pattern": patterns,
         "path_sub_pattern": flags.path_sub_pattern,
         "path_sub_repl": flags.path_sub_repl,
         "compression": flags.compression,

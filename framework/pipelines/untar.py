@@ -34,14 +34,13 @@ codes: 0; 1 when more than ``--max_bad_fraction`` of all inputs was
 quarantined or the counts do not add up; 2 for bad or unknown flags or a
 glob that matches nothing (checked before the pipeline is built).
 
-Flags: `TarOptions` (``--input_tars``, ``--path_match_regex``,
-``--max_member_bytes``), `OutputOptions` (``--output_dir``,
+Flags: `TarOptions` (``--input_tars``, ``--max_member_bytes``),
+`MatchOptions` (``--path_match_regex``), `OutputOptions` (``--output_dir``,
 ``--max_bad_fraction``), and Beam's own (``--runner`` ...), which pass through.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from operator import attrgetter
@@ -83,6 +82,7 @@ from datathon_etl.framework.quarantine import (
     Stage,
     WriteQuarantine,
 )
+from datathon_etl.framework.sources.options import MatchOptions, path_match_regex
 
 __all__ = ["ARCHIVES", "MEMBERS", "build_pipeline", "main"]
 
@@ -178,16 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = parse_flags(
             f"datathon-etl {PIPELINE}",
             "Extract tar archives (plain, gzip, bzip2, xz, zstd) under --output_dir.",
-            [TarOptions, OutputOptions],
+            [TarOptions, MatchOptions, OutputOptions],
             argv,
         )
         tars = options.view_as(TarOptions)
         output_dir, max_bad_fraction = check_output_options(options.view_as(OutputOptions))
-        if tars.path_match_regex is not None:
-            try:
-                re.compile(tars.path_match_regex)
-            except re.error as e:
-                raise UsageError(f"--path_match_regex: {e}") from e
+        regex = path_match_regex(options)
         if tars.max_member_bytes <= 0:
             raise UsageError("--max_member_bytes must be positive")
         matched = match_inputs(tars.input_tars or [], "--input_tars")
@@ -203,12 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             p,
             archives,
             layout,
-            path_match_regex=tars.path_match_regex,
+            path_match_regex=regex,
             max_member_bytes=tars.max_member_bytes,
         )
     parameters = {
         "input_tars": list(tars.input_tars),
-        "path_match_regex": tars.path_match_regex,
+        "path_match_regex": regex,
         "max_member_bytes": tars.max_member_bytes,
     }
     return finish_run(layout, PIPELINE, max_bad_fraction=max_bad_fraction, parameters=parameters)

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["SCALAR_TYPES", "ScalarType", "UnsupportedTypeError", "resolve"]
+__all__ = ["SCALAR_TYPES", "ScalarType", "UnsupportedTypeError", "resolve", "scalar_of_arrow"]
 
 
 class UnsupportedTypeError(TypeError):
@@ -98,3 +98,25 @@ def resolve(annotation: Any) -> Resolved:
         f"{annotation!r} has no storage type; use one of "
         f"{', '.join(t.__name__ for t in SCALAR_TYPES)}, an IntEnum, or `X | None`"
     )
+
+
+def scalar_of_arrow(dtype: Any) -> ScalarType:
+    """Returns the table's entry for an Arrow type (e.g. a query result's column).
+
+    Narrower integer and float types widen to the table's 64-bit ones.
+
+    Raises:
+        UnsupportedTypeError: Not an integer, float, string, binary or bool type.
+    """
+    import pyarrow as pa
+
+    for test, python in (
+        (pa.types.is_boolean, bool),
+        (pa.types.is_integer, int),
+        (pa.types.is_floating, float),
+        (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), str),
+        (lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t), bytes),
+    ):
+        if test(dtype):
+            return SCALAR_TYPES[python]
+    raise UnsupportedTypeError(f"Arrow type {dtype} has no storage type")

@@ -2,7 +2,10 @@
 
 Kept thin on purpose: the schema conversion and row encoding are the pure,
 tested functions of `bigquery_schema`; the rest is Beam's transform with
-fixed dispositions (see `write_disposition`).
+fixed dispositions (see `write_disposition`), plus one step for an empty
+input: Beam starts no load job and no insert without rows, so the table
+would keep its old rows (``FILE_LOADS``) or never be created. When the input
+is empty that step applies the same dispositions to the table itself.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.gcp.bigquery import BigQueryDisposition
 from apache_beam.pvalue import PCollection
+from apache_beam.transforms import combiners
 
 from datathon_etl.framework.tables._rows import check_columns
 from datathon_etl.framework.tables.bigquery_schema import (
@@ -61,10 +65,40 @@ def _encode(row: dict[str, Any], names: list[str], binary: frozenset[str]) -> di
     return encode_bigquery_row(row, binary)
 
 
+class _DispositionsIfEmptyFn(beam.DoFn):
+    """Given the input's row count: if 0, creates the table, or replaces it with an empty one.
+
+    Uses the google-cloud-bigquery client (as Beam's streaming inserts do);
+    not Beam's ``get_or_create_table``, which sleeps 150 s after re-creating
+    a table for ``WRITE_TRUNCATE``.
+    """
+
+    def __init__(
+        self, table: BigQueryTable, schema: Mapping[str, Any], method: BigQueryWriteMethod
+    ) -> None:
+        self._table = table
+        self._fields = [dict(field) for field in schema["fields"]]
+        self._method = method
+
+    def process(self, count: int) -> None:
+        if count:
+            return
+        from google.cloud import bigquery
+
+        client = bigquery.Client(project=self._table.project)
+        name = f"{self._table.project}.{self._table.dataset}.{self._table.table}"
+        if self._method is BigQueryWriteMethod.FILE_LOADS:  # WRITE_TRUNCATE
+            client.delete_table(name, not_found_ok=True)
+        schema = [bigquery.SchemaField.from_api_repr(field) for field in self._fields]
+        client.create_table(bigquery.Table(name, schema=schema), exists_ok=True)
+
+
 class WriteBigQueryTable(beam.PTransform[PCollection[dict[str, Any]], Any]):
     """Writes dict rows to a BigQuery table, creating it if needed.
 
-    The output is Beam's ``WriteResult``.
+    An empty input leaves an empty table (``FILE_LOADS``), or creates the
+    table if missing (``STREAMING_INSERTS``), as a non-empty one would. The
+    output is Beam's ``WriteResult``.
     """
 
     def __init__(
@@ -97,6 +131,12 @@ class WriteBigQueryTable(beam.PTransform[PCollection[dict[str, Any]], Any]):
 
     def expand(self, rows: PCollection[dict[str, Any]]) -> Any:
         """Encodes the rows for BigQuery's JSON and writes them."""
+        _ = (
+            rows
+            | "CountRows" >> combiners.Count.Globally()
+            | "IfEmpty"
+            >> beam.ParDo(_DispositionsIfEmptyFn(self._table, self._bigquery_schema, self._method))
+        )
         return (
             rows
             | "Encode"

@@ -65,11 +65,14 @@ class TableOptions(PipelineOptions):
         )
         group.add_argument(
             "--labels_query",
+            "--query",
+            dest="labels_query",
             default=None,
             help=(
                 "SQL that returns a 'path' column plus label columns, run in "
                 '--query_backend, e.g. "SELECT path, edema FROM '
-                "read_csv('labels.csv.gz')\". Exclusive with --labels_table."
+                "read_csv('labels.csv.gz')\". Exclusive with --labels_table. "
+                "--query (the original pipelines' name) is an alias."
             ),
         )
         group.add_argument(

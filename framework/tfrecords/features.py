@@ -8,6 +8,8 @@ from typing import Any
 import attrs
 import tensorflow as tf
 
+from datathon_etl.framework.schema.types import ScalarType
+
 __all__ = ["FeatureSpec", "read_features", "write_features"]
 
 
@@ -29,6 +31,17 @@ class FeatureSpec:
     text: bool = False
     boolean: bool = False
     nullable: bool = False
+
+    @classmethod
+    def of(cls, name: str, scalar: ScalarType, *, nullable: bool = False) -> FeatureSpec:
+        """Returns the spec of a column of the given storage type."""
+        return cls(
+            name,
+            scalar.tf_list,
+            text=scalar.name == "str",
+            boolean=scalar.name == "bool",
+            nullable=nullable,
+        )
 
 
 def write_features(row: Mapping[str, Any], specs: tuple[FeatureSpec, ...]) -> tf.train.Example:

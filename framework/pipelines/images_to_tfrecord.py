@@ -1,0 +1,302 @@
+r"""Images + SQL labels -> resized, sharded TFRecords (the original ``images_to_tfrecord``).
+
+Example::
+
+    datathon-etl images-to-tfrecord \
+        --input_prefix 'data/nih/images/' \
+        --path_match_regex '.*\.png' \
+        --query "SELECT \"Image Index\" AS path, \"Finding Labels\" AS findings
+                 FROM read_csv('data/nih/Data_Entry_2017.csv')" \
+        --output_image_shape 256 256 \
+        --output_tfrecord_dir out/tfrecords --output_dir out
+
+Images are listed under one or more prefixes or globs (local or gs://), kept
+if their path relative to the prefix matches ``--path_match_regex``, and
+joined on that relative path with the rows of ``--query`` (DuckDB by default,
+BigQuery with ``--query_backend bigquery``). A label ``path`` may also be the
+image's full URI. Only paths travel through the join; each image's bytes are
+read after it, resized once and written as ``<jpg|png>_bytes``, ``path`` and
+every label column, typed from the query result's schema. ``features.json``
+beside the shards describes the features; ``<output_dir>/_manifest.json``
+(written last) counts images and label rows: every one is written or
+quarantined, with its reason, in ``<output_dir>/_quarantine/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+import attrs
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from datathon_etl.framework.flags import parse_flags
+from datathon_etl.framework.images import ImageFormat, ImageSpec
+from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
+from datathon_etl.framework.ingest.transforms import IMAGES, LABEL_ROWS, JoinAndTransform
+from datathon_etl.framework.manifest import (
+    EXIT_USAGE,
+    Outcome,
+    OutputOptions,
+    RunLayout,
+    TallyEach,
+    TallyQuarantine,
+    UsageError,
+    WriteTallies,
+    finish_run,
+)
+from datathon_etl.framework.quarantine import Quarantined, Reason, Stage, WriteQuarantine
+from datathon_etl.framework.schema import SchemaError, UnsupportedTypeError
+from datathon_etl.framework.schema.example import Example
+from datathon_etl.framework.schema.types import scalar_of_arrow
+from datathon_etl.framework.sources.options import (
+    InputFilesOptions,
+    MatchOptions,
+    input_glob,
+    input_root,
+    path_match_regex,
+    relative_path,
+)
+from datathon_etl.framework.tables import PATH_COLUMN, TableOptions, labels_query_from_options
+from datathon_etl.framework.tfrecords import FeatureSpec, write_features
+from datathon_etl.framework.tfrecords.options import TFRecordOptions
+
+__all__ = ["build_pipeline", "feature_specs", "main"]
+
+PIPELINE = "images-to-tfrecord"
+SHARD_PREFIX = "data"
+FEATURES_FILE = "features.json"
+
+
+@attrs.frozen
+class _Job:
+    patterns: tuple[str, ...]
+    labels: pa.Table
+    layout: RunLayout
+    tfrecord_dir: str
+    image: ImageSpec
+    specs: tuple[FeatureSpec, ...]
+    path_match_regex: str | None
+
+
+class _EncodeFn(beam.DoFn):
+    """Example -> serialized `tf.train.Example` with the query's typed columns."""
+
+    def __init__(self, specs: tuple[FeatureSpec, ...], image_feature: str) -> None:
+        super().__init__()
+        self._specs = specs
+        self._image_feature = image_feature
+
+    def process(self, example: Example[str, dict[str, Any]]) -> Iterator[bytes]:
+        """Encodes one example."""
+        row = {self._image_feature: example.image, PATH_COLUMN: example.path, **example.labels}
+        yield write_features(row, self._specs).SerializeToString()
+
+
+def _key_files(
+    metadata: fileio.FileMetadata, roots: Sequence[str], regex: str | None
+) -> Iterator[Any]:
+    path = relative_path(metadata.path, roots)
+    if regex is not None and not re.fullmatch(regex, path):
+        yield beam.pvalue.TaggedOutput("skipped", path)
+        return
+    yield path, ImageItem(metadata.path, path, metadata.path)
+
+
+def _key_rows(labels: pa.Table, roots: Sequence[str]) -> list[tuple[str, LabelRecord[str, Any]]]:
+    keyed = []
+    for number, row in enumerate(labels.to_pylist(), start=1):
+        path = relative_path(str(row.pop(PATH_COLUMN)), roots)
+        keyed.append((path, LabelRecord(f"query row {number}", path, row)))
+    return keyed
+
+
+def _null_paths(labels: pa.Table) -> list[Quarantined]:
+    return [
+        Quarantined("", Stage.PARSE_LABELS, Reason.BAD_LABEL_ROW, "path is null", f"query row {n}")
+        for n, path in enumerate(labels.column(PATH_COLUMN).to_pylist(), start=1)
+        if path is None
+    ]
+
+
+def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
+    """Adds the steps of ``job`` to ``p``."""
+    files = (
+        p
+        | "Patterns" >> beam.Create([input_glob(pattern) for pattern in job.patterns])
+        | "MatchFiles" >> fileio.MatchAll()
+        | "KeyFiles"
+        >> beam.FlatMap(_key_files, roots, job.path_match_regex).with_outputs(
+            "skipped", main="images"
+        )
+    )
+    valid = job.labels.filter(pc.is_valid(job.labels[PATH_COLUMN]))
+    rows = p | "LabelRows" >> beam.Create(_key_rows(valid, roots))
+    bad_rows = p | "NullPaths" >> beam.Create(_null_paths(job.labels))
+    labelled = (files.images, rows) | "JoinAndTransform" >> JoinAndTransform(
+        PIPELINE, job.image, job.layout.run_id, job.labels.num_rows
+    )
+    image_feature = f"{'jpg' if job.image.format is ImageFormat.JPEG else 'png'}_bytes"
+    _ = (
+        labelled.examples
+        | "Encode" >> beam.ParDo(_EncodeFn(job.specs, image_feature))
+        | "WriteTFRecords"
+        >> beam.io.WriteToTFRecord(
+            f"{job.tfrecord_dir}/{SHARD_PREFIX}", file_name_suffix=".tfrecord"
+        )
+    )
+    row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
+    _ = (
+        (labelled.image_refusals, row_refusals)
+        | "AllRefusals" >> beam.Flatten()
+        | ("WriteQuarantine" >> WriteQuarantine(job.layout.quarantine_prefix))
+    )
+    tallies = (
+        files.images | "TallyImages" >> TallyEach(IMAGES, Outcome.INPUT),
+        files.skipped | "TallyImagesSkippedIn" >> TallyEach(IMAGES, Outcome.INPUT),
+        files.skipped | "TallySkipped" >> TallyEach(IMAGES, Outcome.SKIPPED),
+        rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
+        bad_rows | "TallyBadRowsIn" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
+        labelled.image_refusals | "TallyImageRefusals" >> TallyQuarantine(IMAGES),
+        row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
+        labelled.examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
+        labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
+    ) | "AllTallies" >> beam.Flatten()
+    _ = tallies | "WriteTallies" >> WriteTallies(job.layout.tallies_prefix)
+
+
+def feature_specs(labels: pa.Schema, image_feature: str) -> tuple[FeatureSpec, ...]:
+    """The TFRecord features: the image, ``path``, then each label column by its type.
+
+    Raises:
+        UsageError: A label column's type has no TFRecord feature type.
+    """
+    specs = [FeatureSpec(image_feature, "bytes_list"), FeatureSpec(PATH_COLUMN, "bytes_list", True)]
+    for field in labels:
+        if field.name == PATH_COLUMN:
+            continue
+        try:
+            scalar = scalar_of_arrow(field.type)
+        except UnsupportedTypeError as e:
+            raise UsageError(f"--query: column {field.name!r}: {e}") from e
+        specs.append(FeatureSpec.of(field.name, scalar, nullable=field.nullable))
+    return tuple(specs)
+
+
+def _delete_stale_shards(root: str) -> None:
+    (result,) = FileSystems.match([f"{root}/{SHARD_PREFIX}-*.tfrecord"])
+    if result.metadata_list:
+        FileSystems.delete([m.path for m in result.metadata_list])
+
+
+def _write_features(root: str, specs: Sequence[FeatureSpec]) -> None:
+    body = {
+        "image_feature": specs[0].name,
+        "features": {s.name: attrs.asdict(s) for s in specs},
+    }
+    with FileSystems.create(
+        f"{root}/{FEATURES_FILE}", compression_type=CompressionTypes.UNCOMPRESSED
+    ) as f:
+        f.write((json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def _job(options: PipelineOptions) -> _Job:
+    own = options.view_as(InputFilesOptions)
+    output_tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
+    if not own.input_prefix:
+        raise UsageError("--input_prefix is required")
+    if not output_tfrecord_dir:
+        raise UsageError("--output_tfrecord_dir is required")
+    for pattern in own.input_prefix:
+        try:
+            (found,) = FileSystems.match([input_glob(pattern)], limits=[1])
+        except BeamIOError as e:
+            raise UsageError(f"--input_prefix: cannot list {pattern!r}: {e}") from e
+        if not found.metadata_list:
+            raise UsageError(f"--input_prefix: {pattern!r} holds no file")
+    regex = path_match_regex(options)
+    try:
+        query = labels_query_from_options(options)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    if query is None:
+        raise UsageError("--query (or --labels_table) is required")
+    try:
+        labels = query.run()
+    except (ValueError, SchemaError) as e:
+        raise UsageError(f"--query: {e}") from e
+    except Exception as e:  # the backend's own error (syntax, missing file, ...)
+        raise UsageError(f"--query failed: {type(e).__name__}: {e}") from e
+    try:
+        image = image_spec_from_options(options)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    tfrecord_dir = output_tfrecord_dir.rstrip("/")
+    output_dir = (options.view_as(OutputOptions).output_dir or tfrecord_dir).rstrip("/")
+    image_feature = f"{'jpg' if image.format is ImageFormat.JPEG else 'png'}_bytes"
+    return _Job(
+        patterns=tuple(own.input_prefix),
+        labels=labels,
+        layout=RunLayout(output_dir),
+        tfrecord_dir=tfrecord_dir,
+        image=image,
+        specs=feature_specs(labels.schema, image_feature),
+        path_match_regex=regex,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the pipeline; returns the exit code (0, 1 for refusals past the limit, 2 usage)."""
+    prog = f"datathon-etl {PIPELINE}"
+    try:
+        options = parse_flags(
+            prog,
+            __doc__.split("\n\n", 1)[0] if __doc__ else "",
+            [
+                InputFilesOptions,
+                MatchOptions,
+                TFRecordOptions,
+                OutputOptions,
+                TableOptions,
+                ImageOptions,
+            ],
+            argv,
+        )
+        job = _job(options)
+        fraction = options.view_as(OutputOptions).max_bad_fraction
+        if not 0.0 <= fraction <= 1.0:
+            raise UsageError(f"--max_bad_fraction must be between 0 and 1, got {fraction}")
+    except UsageError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    job.layout.prepare()
+    _delete_stale_shards(job.tfrecord_dir)
+    roots = [input_root(pattern) for pattern in job.patterns]
+    print(
+        f"{prog}: {job.labels.num_rows} label rows; listing {', '.join(job.patterns)}", flush=True
+    )
+    with beam.Pipeline(options=options) as p:
+        build_pipeline(p, job, roots)
+    _write_features(job.tfrecord_dir, job.specs)
+    parameters = {
+        "input_prefix": list(job.patterns),
+        "path_match_regex": job.path_match_regex,
+        "output_tfrecord_dir": job.tfrecord_dir,
+        "image": attrs.asdict(job.image),
+        "features": [s.name for s in job.specs],
+    }
+    return finish_run(job.layout, PIPELINE, max_bad_fraction=fraction, parameters=parameters)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

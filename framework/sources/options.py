@@ -1,0 +1,97 @@
+"""Which inputs a pipeline reads: `InputFilesOptions` and `MatchOptions`."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from datathon_etl.framework.manifest import UsageError
+
+__all__ = [
+    "InputFilesOptions",
+    "MatchOptions",
+    "input_glob",
+    "input_root",
+    "path_match_regex",
+    "relative_path",
+]
+
+
+class MatchOptions(PipelineOptions):
+    """The original pipelines' ``--path_match_regex``, the same in every pipeline."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("input selection")
+        group.add_argument(
+            "--path_match_regex",
+            default=None,
+            help=(
+                "Only inputs (files, or tar members) whose relative path matches this "
+                "regular expression in full are read; the others are counted as "
+                "skipped, not quarantined (default: all)."
+            ),
+        )
+
+
+def path_match_regex(options: PipelineOptions) -> str | None:
+    """Returns ``--path_match_regex``, checked.
+
+    Raises:
+        UsageError: It is not a valid regular expression.
+    """
+    regex: str | None = options.view_as(MatchOptions).path_match_regex
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as e:
+            raise UsageError(f"--path_match_regex: {e}") from e
+    return regex
+
+
+class InputFilesOptions(PipelineOptions):
+    """Which input files a file-based pipeline reads (images, compressed files)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("input files")
+        group.add_argument(
+            "--input_prefix",
+            "--input_pattern",
+            "--gcs_input_prefix",
+            dest="input_prefix",
+            nargs="+",
+            default=None,
+            help=(
+                "One or more folders (ending in '/': everything below them) or globs "
+                "('**' crosses folders), local or gs://. A file's relative path is its "
+                "location under the folder its pattern starts in. --input_pattern and "
+                "--gcs_input_prefix (the original pipelines' name) are aliases."
+            ),
+        )
+
+
+def input_glob(pattern: str) -> str:
+    """Returns the glob for an input pattern: a folder ``dir/`` means ``dir/**``."""
+    return pattern + "**" if pattern.endswith("/") else pattern
+
+
+def input_root(pattern: str) -> str:
+    """Returns the folder a pattern's relative paths start from.
+
+    That is the pattern up to its last ``/`` before the first wildcard.
+    """
+    fixed = re.match(r"^[^[*?]*", pattern)
+    head = fixed.group(0) if fixed else ""
+    return head[: head.rfind("/") + 1]
+
+
+def relative_path(uri: str, roots: Sequence[str]) -> str:
+    """Returns ``uri`` relative to the first root it lies under (else unchanged)."""
+    for root in roots:
+        if root and uri.startswith(root):
+            return uri[len(root) :]
+    return uri

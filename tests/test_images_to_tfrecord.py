@@ -1,0 +1,160 @@
+"""images-to-tfrecord on real NIH chest X-rays and their real label rows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from datathon_etl.framework.manifest import Manifest
+from datathon_etl.framework.pipelines.images_to_tfrecord import main
+from datathon_etl.framework.quarantine import Quarantined, Reason
+
+DATA = Path(__file__).parent / "data"
+CSV = DATA / "labels" / "nih_sample_rows.csv"
+QUERY = (
+    'SELECT "Image Index" AS path, "Finding Labels" AS findings, "Patient Age" AS age, '
+    f"\"Patient Gender\" = 'M' AS male FROM read_csv('{CSV}')"
+)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two real images, plus bad and unlabelled files beside them."""
+    root = tmp_path_factory.mktemp("images")
+    for png in (DATA / "images").glob("*.png"):
+        shutil.copy(png, root / png.name)
+    real = (DATA / "images" / "00000001_000.png").read_bytes()
+    (root / "00000001_001.png").write_bytes(real[: len(real) // 2])  # truncated, labelled
+    (root / "00000001_002.png").write_bytes(b"")  # zero bytes, labelled
+    (root / "00000002_000.png").write_bytes(b"not an image at all")  # labelled
+    (root / "99999999_000.png").write_bytes(real)  # no label row
+    (root / "notes.txt").write_text("skipped by --path_match_regex")
+    return root
+
+
+def _run(images: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "--input_prefix",
+            f"{images}/",
+            "--path_match_regex",
+            r".*\.png",
+            "--query",
+            QUERY,
+            "--output_image_shape",
+            "64",
+            "48",
+            "--output_tfrecord_dir",
+            str(out / "tfrecords"),
+            "--output_dir",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def _quarantine(out: Path) -> dict[str, Reason]:
+    records = [
+        Quarantined.from_json(line)
+        for f in (out / "_quarantine").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
+    return {r.path: r.reason for r in records}
+
+
+def test_real_images_and_labels_become_typed_tfrecords(images, tmp_path):
+    """Labelled images are written with typed label columns; every input is accounted for."""
+    assert _run(images, tmp_path, "--max_bad_fraction", "1") == 0
+    manifest = Manifest.read(str(tmp_path / "_manifest.json"))
+    manifest.check()
+    assert manifest.stages["images"].input == 7
+    assert manifest.stages["images"].skipped == 1
+    assert manifest.stages["images"].written == 2
+    assert manifest.stages["label_rows"].input == 201
+    assert manifest.stages["label_rows"].written == 2
+
+    spec = json.loads((tmp_path / "tfrecords" / "features.json").read_text())["features"]
+    assert spec["age"]["kind"] == "int64_list"
+    assert spec["findings"]["text"] is True
+    assert spec["male"]["boolean"] is True
+    features = {
+        "jpg_bytes": tf.io.FixedLenFeature([], tf.string),
+        "path": tf.io.FixedLenFeature([], tf.string),
+        "findings": tf.io.RaggedFeature(tf.string),
+        "age": tf.io.RaggedFeature(tf.int64),
+        "male": tf.io.RaggedFeature(tf.int64),
+    }
+    shards = sorted(str(p) for p in (tmp_path / "tfrecords").glob("data-*.tfrecord"))
+    found = {}
+    for record in tf.data.TFRecordDataset(shards):
+        parsed = tf.io.parse_single_example(record, features)
+        image = tf.io.decode_image(parsed["jpg_bytes"])
+        assert tuple(image.shape) == (64, 48, 1)
+        found[parsed["path"].numpy().decode()] = (
+            parsed["findings"].numpy()[0].decode(),
+            int(parsed["age"].numpy()[0]),
+            bool(parsed["male"].numpy()[0]),
+        )
+    assert found == {
+        "00000001_000.png": ("Cardiomegaly", 57, True),
+        "00027426_000.png": ("No Finding", 53, True),
+    }
+
+
+def test_bad_and_unlabelled_images_are_quarantined_with_reasons(images, tmp_path):
+    """Truncated, empty and non-image files and an unlabelled image each get a reason."""
+    assert _run(images, tmp_path) == 1  # refusals over the default --max_bad_fraction 0
+    reasons = _quarantine(tmp_path)
+    assert reasons["00000001_001.png"] in {Reason.TRUNCATED_IMAGE, Reason.UNDECODABLE_IMAGE}
+    assert reasons["00000001_002.png"] is Reason.EMPTY_FILE
+    assert reasons["00000002_000.png"] is Reason.NOT_AN_IMAGE
+    assert reasons["99999999_000.png"] is Reason.IMAGE_WITHOUT_LABELS
+    assert reasons["00000003_000.png"] is Reason.LABELS_WITHOUT_IMAGE
+
+
+def test_full_uris_in_the_path_column_join_too(images, tmp_path):
+    """A label path given as the image's full location joins like a relative one."""
+    query = QUERY.replace('"Image Index" AS path', f"'{images}/' || \"Image Index\" AS path")
+    args = ["--query", query, "--max_bad_fraction", "1"]
+    assert _run(images, tmp_path, *args) == 0
+    assert Manifest.read(str(tmp_path / "_manifest.json")).stages["images"].written == 2
+
+
+def test_duplicate_label_rows_never_multiply_examples(images, tmp_path):
+    """Two conflicting rows for one image quarantine both rows and the image."""
+    query = f"{QUERY} UNION ALL SELECT '00000001_000.png', 'Edema', 57, true"
+    assert _run(images, tmp_path, "--query", query, "--max_bad_fraction", "1") == 0
+    manifest = Manifest.read(str(tmp_path / "_manifest.json"))
+    assert manifest.stages["images"].written == 1
+    assert manifest.stages["label_rows"].quarantined[Reason.DUPLICATE_LABEL_ROW] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--query", "SELECT 1 AS x"], "'path' column"),
+        (["--query", "SELEC nonsense"], "--query failed"),
+        (["--input_prefix", "/nonexistent/"], "holds no file"),
+        (["--path_match_regex", "("], "--path_match_regex"),
+        (["--output_channels", "2"], ""),
+    ],
+)
+def test_usage_errors_stop_before_the_pipeline(images, tmp_path, capsys, args, message):
+    """Bad queries, inputs and flags exit 2 with a one-line reason and write nothing."""
+    with pytest.raises(SystemExit) if args[0] == "--output_channels" else _no_raise():
+        code = _run(images, tmp_path / "out", *args)
+        assert code == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+class _no_raise:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
