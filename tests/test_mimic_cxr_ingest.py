@@ -210,3 +210,47 @@ def test_csv_missing_a_column_is_refused_before_the_pipeline(sample, tmp_path, c
     args[args.index("--input_csv") + 1] = str(bad)
     assert main(args) == 2
     assert "lacks the column(s) Enlarged Cardiomediastinum" in capsys.readouterr().err
+
+
+def test_label_rows_are_parsed_or_quarantined_with_a_reason():
+    """Sound rows key by path; flagged, unknown-code and bad-path rows are refused."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from datathon_etl.framework.ingest.transforms import ParseLabelRowFn
+    from datathon_etl.framework.quarantine import QUARANTINE_TAG
+    from datathon_etl.framework.sources.csv_rows import CsvRow
+    from datathon_etl.generated.mimic_cxr.ingest import SPEC
+
+    def row(path: str, edema: str = "1.0", problem: str | None = None) -> CsvRow:
+        cells = dict.fromkeys(SPEC.csv_columns, "")
+        cells.update({"path": path, "Edema": edema})
+        return CsvRow(f"t.csv:line {len(path)}", cells, problem)
+
+    good = "train/p1/s01/view1_frontal.jpg"
+    rows_in = [
+        row(good),
+        row("train/p2/s01/view1_frontal.jpg", problem="bytes that are not valid UTF-8"),
+        row("train/p3/s01/view1_frontal.jpg", edema="7"),
+        row("train/p4/s1/view1_frontal.jpg"),
+    ]
+    with TestPipeline() as p:
+        out = (
+            p
+            | beam.Create(rows_in)
+            | beam.ParDo(ParseLabelRowFn(SPEC)).with_outputs(QUARANTINE_TAG, main="ok")
+        )
+        assert_that(out.ok | beam.Keys(), equal_to([good]), label="Parsed")
+        reasons = out[QUARANTINE_TAG] | beam.Map(lambda q: (q.path, str(q.reason)))
+        assert_that(
+            reasons,
+            equal_to(
+                [
+                    ("train/p2/s01/view1_frontal.jpg", "bad_label_row"),
+                    ("train/p3/s01/view1_frontal.jpg", "unknown_code"),
+                    ("train/p4/s1/view1_frontal.jpg", "unparseable_path"),
+                ]
+            ),
+            label="Refused",
+        )

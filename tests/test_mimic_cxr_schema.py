@@ -157,3 +157,35 @@ def test_bad_label_rows_name_file_row_and_column(cells, drop, message):
         parse_label_row(row, "train.csv.gz:row 7")
     assert message in str(error.value)
     assert str(error.value).startswith("mimic_cxr: train.csv.gz:row 7")
+
+
+cells = st.one_of(
+    st.sampled_from(["", "1.0", "0.0", "-1.0", "1", "-1", "2.0", "nan", "inf", " 1.0 "]),
+    st.text(max_size=8),
+)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["path", "view", *CSV_LABELS]), cells | st.none()),
+    st.one_of(st.text(max_size=40), st.builds(format_path, keys)),
+)
+def test_label_row_parsing_fails_only_with_its_own_errors(row, path):
+    """Any row parses, or raises SourceRowError/PathError with the location; nothing else."""
+    row = {**row, "path": path}
+    try:
+        key, labels = parse_label_row(row, "x.csv:line 2")
+    except (SourceRowError, PathError) as error:
+        assert str(error).startswith("mimic_cxr: ")  # noqa: PT017
+    else:
+        assert format_path(key) == path
+        assert isinstance(labels, Labels)
+
+
+@given(st.text(max_size=60))
+def test_path_parsing_fails_only_with_path_error(path):
+    """Random text parses to a key that formats back, or raises PathError."""
+    try:
+        key = parse_path(path)
+    except PathError:
+        return
+    assert path.endswith(format_path(key))

@@ -17,7 +17,7 @@ import attrs
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-__all__ = ["CsvRow", "ReadCsvRows", "missing_columns", "open_text", "read_header"]
+__all__ = ["CsvRow", "ReadCsvRows", "missing_columns", "open_text", "read_csv_rows", "read_header"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -74,10 +74,11 @@ class ReadCsvRows(beam.PTransform):
 
     def expand(self, uris: beam.PCollection) -> beam.PCollection:
         """Reads every row of every file."""
-        return uris | "ReadRows" >> beam.FlatMap(_read_rows)
+        return uris | "ReadRows" >> beam.FlatMap(read_csv_rows)
 
 
-def _read_rows(uri: str) -> Iterator[CsvRow]:
+def read_csv_rows(uri: str) -> Iterator[CsvRow]:
+    """Yields every data row of one CSV file, flagged when it cannot be trusted."""
     with open_text(uri) as text:
         reader = csv.DictReader(text)
         for cells in reader:
