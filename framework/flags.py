@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 
 from datathon_etl.framework.manifest import UsageError
 
-__all__ = ["parse_flags"]
+__all__ = ["local_processes", "parse_flags"]
 
 BEAM_EPILOG = """\
 Beam's own flags pass through unchanged, e.g. --runner (DirectRunner by
@@ -83,3 +83,13 @@ def parse_flags(
     # for every worker; their errors still show.
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     return PipelineOptions(args)
+
+
+def local_processes(options: PipelineOptions) -> int:
+    """How many local worker processes share the work (1 unless multi_processing)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode != "multi_processing":
+        return 1
+    return max(int(direct.direct_num_workers or 1), 1)

@@ -22,7 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
-from datathon_etl.framework.flags import parse_flags
+from datathon_etl.framework.flags import local_processes, parse_flags
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.options import IngestOptions
@@ -86,6 +86,7 @@ class IngestJob:
         path_match_regex: Only matching tar members are read.
         max_member_bytes: Larger tar members are quarantined.
         expected_images: Label rows counted up front, for progress lines.
+        processes: Local worker processes, for progress lines.
     """
 
     tars: tuple[str, ...]
@@ -99,6 +100,7 @@ class IngestJob:
     path_match_regex: str | None = None
     max_member_bytes: int = 2**31
     expected_images: int | None = None
+    processes: int = 1
 
 
 def _summary_tallies(summary: ArchiveSummary) -> list[Tally]:
@@ -133,7 +135,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     )
 
     labelled = (keyed.images, parsed.records) | "JoinAndTransform" >> JoinAndTransform(
-        f"{spec.dataset} ingest", job.image, job.layout.run_id, job.expected_images
+        f"{spec.dataset} ingest", job.image, job.layout.run_id, job.expected_images, job.processes
     )
     examples = labelled.examples
 
@@ -273,6 +275,7 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
         path_match_regex=regex,
         max_member_bytes=tar_options.max_member_bytes,
         expected_images=_count_rows(csv_files),
+        processes=local_processes(options),
     )
 
 

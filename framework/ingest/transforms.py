@@ -155,7 +155,7 @@ class _Progress:
     _runs: ClassVar[dict[str, list[float]]] = {}  # run id -> [done, started, last print]
 
     @classmethod
-    def tick(cls, run_id: str, label: str, expected: int | None) -> None:
+    def tick(cls, run_id: str, label: str, expected: int | None, processes: int) -> None:
         with cls._lock:
             now = time.monotonic()
             state = cls._runs.setdefault(run_id, [0, now, now])
@@ -164,9 +164,11 @@ class _Progress:
                 return
             state[2] = now
             done, rate = int(state[0]), state[0] / max(now - state[1], 1e-9)
-        line = f"{label}: {done} images done in this worker, {rate:.1f}/s"
+        line = f"{label}: {done} images done in this process, {rate:.1f}/s"
         if expected:
-            line += f" (about {expected} in all)"
+            # Work spreads evenly over the processes, so each does about its share.
+            left = max(expected / processes - done, 0) / rate
+            line += f", about {left:.0f} s left ({expected} images in all)"
         print(f"{line} [pid {os.getpid()}]", flush=True)
 
 
@@ -181,13 +183,19 @@ class TransformFn(beam.DoFn):
     """
 
     def __init__(
-        self, label: str, image: ImageSpec, run_id: str, expected: int | None = None
+        self,
+        label: str,
+        image: ImageSpec,
+        run_id: str,
+        expected: int | None = None,
+        processes: int = 1,
     ) -> None:
         super().__init__()
         self._label = label
         self._image = image
         self._run_id = run_id
         self._expected = expected
+        self._processes = max(processes, 1)
         self._written = Metrics.counter("datathon_etl", "images_written")
         self._refused = Metrics.counter("datathon_etl", "images_quarantined")
 
@@ -215,7 +223,7 @@ class TransformFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(ROWS_TAG, row)
             return
         self._written.inc()
-        _Progress.tick(self._run_id, self._label, self._expected)
+        _Progress.tick(self._run_id, self._label, self._expected, self._processes)
         yield Example(image=data, path=path, key=item.key, labels=record.labels)
 
     def _read(self, ref: MemberRef | str) -> bytes:
@@ -253,13 +261,19 @@ class JoinAndTransform(beam.PTransform):
         image: The image transform.
         run_id: Identifies the run (progress counters are per run).
         expected: The number of images expected, for progress lines.
+        processes: Local worker processes sharing the work, for progress lines.
     """
 
     def __init__(
-        self, label: str, image: ImageSpec, run_id: str, expected: int | None = None
+        self,
+        label: str,
+        image: ImageSpec,
+        run_id: str,
+        expected: int | None = None,
+        processes: int = 1,
     ) -> None:
         super().__init__()
-        self._transform = TransformFn(label, image, run_id, expected)
+        self._transform = TransformFn(label, image, run_id, expected, processes)
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> LabelledImages:
         """Joins on path (references only), decides, then reads and transforms."""
