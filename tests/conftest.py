@@ -100,4 +100,4 @@ def bigquery(
     """
     handle = use_bigquery_emulator(monkeypatch, bigquery_emulator)
     yield handle
-    handle.client.close()
+    handle.client.close()  # type: ignore[no-untyped-call]

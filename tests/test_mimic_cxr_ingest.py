@@ -224,7 +224,7 @@ def test_label_rows_are_parsed_or_quarantined_with_a_reason():
     from datathon_etl.generated.mimic_cxr.ingest import SPEC
 
     def row(path: str, edema: str = "1.0", problem: str | None = None) -> CsvRow:
-        cells = dict.fromkeys(SPEC.csv_columns, "")
+        cells: dict[str, str | None] = dict.fromkeys(SPEC.csv_columns, "")
         cells.update({"path": path, "Edema": edema})
         return CsvRow(f"t.csv:line {len(path)}", cells, problem)
 
