@@ -9,15 +9,13 @@ and ``<output_dir>/_manifest.json`` (written last) counts both stages.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
 import attrs
-from apache_beam.io.filesystem import BeamIOError, CompressionTypes
-from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
@@ -60,14 +58,16 @@ from datathon_etl.framework.tables import (
 )
 from datathon_etl.framework.tables.options import TableOptions
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
+from datathon_etl.framework.tfrecords.shards import (
+    WriteShards,
+    delete_stale_shards,
+    write_features_file,
+)
 
 __all__ = ["ARCHIVES", "IngestJob", "build_pipeline", "run"]
 
 ARCHIVES = "archives"
 """Manifest stage: the tar files (input = read to the end + quarantined as damaged)."""
-
-SHARD_PREFIX = "data"
-FEATURES_FILE = "features.json"
 
 
 @attrs.frozen
@@ -182,10 +182,7 @@ def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, root: str) ->
         _ = (
             part
             | f"Values_{label}" >> beam.Values()
-            | f"Write_{label}"
-            >> beam.io.WriteToTFRecord(
-                f"{root}/{name}/{SHARD_PREFIX}", file_name_suffix=".tfrecord"
-            )
+            | f"Write_{label}" >> WriteShards(f"{root}/{name}")
         )
 
 
@@ -198,31 +195,6 @@ def _write_table(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -
         | "LabelsRows" >> beam.Map(labels_row)
         | "WriteLabelsTable" >> WriteTable(table, schema, bigquery_method=job.bigquery_method)
     )
-
-
-def _delete_stale_shards(root: str, partitions: Sequence[str]) -> None:
-    """Removes an earlier run's shards, so a glob over the output reads only this run's."""
-    patterns = [f"{root}/{name}/{SHARD_PREFIX}-*.tfrecord" for name in partitions]
-    stale = [m.path for r in FileSystems.match(patterns) for m in r.metadata_list]
-    if stale:
-        FileSystems.delete(stale)
-
-
-def _write_features(root: str, spec: IngestSpec) -> None:
-    features = {
-        f.name: {"kind": f.kind, "text": f.text, "nullable": f.nullable} for f in spec.feature_specs
-    }
-    body = {
-        "dataset": spec.dataset,
-        "image_feature": spec.image_feature,
-        "folders": list(spec.partitions),
-        "features": features,
-        "reader": f"datathon_etl.generated.{spec.dataset}.features.FEATURES",
-    }
-    with FileSystems.create(
-        f"{root}/{FEATURES_FILE}", compression_type=CompressionTypes.UNCOMPRESSED
-    ) as f:
-        f.write((json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def _count_rows(csvs: Sequence[str]) -> int:
@@ -305,7 +277,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     job.layout.prepare()
     if job.tfrecord_dir:
-        _delete_stale_shards(job.tfrecord_dir, spec.partitions)
+        delete_stale_shards([f"{job.tfrecord_dir}/{name}" for name in spec.partitions])
     print(
         f"{prog}: {len(job.tars)} tar file(s), {len(job.csvs)} label file(s) with "
         f"{job.expected_images} rows",
@@ -314,7 +286,13 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, spec, job)
     if job.tfrecord_dir:
-        _write_features(job.tfrecord_dir, spec)
+        write_features_file(
+            job.tfrecord_dir,
+            spec.feature_specs,
+            dataset=spec.dataset,
+            folders=list(spec.partitions),
+            reader=f"datathon_etl.generated.{spec.dataset}.features",
+        )
     parameters: dict[str, Any] = {
         "input_tars": list(options.view_as(TarOptions).input_tars),
         "input_csv": list(options.view_as(IngestOptions).input_csv),

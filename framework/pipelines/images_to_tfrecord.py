@@ -24,7 +24,6 @@ quarantined, with its reason, in ``<output_dir>/_quarantine/``.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -35,7 +34,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io import fileio
-from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -70,12 +69,15 @@ from datathon_etl.framework.sources.options import (
 from datathon_etl.framework.tables import PATH_COLUMN, TableOptions, labels_query_from_options
 from datathon_etl.framework.tfrecords import FeatureSpec, write_features
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
+from datathon_etl.framework.tfrecords.shards import (
+    WriteShards,
+    delete_stale_shards,
+    write_features_file,
+)
 
 __all__ = ["build_pipeline", "feature_specs", "main"]
 
 PIPELINE = "images-to-tfrecord"
-SHARD_PREFIX = "data"
-FEATURES_FILE = "features.json"
 
 
 @attrs.frozen
@@ -151,10 +153,7 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
     _ = (
         labelled.examples
         | "Encode" >> beam.ParDo(_EncodeFn(job.specs, image_feature))
-        | "WriteTFRecords"
-        >> beam.io.WriteToTFRecord(
-            f"{job.tfrecord_dir}/{SHARD_PREFIX}", file_name_suffix=".tfrecord"
-        )
+        | "WriteTFRecords" >> WriteShards(job.tfrecord_dir)
     )
     row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
     _ = (
@@ -192,23 +191,6 @@ def feature_specs(labels: pa.Schema, image_feature: str) -> tuple[FeatureSpec, .
             raise UsageError(f"--query: column {field.name!r}: {e}") from e
         specs.append(FeatureSpec.of(field.name, scalar, nullable=field.nullable))
     return tuple(specs)
-
-
-def _delete_stale_shards(root: str) -> None:
-    (result,) = FileSystems.match([f"{root}/{SHARD_PREFIX}-*.tfrecord"])
-    if result.metadata_list:
-        FileSystems.delete([m.path for m in result.metadata_list])
-
-
-def _write_features(root: str, specs: Sequence[FeatureSpec]) -> None:
-    body = {
-        "image_feature": specs[0].name,
-        "features": {s.name: attrs.asdict(s) for s in specs},
-    }
-    with FileSystems.create(
-        f"{root}/{FEATURES_FILE}", compression_type=CompressionTypes.UNCOMPRESSED
-    ) as f:
-        f.write((json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def _job(options: PipelineOptions) -> _Job:
@@ -282,14 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: {e}", file=sys.stderr)
         return EXIT_USAGE
     job.layout.prepare()
-    _delete_stale_shards(job.tfrecord_dir)
+    delete_stale_shards([job.tfrecord_dir])
     roots = [input_root(pattern) for pattern in job.patterns]
     print(
         f"{prog}: {job.labels.num_rows} label rows; listing {', '.join(job.patterns)}", flush=True
     )
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, job, roots)
-    _write_features(job.tfrecord_dir, job.specs)
+    write_features_file(job.tfrecord_dir, job.specs)
     parameters = {
         "input_prefix": list(job.patterns),
         "path_match_regex": job.path_match_regex,
