@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TYPECHECK := build/typecheck
 
-.PHONY: test lint typecheck codegen codegen-check pytest demo bench lock clean
+.PHONY: test lint typecheck codegen codegen-check pytest demo demo-jpg bench lock clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ pytest: $(STAMP)
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m datathon_etl.datasets.mimic_cxr.demo
+
+# The same, for the current PhysioNet release (MIMIC-CXR-JPG 2.x layout).
+demo-jpg: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m datathon_etl.datasets.mimic_cxr_jpg.demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

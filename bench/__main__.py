@@ -14,12 +14,14 @@ from pathlib import Path
 
 from bench import ingest, transform
 from bench._core import BenchResult
+from bench.inference import bench_inference
 
 BENCHES: list[Callable[[], BenchResult]] = [
     transform.bench_transform,
     ingest.bench_ingest,
     ingest.bench_ingest_one_tar,
     ingest.bench_ingest_memory,
+    bench_inference,
 ]
 """Every bench, in the order they run; a bench's name is its function's name
 without the ``bench_`` prefix."""

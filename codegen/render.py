@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -105,6 +106,13 @@ def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+def _labels_per_study(ir: DatasetIR) -> bool:
+    """Whether the layout module declares ``LABELS_PER = "study"`` (MIMIC-CXR-JPG 2.x)."""
+    if ir.layout is None:
+        return False
+    return getattr(importlib.import_module(ir.layout), "LABELS_PER", "image") == "study"
+
+
 def render_dataset(ir: DatasetIR) -> dict[str, str]:
     """Renders every generated file of one dataset.
 
@@ -136,6 +144,7 @@ def render_dataset(ir: DatasetIR) -> dict[str, str]:
         "label_codes": [codes for codes in label_codes.values() if codes],
         "evaluated_enums": [e for e in ir.enums if (e.module, e.name) in evaluated_enums],
         "not_evaluated": [f"`{name}`" for name, codes in label_codes.items() if not codes],
+        "labels_per_study": _labels_per_study(ir),
     }
     files = {
         "__init__.py": _ENV.get_template("package_init.py.j2").render(context),

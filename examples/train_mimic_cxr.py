@@ -24,17 +24,18 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-from datathon_etl.datasets.mimic_cxr.schema import Finding  # noqa: E402
-from datathon_etl.framework.inference import UncertainPolicy  # noqa: E402
-from datathon_etl.generated.mimic_cxr import features, rows  # noqa: E402
+from datathon_etl.datasets.mimic_cxr.schema import Finding
+from datathon_etl.framework.inference import UncertainPolicy
+from datathon_etl.generated.mimic_cxr import features, rows
 
 IGNORED = -1.0
 """The target value of a label left out of the loss."""
@@ -66,9 +67,7 @@ def masked_binary_crossentropy(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tenso
     per_label = tf.nn.sigmoid_cross_entropy_with_logits(
         labels=tf.maximum(y_true, 0.0), logits=logits
     )
-    return tf.reduce_sum(per_label * mask, axis=-1) / tf.maximum(
-        tf.reduce_sum(mask, axis=-1), 1.0
-    )
+    return tf.reduce_sum(per_label * mask, axis=-1) / tf.maximum(tf.reduce_sum(mask, axis=-1), 1.0)
 
 
 def image_shape(pattern: str | Sequence[str]) -> list[int]:
@@ -104,9 +103,9 @@ def build_model(input_shape: Sequence[int], labels: int, width: int = 16) -> ker
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for multiple in (1, 2, 4, 8):
-        x = keras.layers.Conv2D(
-            width * multiple, 3, strides=2, padding="same", activation="relu"
-        )(x)
+        x = keras.layers.Conv2D(width * multiple, 3, strides=2, padding="same", activation="relu")(
+            x
+        )
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(labels, name="logits")(x)
     return keras.Model(inputs, outputs, name="mimic_cxr_small_cnn")
@@ -141,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         optimizer=keras.optimizers.Adam(args.learning_rate), loss=masked_binary_crossentropy
     )
     started = time.monotonic()
-    history: Any = model.fit(data, epochs=args.epochs, verbose=2)
+    with warnings.catch_warnings():
+        # Keras warns at the end of every epoch of a dataset of unknown length.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history: Any = model.fit(data, epochs=args.epochs, shuffle=False, verbose=2)
     model.save(args.model_out)
     loss = history.history["loss"][-1]
     print(

@@ -14,7 +14,10 @@ finished), prints a summary and picks the exit code: `EXIT_OK`, or
 `EXIT_FAILED` when the counts do not add up (``input = written + skipped +
 quarantined`` per stage) or more than ``--max_bad_fraction`` of all inputs
 were quarantined. `EXIT_USAGE` is for bad flags and inputs, found by
-`match_inputs` and the pipelines before anything runs.
+`match_inputs` and the pipelines before anything runs. A Dataflow run
+that the driver does not see finish (``--dry_run``, ``--template_location``,
+``--no_wait_until_finish``; see `no_counts_reason`) has no counts:
+`finish_run` says so and writes no manifest.
 
 Layout of ``--output_dir``: the outputs, plus the reserved names
 ``_manifest.json``, ``_quarantine/`` (JSON lines, see
@@ -38,7 +41,12 @@ import apache_beam as beam
 import attrs
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    PipelineOptions,
+    StandardOptions,
+    TestOptions,
+)
 
 from datathon_etl.framework.quarantine import Quarantined
 
@@ -61,7 +69,9 @@ __all__ = [
     "check_output_options",
     "finish_run",
     "match_inputs",
+    "no_counts_reason",
     "read_tallies",
+    "uses_dataflow",
 ]
 
 EXIT_OK: Final = 0
@@ -462,6 +472,39 @@ def read_tallies(file_prefix: str) -> list[Tally]:
     return [Tally.from_json(line) for line in text.splitlines() if line.strip()]
 
 
+_DATAFLOW_RUNNERS: Final = frozenset({"dataflow", "dataflowrunner", "testdataflowrunner"})
+
+
+def uses_dataflow(options: PipelineOptions) -> bool:
+    """Whether ``--runner`` is Dataflow (``DataflowRunner``, ``dataflow`` or its full path)."""
+    runner = options.view_as(StandardOptions).runner
+    if runner is None:
+        return False
+    name = runner if isinstance(runner, str) else type(runner).__name__
+    return name.rsplit(".", 1)[-1].lower() in _DATAFLOW_RUNNERS
+
+
+def no_counts_reason(options: PipelineOptions) -> str | None:
+    """Why the driver has no counts once ``Pipeline.run`` returns, or ``None`` when it has.
+
+    Only with the ``DataflowRunner``: ``--dry_run`` builds and checks the
+    job and submits nothing; ``--template_location`` writes a template that
+    runs when launched; ``--no_wait_until_finish`` submits the job and
+    returns while it runs. There are then no counts to read and no manifest
+    to write.
+    """
+    if not uses_dataflow(options):
+        return None
+    if options.view_as(TestOptions).dry_run:
+        return "--dry_run: the Dataflow job was built and checked, not submitted"
+    template: str | None = options.view_as(GoogleCloudOptions).template_location
+    if template:
+        return f"--template_location: template written to {template}, to run when launched"
+    if options.view_as(StandardOptions).no_wait_until_finish:
+        return "--no_wait_until_finish: the Dataflow job was submitted and runs on"
+    return None
+
+
 def finish_run(
     layout: RunLayout,
     pipeline: str,
@@ -470,10 +513,20 @@ def finish_run(
     parameters: Mapping[str, Any] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    options: PipelineOptions | None = None,
 ) -> int:
-    """After a successful pipeline: writes the manifest last, prints, returns the exit code."""
+    """After a successful pipeline: writes the manifest last, prints, returns the exit code.
+
+    Given the run's ``options``, a Dataflow run the driver did not see finish
+    (see `no_counts_reason`) reads no counts and writes no manifest: it says
+    so and returns `EXIT_OK`.
+    """
     out = out or sys.stdout
     err = err or sys.stderr
+    reason = no_counts_reason(options) if options is not None else None
+    if reason is not None:
+        print(f"{pipeline}: {reason}; nothing ran, so no manifest", file=out)
+        return EXIT_OK
     manifest = Manifest.from_tallies(pipeline, read_tallies(layout.tallies_prefix), parameters)
     layout.cleanup()
     manifest.write(layout.manifest_uri)

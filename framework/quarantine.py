@@ -75,6 +75,8 @@ class Reason(StrEnum):
     LABELS_WITHOUT_IMAGE = "labels_without_image"
     DUPLICATE_LABEL_ROW = "duplicate_label_row"
     DUPLICATE_IMAGE = "duplicate_image"
+    MISSING_METADATA = "missing_metadata"
+    MISSING_SPLIT = "missing_split"
     # Inference.
     BAD_EXAMPLE = "bad_example"
 

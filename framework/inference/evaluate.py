@@ -44,7 +44,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 import attrs
@@ -59,6 +59,7 @@ from datathon_etl.framework.inference.options import (
     UncertainPolicy,
 )
 from datathon_etl.framework.manifest import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.tables import (
     DESCRIPTION_KEY,
     PATH_COLUMN,
@@ -157,17 +158,22 @@ class LabelCodes:
         return None
 
 
+def _label_tuple(labels: Iterable[LabelCodes]) -> tuple[LabelCodes, ...]:
+    return tuple(labels)
+
+
 @attrs.frozen
 class EvaluationSpec:
     """A dataset's labels for evaluation (generated into ``generated/<dataset>/evaluate.py``).
 
     Attributes:
         dataset: The dataset's name.
-        labels: One entry per evaluated label, in model output order.
+        labels: One entry per evaluated label, in model output order (any
+            sequence; kept as a tuple).
     """
 
     dataset: str
-    labels: tuple[LabelCodes, ...]
+    labels: tuple[LabelCodes, ...] = attrs.field(converter=_label_tuple)
 
 
 def _quote(name: str) -> str:
@@ -359,13 +365,14 @@ def _check_same_backend(job: EvaluationJob) -> None:
         )
 
 
-def _evaluate_duckdb(spec: EvaluationSpec, job: EvaluationJob) -> EvaluationResult:
+def _evaluate_duckdb(
+    spec: EvaluationSpec, predictions: DuckDBTable, labels: DuckDBTable, policy: UncertainPolicy
+) -> EvaluationResult:
     import duckdb
 
-    assert isinstance(job.predictions, DuckDBTable) and isinstance(job.labels, DuckDBTable)
     aliases: dict[str, str] = {}
     with duckdb.connect(":memory:") as con:
-        for database in sorted({job.predictions.database, job.labels.database}):
+        for database in sorted({predictions.database, labels.database}):
             if not os.path.isfile(database):
                 raise ValueError(f"{database}: no such DuckDB file")
             alias = f"db{len(aliases)}"
@@ -375,19 +382,19 @@ def _evaluate_duckdb(spec: EvaluationSpec, job: EvaluationJob) -> EvaluationResu
         def name(table: DuckDBTable) -> str:
             return f"{aliases[table.database]}.{_quote(table.table)}"
 
-        predictions, labels = name(job.predictions), name(job.labels)
-        table = con.sql(evaluation_sql(spec, predictions, labels, job.policy)).to_arrow_table()
-        counts = con.execute(_coverage_sql(predictions, labels)).fetchone()
-    assert counts is not None
+        sql = evaluation_sql(spec, name(predictions), name(labels), policy)
+        table = con.sql(sql).to_arrow_table()
+        ((*counts,),) = con.execute(_coverage_sql(name(predictions), name(labels))).fetchall()
     return EvaluationResult(_conform(table), *(int(c) for c in counts))
 
 
-def _evaluate_bigquery(spec: EvaluationSpec, job: EvaluationJob) -> EvaluationResult:
-    assert isinstance(job.predictions, BigQueryTable) and isinstance(job.labels, BigQueryTable)
-    predictions, labels = job.predictions.sql_name, job.labels.sql_name
-    sql = evaluation_sql(spec, predictions, labels, job.policy)
+def _evaluate_bigquery(
+    spec: EvaluationSpec, predictions: BigQueryTable, labels: BigQueryTable, job: EvaluationJob
+) -> EvaluationResult:
+    sql = evaluation_sql(spec, predictions.sql_name, labels.sql_name, job.policy)
     table = query_bigquery(sql, project=job.project)
-    counts = query_bigquery(_coverage_sql(predictions, labels), project=job.project).to_pylist()[0]
+    coverage = _coverage_sql(predictions.sql_name, labels.sql_name)
+    (counts,) = query_bigquery(coverage, project=job.project).to_pylist()
     return EvaluationResult(
         _conform(table), int(counts["predictions"]), int(counts["labels"]), int(counts["matched"])
     )
@@ -402,9 +409,12 @@ def evaluate(spec: EvaluationSpec, job: EvaluationJob) -> EvaluationResult:
         duckdb.Error: A table or column is missing (DuckDB).
     """
     _check_same_backend(job)
-    if isinstance(job.predictions, BigQueryTable):
-        return _evaluate_bigquery(spec, job)
-    return _evaluate_duckdb(spec, job)
+    predictions, labels = job.predictions, job.labels
+    if isinstance(predictions, BigQueryTable) and isinstance(labels, BigQueryTable):
+        return _evaluate_bigquery(spec, predictions, labels, job)
+    if isinstance(predictions, DuckDBTable) and isinstance(labels, DuckDBTable):
+        return _evaluate_duckdb(spec, predictions, labels, job.policy)
+    raise ValueError(f"unsupported tables {predictions} and {labels}")
 
 
 def write_evaluation(result: EvaluationResult, job: EvaluationJob, spec: EvaluationSpec) -> int:
@@ -412,20 +422,24 @@ def write_evaluation(result: EvaluationResult, job: EvaluationJob, spec: Evaluat
 
     DuckDB: through the DuckDB sink's single transaction, with column
     comments. BigQuery: ``CREATE OR REPLACE TABLE ... AS`` the same query.
+
+    Raises:
+        ValueError: The tables are in different backends.
     """
-    if job.output is None:
+    _check_same_backend(job)
+    output, predictions, labels = job.output, job.predictions, job.labels
+    if output is None:
         return 0
-    if isinstance(job.output, BigQueryTable):
-        assert isinstance(job.predictions, BigQueryTable) and isinstance(job.labels, BigQueryTable)
-        sql = evaluation_sql(spec, job.predictions.sql_name, job.labels.sql_name, job.policy)
-        query_bigquery(
-            f"CREATE OR REPLACE TABLE {job.output.sql_name} AS\n{sql}", project=job.project
-        )
-        return result.table.num_rows
-    with tempfile.TemporaryDirectory(prefix="datathon-etl-evaluation-") as folder:
-        staged = os.path.join(folder, "evaluation.parquet")
-        pq.write_table(result.table, staged)
-        return replace_duckdb_table(job.output, EVALUATION_SCHEMA, [staged])
+    if isinstance(output, DuckDBTable):
+        with tempfile.TemporaryDirectory(prefix="datathon-etl-evaluation-") as folder:
+            staged = os.path.join(folder, "evaluation.parquet")
+            pq.write_table(result.table, staged)
+            return replace_duckdb_table(output, EVALUATION_SCHEMA, [staged])
+    if isinstance(predictions, BigQueryTable) and isinstance(labels, BigQueryTable):
+        sql = evaluation_sql(spec, predictions.sql_name, labels.sql_name, job.policy)
+        query_bigquery(f"CREATE OR REPLACE TABLE {output.sql_name} AS\n{sql}", project=job.project)
+        return int(result.table.num_rows)
+    raise ValueError(f"unsupported tables {predictions}, {labels} and {output}")
 
 
 def _number(value: Any, digits: int) -> str:
@@ -479,10 +493,12 @@ def _beside(table: str, anchor: TableSpec, flag: str, default_database: str | No
 
 
 def job_from_options(spec: EvaluationSpec, options: PipelineOptions) -> EvaluationJob:
-    """Validates evaluate's flags; runs nothing.
+    """Validates evaluate's flags and checks the tables' files or cloud resources; runs nothing.
 
     Raises:
-        UsageError: A missing, contradictory or unusable flag.
+        UsageError: A missing, contradictory or unusable flag, a missing
+            DuckDB file, or an unusable cloud resource (see
+            `check_cloud_resources`).
     """
     predictions_flag = options.view_as(PredictionsOptions).predictions_table
     if not predictions_flag:
@@ -515,6 +531,17 @@ def job_from_options(spec: EvaluationSpec, options: PipelineOptions) -> Evaluati
         _check_same_backend(job)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    check_cloud_resources(
+        options,
+        tables={
+            "--predictions_table": predictions,
+            "--labels_table": labels,
+            "--output_table": output,
+        },
+    )
+    for flag, table in (("--predictions_table", predictions), ("--labels_table", labels)):
+        if isinstance(table, DuckDBTable) and not os.path.isfile(table.database):
+            raise UsageError(f"{flag} {table}: no such DuckDB file")
     return job
 
 
@@ -528,8 +555,12 @@ def run_evaluation(
         options = parse_flags(
             prog,
             f"Score a {spec.dataset} predictions table against the labels table in SQL "
-            "(DuckDB or BigQuery): per-label AUROC, prevalence and counts, printed and "
-            "written as a table.",
+            "(DuckDB or BigQuery, where the tables are): per-label AUROC, prevalence and "
+            "counts, printed and written as a table (replaced on a re-run). Defaults: "
+            f"--labels_table {spec.dataset}_labels and --output_table "
+            f"{spec.dataset}_evaluation; a bare name lives beside the predictions table "
+            "(the same DuckDB file or BigQuery dataset), a bare --labels_table in "
+            "--labels_db when given.",
             [PredictionsOptions, EvaluationOptions, TableOptions],
             argv,
         )

@@ -41,7 +41,7 @@ from typing import Any
 import attrs
 import numpy as np
 import numpy.typing as npt
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
@@ -212,21 +212,32 @@ def _remove_later(path: str) -> None:
 
 
 @contextlib.contextmanager
-def _local_copy(uri: str, *, keep: bool) -> Iterator[str]:
-    """Yields a local path holding ``uri`` (itself, when already local)."""
+def _local_copy(uri: str) -> Iterator[str]:
+    """Yields a local path holding ``uri`` (itself, when already local).
+
+    A remote SavedModel may read its files after loading, so its copy is
+    kept until the process exits; a remote file's copy is deleted at once.
+    """
     if not _is_remote(uri):
         yield uri.removeprefix("file://")
         return
     folder = tempfile.mkdtemp(prefix="datathon-etl-model-")
     local = os.path.join(folder, posixpath.basename(uri.rstrip("/")) or "model")
+    saved_model = False
     try:
-        if FileSystems.exists(posixpath.join(uri.rstrip("/"), _SAVED_MODEL_FILE)):
-            _copy_tree(uri, local)
-        else:
-            _copy_file(uri, local)
+        try:
+            saved_model = FileSystems.exists(posixpath.join(uri.rstrip("/"), _SAVED_MODEL_FILE))
+            if saved_model:
+                _copy_tree(uri, local)
+            elif FileSystems.exists(uri):
+                _copy_file(uri, local)
+            else:
+                raise ValueError(f"{uri}: no such model file or SavedModel folder")
+        except (BeamIOError, OSError) as e:
+            raise ValueError(f"{uri}: cannot read the model: {e}") from e
         yield local
     finally:
-        if keep:
+        if saved_model:
             _remove_later(folder)
         else:
             shutil.rmtree(folder, ignore_errors=True)
@@ -249,17 +260,13 @@ def load_keras_model(uri: str) -> Any:
     Raises:
         ValueError: The model cannot be found or loaded.
     """
-    remote_saved_model = _is_remote(uri) and FileSystems.exists(
-        posixpath.join(uri.rstrip("/"), _SAVED_MODEL_FILE)
-    )
-    # A SavedModel may read its files after loading; keep the copy until exit.
-    with _local_copy(uri, keep=remote_saved_model) as path:
+    with _local_copy(uri) as path:
         if os.path.isdir(path):
             if not _is_saved_model(path):
                 raise ValueError(f"{uri}: a folder, but not a SavedModel (no {_SAVED_MODEL_FILE})")
             return SavedModelPredictor(path)
         if not os.path.isfile(path):
-            raise ValueError(f"{uri}: no such model file")
+            raise ValueError(f"{uri}: no such model file or SavedModel folder")
         import keras
 
         try:

@@ -34,6 +34,13 @@ before its sink commits: the DuckDB sink replaces the table only after every
 row is staged, and BigQuery's file loads start only after every file is
 written.
 
+On one machine, ``--direct_running_mode multi_threading --direct_num_workers
+<CPUs>`` is the setting to use: the threads share one model, and one
+thread's decoding overlaps another's model call (TensorFlow releases the
+GIL). ``multi_processing`` starts worker processes that each load the model
+and run their own TensorFlow thread pools; on 2 CPUs with a small CNN it
+measured about half as fast. See ``bench/inference.py`` for figures.
+
 Exit codes: 0; 1 when more than ``--max_bad_fraction`` of the records was
 quarantined; 2 for bad flags, inputs that match nothing, or a model that
 does not fit the dataset.
@@ -80,6 +87,7 @@ from datathon_etl.framework.manifest import (
     finish_run,
     match_inputs,
 )
+from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage, WriteQuarantine
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
@@ -150,13 +158,15 @@ def _prediction_row(
     return spec.prediction_row(ids, result.inference)
 
 
-def _exception_detail(error: tuple[Any, str, Any]) -> str:
-    _, message, _ = error
-    return str(message)
+def _exception_detail(error: tuple[Any, str, Sequence[str]]) -> str:
+    # The dead-letter output holds (type, repr, formatted traceback); its last
+    # line is "Type: message" of the exception raised.
+    _, message, lines = error
+    return lines[-1].strip() if lines else str(message)
 
 
 def _refused_record(
-    failed: tuple[tuple[str, bytes], tuple[Any, str, Any]], spec: InferenceSpec
+    failed: tuple[tuple[str, bytes], tuple[Any, str, Sequence[str]]], spec: InferenceSpec
 ) -> Quarantined:
     (source, serialized), error = failed
     try:
@@ -169,7 +179,7 @@ def _refused_record(
 
 
 def _refused_batch(
-    failed: tuple[Sequence[tuple[Mapping[str, Any], Any]], tuple[Any, str, Any]],
+    failed: tuple[Sequence[tuple[Mapping[str, Any], Any]], tuple[Any, str, Sequence[str]]],
 ) -> Iterator[Quarantined]:
     batch, error = failed
     detail = f"the model failed on this record's batch of {len(batch)}: {_exception_detail(error)}"
@@ -226,15 +236,17 @@ def build_pipeline(p: beam.Pipeline, spec: InferenceSpec, job: InferenceJob) -> 
 
 
 def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> InferenceJob:
-    """Validates the flags, finds the inputs and checks the model; runs nothing.
+    """Validates the flags, checks cloud resources, finds the inputs, checks the model.
+
+    Runs nothing.
 
     Raises:
-        UsageError: A missing or bad flag, an input that matches nothing, or
-            a model that does not load or does not fit the dataset.
+        UsageError: A missing or bad flag, an unusable cloud resource (see
+            `check_cloud_resources`), an input that matches nothing, or a
+            model that does not load or does not fit the dataset.
     """
     flags = options.view_as(InferenceOptions)
     output_dir, _ = check_output_options(options.view_as(OutputOptions))
-    patterns = match_inputs(flags.input_tfrecord_pattern or [], "--input_tfrecord_pattern")
     if not flags.keras_model:
         raise UsageError("--keras_model is required")
     if flags.batch_size < 1:
@@ -245,6 +257,8 @@ def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> Inference
         raise UsageError(f"--normalize: {e}") from e
     predictions = options.view_as(PredictionsOptions).predictions_table
     tables = options.view_as(TableOptions)
+    if tables.labels_query or tables.labels_table or tables.labels_db:
+        raise UsageError("infer reads no labels: --labels_query/--labels_table/--labels_db")
     if predictions and tables.output_table and predictions != tables.output_table:
         raise UsageError(
             "--predictions_table and --output_table both name the table infer writes; "
@@ -252,9 +266,22 @@ def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> Inference
         )
     table: str = predictions or tables.output_table or f"{spec.dataset}_predictions"
     try:
-        parse_table_spec(table, default_database=f"{output_dir}/tables.duckdb")
+        parsed = parse_table_spec(table, default_database=f"{output_dir}/tables.duckdb")
     except ValueError as e:
         raise UsageError(f"--predictions_table: {e}") from e
+    check_cloud_resources(
+        options,
+        locations={
+            "--input_tfrecord_pattern": flags.input_tfrecord_pattern,
+            "--keras_model": flags.keras_model,
+            "--output_dir": output_dir,
+        },
+        tables={"--predictions_table": parsed},
+        file_loads=["--predictions_table"]
+        if BigQueryWriteMethod(tables.bigquery_write_method) is BigQueryWriteMethod.FILE_LOADS
+        else [],
+    )
+    patterns = match_inputs(flags.input_tfrecord_pattern or [], "--input_tfrecord_pattern")
     try:
         signature = read_signature(spec, flags.keras_model)
     except ValueError as e:
@@ -324,6 +351,7 @@ def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
         f"{spec.dataset} infer",
         max_bad_fraction=max_bad_fraction,
         parameters=parameters,
+        options=options,
     )
     print(f"{prog}: predictions in {_describe_table(job)}")
     return code

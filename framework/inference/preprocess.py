@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -71,6 +72,15 @@ def decode_pixels(data: bytes) -> npt.NDArray[np.uint8]:
     return np.asarray(tf.io.decode_image(data, channels=0, expand_animations=False))
 
 
+_TF_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}")
+
+
+def _message(error: Exception) -> str:
+    # TensorFlow's op errors carry the op's internal name first; keep what it says.
+    text = str(getattr(error, "message", None) or error)
+    return f"{type(error).__name__}: {_TF_FUNCTION_NODE.sub('', text).strip()}"
+
+
 def record_identity(record: bytes) -> str:
     """Names a record that does not parse: ``sha256:<first 16 hex digits>``."""
     return "sha256:" + hashlib.sha256(record).hexdigest()[:16]
@@ -109,7 +119,7 @@ class PrepareExample:
         except Exception as e:
             raise ValueError(
                 f"{self.dataset}: {source}: {record_identity(serialized)}: not a "
-                f"{self.dataset} example: {type(e).__name__}: {e}"
+                f"{self.dataset} example: {_message(e)}"
             ) from e
         ids = self.ids_row(example)
         try:
@@ -118,6 +128,6 @@ class PrepareExample:
             self.signature.check_example(model_input.shape)
         except Exception as e:
             raise ValueError(
-                f"{self.dataset}: {example.path}: {self.image_feature}: {type(e).__name__}: {e}"
+                f"{self.dataset}: {example.path}: {self.image_feature}: {_message(e)}"
             ) from e
         return ids, model_input

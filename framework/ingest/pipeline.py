@@ -1,21 +1,29 @@
 """The generic ingestion: tars of images + label CSVs -> JPG tree, TFRecords, labels table.
 
 One pass, each output optional. Labels are parsed and joined with the tar
-members on the image path (only references travel); bytes are read by range
-after the join, resized once, and fanned out to every output. Every tar
-member and every CSV row ends written or in ``<output_dir>/_quarantine/``,
-and ``<output_dir>/_manifest.json`` (written last) counts both stages.
+members (or image files, ``--input_prefix``) on the image path (only
+references travel); bytes are read by range after the join, resized once, and
+fanned out to every output. Every tar member, image file and CSV row ends
+written or in ``<output_dir>/_quarantine/``, and
+``<output_dir>/_manifest.json`` (written last) counts every stage.
+
+A dataset whose labels come per study (`IngestSpec.study_labels`) has its
+images labelled by `LabelPerStudy` instead: per-image tables and study label
+rows, told apart by name among ``--input_csv`` (``--labels_source`` picks the
+label file); its patient leakage check goes to ``<output_dir>/_leakage.json``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
 import attrs
-from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
@@ -23,8 +31,16 @@ from datathon_etl.framework.archives.options import TarOptions
 from datathon_etl.framework.flags import local_processes, parse_flags
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
+from datathon_etl.framework.ingest.assemble import (
+    ABSENT_LABELS_NOTE,
+    LEAKAGE_NOTE,
+    LabelPerStudy,
+    csv_roles,
+)
+from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.spec import IngestSpec
+from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
@@ -47,9 +63,15 @@ from datathon_etl.framework.manifest import (
     finish_run,
     match_inputs,
 )
+from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, WriteQuarantine
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
-from datathon_etl.framework.sources.options import MatchOptions, path_match_regex
+from datathon_etl.framework.sources.options import (
+    InputFilesOptions,
+    MatchOptions,
+    input_glob,
+    path_match_regex,
+)
 from datathon_etl.framework.tables import (
     BigQueryTable,
     BigQueryWriteMethod,
@@ -68,6 +90,8 @@ __all__ = ["ARCHIVES", "IngestJob", "build_pipeline", "run"]
 
 ARCHIVES = "archives"
 """Manifest stage: the tar files (input = read to the end + quarantined as damaged)."""
+LEAKAGE_FILE = "_leakage.json"
+"""Per-study ingestion: the subjects found in more than one split, under ``--output_dir``."""
 
 
 @attrs.frozen
@@ -76,7 +100,7 @@ class IngestJob:
 
     Attributes:
         tars: Tar URIs.
-        csvs: Label CSV URIs.
+        csvs: Label CSV URIs (per study: the chosen label source's).
         layout: Where the manifest, quarantine and scratch files go.
         image: The image transform.
         jpg_dir: Root of the resized JPG tree, if wanted.
@@ -87,6 +111,8 @@ class IngestJob:
         max_member_bytes: Larger tar members are quarantined.
         expected_images: Label rows counted up front, for progress lines.
         processes: Local worker processes, for progress lines.
+        prefixes: Folders or globs of image files (``--input_prefix``).
+        tables: Per study: each per-image table's CSV URIs, by table name.
     """
 
     tars: tuple[str, ...]
@@ -101,6 +127,13 @@ class IngestJob:
     max_member_bytes: int = 2**31
     expected_images: int | None = None
     processes: int = 1
+    prefixes: tuple[str, ...] = ()
+    tables: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+    @property
+    def notes_prefix(self) -> str:
+        """Where a per-study run's notes (leakage, absent labels) go, as JSON lines."""
+        return f"{self.layout.temp_dir}/notes"
 
 
 def _summary_tallies(summary: ArchiveSummary) -> list[Tally]:
@@ -116,27 +149,74 @@ def _tar_stage(record: Quarantined) -> str:
     return ARCHIVES if record.reason in ARCHIVE_REASONS else IMAGES
 
 
+def _images(
+    p: beam.Pipeline, spec: IngestSpec, job: IngestJob
+) -> tuple[beam.PCollection, list[beam.PCollection], list[beam.PCollection]]:
+    """Tar members and image files -> ``(path, ImageItem)``, their refusals, their tallies."""
+    keyed, refusals, tallies = [], [], []
+    if job.tars:
+        # Tar members -> (path, ImageItem): refs, or small resized bytes.
+        tars = p | "Tars" >> beam.Create(list(job.tars))
+        index = tars | "IndexTars" >> IndexTars(
+            path_match_regex=job.path_match_regex, max_member_bytes=job.max_member_bytes
+        )
+        members = (index.refs, index.loaded) | "AllMembers" >> beam.Flatten()
+        by_name = members | "KeyImages" >> beam.ParDo(KeyImageFn(spec, job.image)).with_outputs(
+            QUARANTINE_TAG, main="images"
+        )
+        keyed.append(by_name.images)
+        refusals += [index.quarantine, by_name[QUARANTINE_TAG]]
+        tallies += [
+            tars | "TallyTars" >> TallyEach(ARCHIVES, Outcome.INPUT),
+            index.summaries | "TallySummaries" >> beam.FlatMap(_summary_tallies),
+        ]
+    if job.prefixes:
+        # Image files -> (path, ImageItem) with the file's URI as the ref.
+        files = p | "ListImageFiles" >> ListImageFiles(
+            spec, job.prefixes, job.path_match_regex, job.max_member_bytes
+        )
+        keyed.append(files.images)
+        refusals.append(files.quarantine)
+        tallies += [
+            files.images | "TallyFiles" >> TallyEach(IMAGES, Outcome.INPUT),
+            files.quarantine | "TallyRefusedFiles" >> TallyEach(IMAGES, Outcome.INPUT),
+            files.skipped | "TallySkippedFilesIn" >> TallyEach(IMAGES, Outcome.INPUT),
+            files.skipped | "TallySkippedFiles" >> TallyEach(IMAGES, Outcome.SKIPPED),
+        ]
+    return keyed | "AllImages" >> beam.Flatten(), refusals, tallies
+
+
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
-    # Label rows -> (path, LabelRecord).
-    rows = p | "LabelFiles" >> beam.Create(list(job.csvs)) | "ReadRows" >> ReadCsvRows()
-    parsed = rows | "ParseRows" >> beam.ParDo(ParseLabelRowFn(spec)).with_outputs(
-        QUARANTINE_TAG, main="records"
-    )
-
-    # Tar members -> (path, ImageItem): refs, or small resized bytes.
-    tars = p | "Tars" >> beam.Create(list(job.tars))
-    index = tars | "IndexTars" >> IndexTars(
-        path_match_regex=job.path_match_regex, max_member_bytes=job.max_member_bytes
-    )
-    members = (index.refs, index.loaded) | "AllMembers" >> beam.Flatten()
-    keyed = members | "KeyImages" >> beam.ParDo(KeyImageFn(spec, job.image)).with_outputs(
-        QUARANTINE_TAG, main="images"
-    )
-
-    labelled = (keyed.images, parsed.records) | "JoinAndTransform" >> JoinAndTransform(
+    images, image_inputs_refused, tallies = _images(p, spec, job)
+    join = JoinAndTransform(
         f"{spec.dataset} ingest", job.image, job.layout.run_id, job.expected_images, job.processes
     )
+    if spec.study_labels is None:
+        # Label rows -> (path, LabelRecord).
+        rows = p | "LabelFiles" >> beam.Create(list(job.csvs)) | "ReadRows" >> ReadCsvRows()
+        parsed = rows | "ParseRows" >> beam.ParDo(ParseLabelRowFn(spec)).with_outputs(
+            QUARANTINE_TAG, main="records"
+        )
+        labelled = (images, parsed.records) | "JoinAndTransform" >> join
+        row_refusals = (
+            parsed[QUARANTINE_TAG],
+            labelled.row_refusals,
+        ) | "RowRefusals" >> beam.Flatten()
+        tallies += [
+            rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
+            row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
+            labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
+        ]
+    else:
+        # Per-image tables and study label rows -> one label record per image.
+        study = images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, join)
+        labelled = study.labelled
+        row_refusals = study.refusals | "StudyRefusals" >> beam.Values()
+        tallies.append(study.tallies)
+        _ = study.notes | "WriteNotes" >> beam.io.WriteToText(
+            job.notes_prefix, file_name_suffix=".jsonl", num_shards=1, shard_name_template=""
+        )
     examples = labelled.examples
 
     if job.jpg_dir:
@@ -148,26 +228,23 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     _write_table(examples, spec, job)
 
     image_refusals = (
-        index.quarantine,
-        keyed[QUARANTINE_TAG],
+        *image_inputs_refused,
         labelled.image_refusals,
     ) | "ImageRefusals" >> beam.Flatten()
-    row_refusals = (parsed[QUARANTINE_TAG], labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
     _ = (
         (image_refusals, row_refusals)
         | "AllRefusals" >> beam.Flatten()
         | ("WriteQuarantine" >> WriteQuarantine(job.layout.quarantine_prefix))
     )
-    tallies = (
-        tars | "TallyTars" >> TallyEach(ARCHIVES, Outcome.INPUT),
-        index.summaries | "TallySummaries" >> beam.FlatMap(_summary_tallies),
-        rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
+    tallies += [
         image_refusals | "TallyImageRefusals" >> TallyQuarantine(_tar_stage),
-        row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
         examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
-        examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
-    ) | "AllTallies" >> beam.Flatten()
-    _ = tallies | "WriteTallies" >> WriteTallies(job.layout.tallies_prefix)
+    ]
+    _ = (
+        tallies
+        | "AllTallies" >> beam.Flatten()
+        | "WriteTallies" >> WriteTallies(job.layout.tallies_prefix)
+    )
 
 
 def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, root: str) -> None:
@@ -207,30 +284,86 @@ def _count_rows(csvs: Sequence[str]) -> int:
     return total
 
 
-def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
-    ingest = options.view_as(IngestOptions)
-    tar_options = options.view_as(TarOptions)
-    tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
-    output_dir, _ = check_output_options(options.view_as(OutputOptions))
-    tars = match_inputs(tar_options.input_tars or [], "--input_tars")
-    csvs = match_inputs(ingest.input_csv or [], "--input_csv")
-    csv_files = sorted({path for paths in csvs.values() for path in paths})
-    for uri in csv_files:
+def _check_prefixes(prefixes: Sequence[str]) -> None:
+    for pattern in prefixes:
         try:
-            missing = missing_columns(uri, spec.csv_columns)
+            (found,) = FileSystems.match([input_glob(pattern)], limits=[1])
+        except BeamIOError as e:
+            raise UsageError(f"--input_prefix: cannot list {pattern!r}: {e}") from e
+        if not found.metadata_list:
+            raise UsageError(f"--input_prefix: {pattern!r} holds no file")
+
+
+def _check_columns(uris: Sequence[str], columns: Sequence[str]) -> None:
+    for uri in uris:
+        try:
+            missing = missing_columns(uri, columns)
         except (OSError, BeamIOError, UnicodeDecodeError) as e:
             raise UsageError(f"--input_csv: cannot read {uri}: {e}") from e
         if missing:
             raise UsageError(f"--input_csv: {uri} lacks the column(s) {', '.join(missing)}")
-    regex = path_match_regex(options)
-    if tar_options.max_member_bytes <= 0:
-        raise UsageError("--max_member_bytes must be positive")
+
+
+def _study_csvs(
+    spec: IngestSpec, csv_files: list[str], labels_source: str | None
+) -> tuple[list[str], dict[str, tuple[str, ...]], list[str]]:
+    """Returns (label CSVs, per-image tables' CSVs, CSVs counted for progress), checked."""
+    if spec.study_labels is None:
+        if labels_source is not None:
+            raise UsageError(f"--labels_source: {spec.dataset} has one kind of label file")
+        _check_columns(csv_files, spec.csv_columns)
+        return csv_files, {}, csv_files
+    try:
+        tables, labels = csv_roles(spec.study_labels, csv_files, labels_source)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    for table in spec.study_labels.tables:
+        _check_columns(tables[table.name], table.columns)
+    _check_columns(labels, spec.csv_columns)
+    # The first table (the metadata) has one row per image.
+    return list(labels), tables, list(tables[spec.study_labels.tables[0].name])
+
+
+def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
+    ingest = options.view_as(IngestOptions)
+    tar_options = options.view_as(TarOptions)
+    prefixes: list[str] = options.view_as(InputFilesOptions).input_prefix or []
+    tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
+    output_dir, _ = check_output_options(options.view_as(OutputOptions))
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOptions).output_table or f"{spec.dataset}_labels"
     try:
-        parse_table_spec(table, default_database=f"{output_dir}/tables.duckdb")
+        table_spec = parse_table_spec(table, default_database=f"{output_dir}/tables.duckdb")
     except ValueError as e:
         raise UsageError(f"--output_table: {e}") from e
+    method = BigQueryWriteMethod(options.view_as(TableOptions).bigquery_write_method)
+    check_cloud_resources(
+        options,
+        locations={
+            "--input_tars": tar_options.input_tars,
+            "--input_prefix": prefixes,
+            "--input_csv": ingest.input_csv,
+            "--output_dir": output_dir,
+            "--output_jpg_dir": ingest.output_jpg_dir,
+            "--output_tfrecord_dir": tfrecord_dir,
+        },
+        tables={"--output_table": table_spec},
+        file_loads=["--output_table"] if method is BigQueryWriteMethod.FILE_LOADS else [],
+    )
+    # Images come from tars, from folders of image files, or both.
+    tars = {}
+    if tar_options.input_tars or not prefixes:
+        tars = match_inputs(tar_options.input_tars or [], "--input_tars")
+    _check_prefixes(prefixes)
+    csvs = match_inputs(ingest.input_csv or [], "--input_csv")
+    csv_files, tables, counted = _study_csvs(
+        spec,
+        sorted({path for paths in csvs.values() for path in paths}),
+        options.view_as(StudyLabelsOptions).labels_source,
+    )
+    regex = path_match_regex(options)
+    if tar_options.max_member_bytes <= 0:
+        raise UsageError("--max_member_bytes must be positive")
     try:
         image = image_spec_from_options(options)
     except ValueError as e:
@@ -243,11 +376,13 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
         jpg_dir=(ingest.output_jpg_dir or "").rstrip("/") or None,
         tfrecord_dir=(tfrecord_dir or "").rstrip("/") or None,
         table=table,
-        bigquery_method=BigQueryWriteMethod(options.view_as(TableOptions).bigquery_write_method),
+        bigquery_method=method,
         path_match_regex=regex,
         max_member_bytes=tar_options.max_member_bytes,
-        expected_images=_count_rows(csv_files),
+        expected_images=_count_rows(counted),
         processes=local_processes(options),
+        prefixes=tuple(prefixes),
+        tables=tables,
     )
 
 
@@ -257,11 +392,13 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     try:
         options = parse_flags(
             prog,
-            f"Ingest {spec.dataset}: tars of images and label CSVs -> resized JPG tree, "
+            f"Ingest {spec.dataset}: tars or folders of images and label CSVs -> resized JPG tree, "
             "TFRecords per split and view, and a labels table (DuckDB or BigQuery).",
             [
                 TarOptions,
+                InputFilesOptions,
                 IngestOptions,
+                *([StudyLabelsOptions] if spec.study_labels is not None else []),
                 MatchOptions,
                 TFRecordOptions,
                 OutputOptions,
@@ -278,9 +415,11 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     job.layout.prepare()
     if job.tfrecord_dir:
         delete_stale_shards([f"{job.tfrecord_dir}/{name}" for name in spec.partitions])
+    folders = f", {len(job.prefixes)} image folder(s)" if job.prefixes else ""
+    tables = "".join(f", {len(uris)} {name} file(s)" for name, uris in job.tables.items())
     print(
-        f"{prog}: {len(job.tars)} tar file(s), {len(job.csvs)} label file(s) with "
-        f"{job.expected_images} rows",
+        f"{prog}: {len(job.tars)} tar file(s){folders}{tables}, {len(job.csvs)} label file(s); "
+        f"{job.expected_images} images expected",
         flush=True,
     )
     with beam.Pipeline(options=options) as p:
@@ -294,16 +433,58 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
             reader=f"datathon_etl.generated.{spec.dataset}.features",
         )
     parameters: dict[str, Any] = {
-        "input_tars": list(options.view_as(TarOptions).input_tars),
+        "input_tars": list(options.view_as(TarOptions).input_tars or []),
+        "input_prefix": list(job.prefixes),
         "input_csv": list(options.view_as(IngestOptions).input_csv),
         "output_jpg_dir": job.jpg_dir,
         "output_tfrecord_dir": job.tfrecord_dir,
         "output_table": job.table,
         "image": attrs.asdict(job.image),
     }
+    if spec.study_labels is not None:
+        parameters.update(_study_report(job, prog))
     return finish_run(
         job.layout,
         f"{spec.dataset} ingest",
         max_bad_fraction=max_bad_fraction,
         parameters=parameters,
+        options=options,
     )
+
+
+def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:
+    """Reads a per-study run's notes, writes ``_leakage.json``; returns manifest parameters."""
+    uri = f"{job.notes_prefix}.jsonl"
+    if not FileSystems.exists(uri):  # nothing ran (a Dataflow dry run or template)
+        return {}
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        notes = [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line]
+    absent = sum(note["count"] for note in notes if note["note"] == ABSENT_LABELS_NOTE)
+    leaks = sorted(
+        (
+            {"subject": note["subject"], "splits": note["splits"]}
+            for note in notes
+            if note["note"] == LEAKAGE_NOTE
+        ),
+        key=lambda leak: str(leak["subject"]),
+    )
+    report = {"subjects_in_several_splits": len(leaks), "subjects": leaks}
+    leakage_uri = f"{job.layout.output_dir}/{LEAKAGE_FILE}"
+    with FileSystems.create(leakage_uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write((json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    print(f"{prog}: {absent} image(s) written without study labels (labels null)", flush=True)
+    if leaks:
+        shown = ", ".join(f"{leak['subject']} ({'/'.join(leak['splits'])})" for leak in leaks[:5])
+        more = f" and {len(leaks) - 5} more" if len(leaks) > 5 else ""
+        print(
+            f"{prog}: LEAKAGE: {len(leaks)} subject(s) in more than one split: {shown}{more}; "
+            f"see {leakage_uri}",
+            flush=True,
+        )
+    return {
+        "labels_files": list(job.csvs),
+        "table_files": {name: list(uris) for name, uris in job.tables.items()},
+        "images_without_study_labels": absent,
+        "subjects_in_several_splits": len(leaks),
+        "leakage_report": leakage_uri,
+    }

@@ -13,10 +13,68 @@ from typing import Any
 import attrs
 import pyarrow as pa
 
+from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.tfrecords import FeatureSpec
 
-__all__ = ["IngestSpec"]
+__all__ = ["ImageTable", "IngestSpec", "StudyLabels"]
+
+
+@attrs.frozen
+class ImageTable:
+    """A per-image CSV table (MIMIC-CXR-JPG's metadata, split): one row per image.
+
+    Attributes:
+        name: The table's name. Its files are the ``--input_csv`` files whose
+            name, less ``.csv`` or ``.csv.gz``, ends with it
+            (``mimic-cxr-2.0.0-metadata.csv.gz``); its manifest stage is
+            ``<name>_rows``.
+        columns: Columns each of its CSVs must have.
+        parse_row: (CSV row, ``file:line N``) -> (the image's canonical path,
+            the row's value); raises ValueError (`SourceRowError` for a bad cell).
+        missing: Why an image without a row in this table is quarantined.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    parse_row: Callable[[Mapping[str, str | None], str], tuple[str, Any]]
+    missing: Reason = attrs.field(converter=Reason)
+
+
+@attrs.frozen
+class StudyLabels:
+    """Labels per study, assembled with per-image tables (MIMIC-CXR-JPG 2.x).
+
+    Images key by path as usual, but their path holds only part of their key
+    (`IngestSpec.parse_path` returns the ids in it). Each image is joined on
+    its path with exactly one row of every table, `image_key` builds its full
+    key, and the image is joined on `study_of` with the label rows, parsed by
+    `IngestSpec.parse_label_row` as ``(study, labels)`` (`IngestSpec.csv_columns`
+    are then the label CSVs' columns). An image whose study has no label row
+    gets `no_labels`.
+
+    Attributes:
+        tables: The per-image tables, in the order `image_key` takes them.
+        image_key: (path key, one value per table) -> the image's full key.
+        study_of: Key -> its study, as `IngestSpec.parse_label_row` keys it;
+            given the full key, or the path's partial key of a refused image.
+        row_key: A CSV row's join key (an image's path for a table row, a
+            study for a label row) from its id cells alone; raises ValueError.
+            A row that fails to parse then still refuses its images.
+        no_labels: The labels of an image whose study has no label row.
+        label_sources: The alternative label files, told apart by name like
+            the tables' (``chexpert``, ``negbio``); ``--labels_source`` picks
+            one, the first by default.
+        subject_split: Full key -> (subject, split) for the patient leakage check.
+    """
+
+    tables: tuple[ImageTable, ...]
+    image_key: Callable[..., Any]
+    study_of: Callable[[Any], str]
+    row_key: Callable[[Mapping[str, str | None]], str]
+    no_labels: Any
+    label_sources: tuple[str, ...]
+    subject_split: Callable[[Any], tuple[str, str]]
 
 
 @attrs.frozen
@@ -26,9 +84,11 @@ class IngestSpec:
     Attributes:
         dataset: The dataset's name.
         parse_path: Image path (a tar member name) -> key; raises ValueError.
+            With `study_labels`, the part of the key the path holds.
         format_path: Key -> the canonical relative path (outputs use it).
         parse_label_row: (CSV row, ``file:line N``) -> (key, labels); raises
-            ValueError (`SourceRowError` for a bad cell).
+            ValueError (`SourceRowError` for a bad cell). With `study_labels`:
+            -> (study, labels).
         csv_columns: Columns every label CSV must have.
         partition: Key -> the TFRecord folder of the image (``train/frontal``).
         partitions: Every folder `partition` can return.
@@ -40,6 +100,8 @@ class IngestSpec:
             (generated; used as is for BigQuery tables).
         feature_specs: The TFRecord features (generated), written beside the
             shards as ``features.json``.
+        study_labels: Set when labels come per study and keys from per-image
+            tables; None (the default) when each label row names its image's path.
     """
 
     dataset: str
@@ -55,3 +117,4 @@ class IngestSpec:
     labels_schema: pa.Schema
     labels_bigquery_schema: Mapping[str, Any]
     feature_specs: tuple[FeatureSpec, ...]
+    study_labels: StudyLabels | None = None

@@ -76,6 +76,7 @@ from datathon_etl.framework.manifest import (
     finish_run,
     match_inputs,
 )
+from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
     QUARANTINE_TAG,
     Quarantined,
@@ -255,6 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_substitution(flags.path_sub_pattern, flags.path_sub_repl)
         if flags.max_decompressed_bytes <= 0:
             raise UsageError("--max_decompressed_bytes must be positive")
+        check_cloud_resources(
+            options, locations={"--input_pattern": patterns, "--output_dir": output_dir}
+        )
         matched = match_inputs(patterns, "--input_pattern")
     except UsageError as e:
         print(f"{PIPELINE}: {e}", file=sys.stderr)
@@ -279,7 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compression": flags.compression,
         "max_decompressed_bytes": flags.max_decompressed_bytes,
     }
-    return finish_run(layout, PIPELINE, max_bad_fraction=max_bad_fraction, parameters=parameters)
+    return finish_run(
+        layout,
+        PIPELINE,
+        max_bad_fraction=max_bad_fraction,
+        parameters=parameters,
+        options=options,
+    )
 
 
 if __name__ == "__main__":

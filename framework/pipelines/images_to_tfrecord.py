@@ -54,6 +54,7 @@ from datathon_etl.framework.manifest import (
     WriteTallies,
     finish_run,
 )
+from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage, WriteQuarantine
 from datathon_etl.framework.schema import SchemaError, UnsupportedTypeError
 from datathon_etl.framework.schema.example import Example
@@ -66,7 +67,14 @@ from datathon_etl.framework.sources.options import (
     path_match_regex,
     relative_path,
 )
-from datathon_etl.framework.tables import PATH_COLUMN, TableOptions, labels_query_from_options
+from datathon_etl.framework.tables import (
+    PATH_COLUMN,
+    QueryBackend,
+    TableOptions,
+    TableSpec,
+    labels_query_from_options,
+    parse_table_spec,
+)
 from datathon_etl.framework.tfrecords import FeatureSpec, write_features
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
@@ -193,6 +201,30 @@ def feature_specs(labels: pa.Schema, image_feature: str) -> tuple[FeatureSpec, .
     return tuple(specs)
 
 
+def _preflight(
+    options: PipelineOptions, patterns: Sequence[str], tfrecord_dir: str, output_dir: str
+) -> None:
+    """Checks the buckets, the BigQuery labels table's dataset and credentials."""
+    tables = options.view_as(TableOptions)
+    labels_table: TableSpec | None = None
+    if tables.labels_table:
+        try:
+            labels_table = parse_table_spec(tables.labels_table, default_database=tables.labels_db)
+        except ValueError as e:
+            raise UsageError(f"--labels_table: {e}") from e
+    check_cloud_resources(
+        options,
+        locations={
+            "--input_prefix": list(patterns),
+            "--output_tfrecord_dir": tfrecord_dir,
+            "--output_dir": output_dir,
+        },
+        tables={"--labels_table": labels_table},
+        bigquery_query=bool(tables.labels_query)
+        and QueryBackend(tables.query_backend) is QueryBackend.BIGQUERY,
+    )
+
+
 def _job(options: PipelineOptions) -> _Job:
     own = options.view_as(InputFilesOptions)
     output_tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
@@ -200,6 +232,9 @@ def _job(options: PipelineOptions) -> _Job:
         raise UsageError("--input_prefix is required")
     if not output_tfrecord_dir:
         raise UsageError("--output_tfrecord_dir is required")
+    tfrecord_dir = output_tfrecord_dir.rstrip("/")
+    output_dir = (options.view_as(OutputOptions).output_dir or tfrecord_dir).rstrip("/")
+    _preflight(options, own.input_prefix, tfrecord_dir, output_dir)
     for pattern in own.input_prefix:
         try:
             (found,) = FileSystems.match([input_glob(pattern)], limits=[1])
@@ -224,8 +259,6 @@ def _job(options: PipelineOptions) -> _Job:
         image = image_spec_from_options(options)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    tfrecord_dir = output_tfrecord_dir.rstrip("/")
-    output_dir = (options.view_as(OutputOptions).output_dir or tfrecord_dir).rstrip("/")
     image_feature = f"{'jpg' if image.format is ImageFormat.JPEG else 'png'}_bytes"
     return _Job(
         patterns=tuple(own.input_prefix),
@@ -279,7 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "image": attrs.asdict(job.image),
         "features": [s.name for s in job.specs],
     }
-    return finish_run(job.layout, PIPELINE, max_bad_fraction=fraction, parameters=parameters)
+    return finish_run(
+        job.layout, PIPELINE, max_bad_fraction=fraction, parameters=parameters, options=options
+    )
 
 
 if __name__ == "__main__":

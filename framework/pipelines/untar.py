@@ -75,6 +75,7 @@ from datathon_etl.framework.manifest import (
     finish_run,
     match_inputs,
 )
+from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
     QUARANTINE_TAG,
     Quarantined,
@@ -186,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         regex = path_match_regex(options)
         if tars.max_member_bytes <= 0:
             raise UsageError("--max_member_bytes must be positive")
+        check_cloud_resources(
+            options, locations={"--input_tars": tars.input_tars, "--output_dir": output_dir}
+        )
         matched = match_inputs(tars.input_tars or [], "--input_tars")
     except UsageError as e:
         print(f"{PIPELINE}: {e}", file=sys.stderr)
@@ -207,7 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "path_match_regex": regex,
         "max_member_bytes": tars.max_member_bytes,
     }
-    return finish_run(layout, PIPELINE, max_bad_fraction=max_bad_fraction, parameters=parameters)
+    return finish_run(
+        layout,
+        PIPELINE,
+        max_bad_fraction=max_bad_fraction,
+        parameters=parameters,
+        options=options,
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from datathon_etl.framework.inference import EvaluationSpec, LabelCodes, run_eva
 
 SPEC = EvaluationSpec(
     dataset="mimic_cxr",
-    labels=(
+    labels=[
         LabelCodes("no_finding", positive=(3,), negative=(0, 1), uncertain=(2,)),
         LabelCodes("enlarged_cardiomediastinum", positive=(3,), negative=(0, 1), uncertain=(2,)),
         LabelCodes("cardiomegaly", positive=(3,), negative=(0, 1), uncertain=(2,)),
@@ -37,7 +37,7 @@ SPEC = EvaluationSpec(
         LabelCodes("pleural_other", positive=(3,), negative=(0, 1), uncertain=(2,)),
         LabelCodes("fracture", positive=(3,), negative=(0, 1), uncertain=(2,)),
         LabelCodes("support_devices", positive=(3,), negative=(0, 1), uncertain=(2,)),
-    ),
+    ],
 )
 
 

@@ -1,0 +1,649 @@
+"""Labels per study: images + per-image tables + study label rows -> one label record per image.
+
+For data sets whose image path holds only part of an image's key and whose
+labels come per study (MIMIC-CXR-JPG 2.x: metadata and split tables keyed by
+``dicom_id``, CheXpert/NegBio labels keyed by ``study_id``), see
+`StudyLabels`. Only small values travel: image references (never their
+bytes) and parsed rows.
+
+1. `AssembleStudyLabels` parses the table and label rows, joins each image
+   on its path with one row of every table (`CoGroupByKey`), builds its full
+   key, then joins it on its study with the study's label row. It yields
+   ``(path, ImageItem)`` and ``(path, LabelRecord)`` per image, ready for
+   `JoinAndTransform`; an image without a table row is refused with the
+   table's reason (``missing_metadata``, ``missing_split``), an image whose
+   study has no label row gets the absent labels.
+2. `AccountStudyRows`, after `JoinAndTransform`, decides what became of the
+   rows each image used: written with it, or quarantined with its image's
+   reason. A label row is written when at least one image of its study is.
+
+Every CSV row ends written or quarantined, under the manifest stage
+``<table>_rows`` or ``label_rows``; refusals travel as ``(stage,
+Quarantined)`` pairs. The leakage check (subjects found in more than one
+split) and the count of images written without study labels travel as
+notes (JSON lines), reported by the pipeline; no data is dropped for them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+import attrs
+
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
+from datathon_etl.framework.ingest.spec import IngestSpec, StudyLabels
+from datathon_etl.framework.ingest.transforms import (
+    IMAGES,
+    LABEL_ROWS,
+    JoinAndTransform,
+    LabelledImages,
+)
+from datathon_etl.framework.manifest import Outcome, Tally, TallyEach
+from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
+from datathon_etl.framework.schema import SourceRowError
+from datathon_etl.framework.sources.csv_rows import CsvRow, ReadCsvRows
+
+__all__ = [
+    "ABSENT_LABELS_NOTE",
+    "LEAKAGE_NOTE",
+    "AccountStudyRows",
+    "AssembleStudyLabels",
+    "AttachedStudy",
+    "Choice",
+    "LabelPerStudy",
+    "RefusedRow",
+    "StudyAccounts",
+    "StudyAssembly",
+    "StudyLabelled",
+    "TableRow",
+    "choose",
+    "csv_roles",
+    "table_stage",
+]
+
+REFUSED_TAG = "refused"
+"""Tagged output of ``(stage, Quarantined)`` pairs."""
+IMAGES_TAG = "images"
+ATTACHED_TAG = "attached"
+NOTES_TAG = "notes"
+
+LEAKAGE_NOTE = "subject_in_several_splits"
+"""Note kind: one subject found in more than one split (``subject``, ``splits``)."""
+ABSENT_LABELS_NOTE = "images_without_study_labels"
+"""Note kind: images written with every label absent (``count``)."""
+
+
+def table_stage(name: str) -> str:
+    """The manifest stage of a table's rows: ``metadata`` -> ``metadata_rows``."""
+    return f"{name}_rows"
+
+
+@attrs.frozen
+class TableRow:
+    """One parsed CSV row: where it is and its value."""
+
+    where: str
+    value: Any
+
+
+@attrs.frozen
+class RefusedRow:
+    """A row that did not parse but whose key did: it refuses what it joins with.
+
+    The row itself is quarantined where it was parsed; this marker only
+    makes sure its image (or study) is not used as if the row were absent.
+    """
+
+    where: str
+    reason: Reason
+    detail: str
+
+
+@attrs.frozen
+class Choice:
+    """What one image (or study) makes of its rows in one table.
+
+    Attributes:
+        used: The row that goes on, if any.
+        refusal: (reason, detail) when the rows refuse the image: none where
+            one is needed, conflicting ones, or one that did not parse.
+        extras: Identical duplicates of `used`, refused as ``duplicate_label_row``.
+    """
+
+    used: TableRow | None
+    refusal: tuple[Reason, str] | None = None
+    extras: tuple[TableRow, ...] = ()
+
+
+def choose(rows: Iterable[TableRow | RefusedRow], table: str, missing: Reason | None) -> Choice:
+    """Picks the row of one image (or study) in one table, never a product.
+
+    Args:
+        rows: The rows that share the image's path (or the study).
+        table: The table's name, for details.
+        missing: The reason to refuse the image for when there is no row;
+            None when no row is fine (a study without labels).
+
+    Returns:
+        The choice: one row (identical duplicates aside), or a refusal.
+    """
+    ordered = sorted(rows, key=lambda r: r.where)
+    refused = [r for r in ordered if isinstance(r, RefusedRow)]
+    if refused:
+        bad = refused[0]
+        return Choice(None, (bad.reason, f"its {table} row {bad.where} was refused: {bad.detail}"))
+    good = [r for r in ordered if isinstance(r, TableRow)]
+    if not good:
+        return Choice(None, (missing, f"no {table} row") if missing is not None else None)
+    first, *rest = good
+    if any(r.value != first.value for r in rest):
+        wheres = ", ".join(r.where for r in good)
+        return Choice(None, (Reason.DUPLICATE_LABEL_ROW, f"conflicting {table} rows ({wheres})"))
+    return Choice(first, extras=tuple(rest))
+
+
+def _refuse(stage: str, record: Quarantined) -> Any:
+    return beam.pvalue.TaggedOutput(REFUSED_TAG, (stage, record))
+
+
+class ParseRowFn(beam.DoFn):
+    """`CsvRow` -> ``(join key, TableRow)``; a bad row is refused (and marks its key).
+
+    Args:
+        parse: (cells, ``file:line N``) -> (join key, value).
+        row_key: cells -> join key from the id cells alone (ValueError if not).
+        stage: The rows' manifest stage.
+    """
+
+    def __init__(self, parse: Any, row_key: Any, stage: str) -> None:
+        super().__init__()
+        self._parse = parse
+        self._row_key = row_key
+        self._stage = stage
+
+    def process(self, row: CsvRow) -> Iterator[Any]:
+        """Parses one row."""
+        try:
+            key: str | None = self._row_key(row.cells)
+        except ValueError:
+            key = None
+        if row.problem is not None:
+            reason, detail = Reason.BAD_LABEL_ROW, row.problem
+        else:
+            try:
+                joined, value = self._parse(row.cells, row.where)
+            except SourceRowError as e:
+                reason = Reason.UNKNOWN_CODE if e.unknown_code else Reason.BAD_LABEL_ROW
+                detail = str(e)
+            except ValueError as e:
+                reason, detail = Reason.BAD_LABEL_ROW, str(e)
+            else:
+                yield joined, TableRow(row.where, value)
+                return
+        record = Quarantined(key or "", Stage.PARSE_LABELS, reason, detail, row.where)
+        yield _refuse(self._stage, record)
+        if key is not None:
+            yield key, RefusedRow(row.where, reason, detail)
+
+
+@attrs.frozen
+class _Assembled:
+    """An image with its full key and the table rows (stage, where) it was built from."""
+
+    path: str
+    item: ImageItem[Any]
+    rows: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class _RefusedImage:
+    """An image refused when joined with its table rows: its study's rows share the reason."""
+
+    path: str
+    reason: Reason
+    detail: str
+
+
+@attrs.frozen
+class AttachedStudy:
+    """A study's images that went on to be read, and the rows they used.
+
+    Attributes:
+        images: (image path, its table rows as (stage, where)) per image.
+        label_where: The study's label row, or None when it has none.
+    """
+
+    images: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    label_where: str | None
+
+
+class _ImageFn(beam.DoFn):
+    """``(path, {"images": [...], <table>: [...]})`` -> ``(study, _Assembled)``, or refusals.
+
+    A refused image also goes on as ``(study, _RefusedImage)``, so that its
+    study's label row is refused for the same reason.
+    """
+
+    def __init__(self, study: StudyLabels) -> None:
+        super().__init__()
+        self._study = study
+
+    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
+        """Joins one image with its table rows."""
+        path, group = element
+        tables = self._study.tables
+        images: list[ImageItem[Any]] = sorted(group["images"], key=lambda i: i.source)
+        rows = [list(group[t.name]) for t in tables]
+        good = [
+            (table_stage(t.name), r)
+            for t, table_rows in zip(tables, rows, strict=True)
+            for r in table_rows
+            if isinstance(r, TableRow)
+        ]
+        if len(images) != 1:
+            if images:
+                sources = ", ".join(i.source for i in images)
+                reason = Reason.DUPLICATE_IMAGE
+                detail = f"{len(images)} images share this path ({sources}); none was used"
+            else:
+                reason, detail = Reason.LABELS_WITHOUT_IMAGE, "no image has this path"
+            for item in images:
+                yield _refuse(IMAGES, Quarantined(path, Stage.JOIN, reason, detail, item.source))
+            for stage, row in good:
+                yield _refuse(stage, Quarantined(path, Stage.JOIN, reason, detail, row.where))
+            if images:
+                yield self._study.study_of(images[0].key), _RefusedImage(path, reason, detail)
+            return
+        (image,) = images
+        choices = [
+            choose(table_rows, t.name, t.missing)
+            for t, table_rows in zip(tables, rows, strict=True)
+        ]
+        refusal = next((c.refusal for c in choices if c.refusal is not None), None)
+        if refusal is not None:
+            reason, detail = refusal
+            yield _refuse(IMAGES, Quarantined(path, Stage.JOIN, reason, detail, image.source))
+            for stage, row in good:
+                yield _refuse(stage, Quarantined(path, Stage.JOIN, reason, detail, row.where))
+            yield self._study.study_of(image.key), _RefusedImage(path, reason, detail)
+            return
+        used: list[TableRow] = []
+        for t, choice in zip(tables, choices, strict=True):
+            assert choice.used is not None  # no refusal: every table has its row
+            used.append(choice.used)
+            detail = f"identical to {choice.used.where}, which was used"
+            for extra in choice.extras:
+                record = Quarantined(
+                    path, Stage.JOIN, Reason.DUPLICATE_LABEL_ROW, detail, extra.where
+                )
+                yield _refuse(table_stage(t.name), record)
+        key = self._study.image_key(image.key, *(row.value for row in used))
+        item = ImageItem(image.source, key, image.ref)
+        stages = tuple(
+            (table_stage(t.name), row.where) for t, row in zip(tables, used, strict=True)
+        )
+        yield self._study.study_of(key), _Assembled(path, item, stages)
+
+
+class _StudyFn(beam.DoFn):
+    """``(study, {"images": [...], "labels": [...]})`` -> a label record per image.
+
+    Main output ``(path, LabelRecord)``; `IMAGES_TAG` ``(path, ImageItem)``;
+    `ATTACHED_TAG` ``(study, AttachedStudy)``; `REFUSED_TAG` refusals.
+    The records' ``where`` is the study, so that refusals after the join
+    (their ``source``) lead back to it.
+    """
+
+    def __init__(self, study: StudyLabels) -> None:
+        super().__init__()
+        self._study = study
+
+    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
+        """Gives each image of one study the study's labels."""
+        study, group = element
+        found = sorted(group["images"], key=lambda a: a.path)
+        images: list[_Assembled] = [a for a in found if isinstance(a, _Assembled)]
+        labels = list(group["labels"])
+        good = sorted((r for r in labels if isinstance(r, TableRow)), key=lambda r: r.where)
+        if not images:
+            # Its images were all refused (their reason goes on), or there were none.
+            refused = next((r for r in found if isinstance(r, _RefusedImage)), None)
+            reason, detail = Reason.LABELS_WITHOUT_IMAGE, "no image of this study was found"
+            if refused is not None:
+                reason = refused.reason
+                detail = f"no image of this study was used ({refused.path}: {refused.detail})"
+            for row in good:
+                yield _refuse(LABEL_ROWS, Quarantined(study, Stage.JOIN, reason, detail, row.where))
+            return
+        choice = choose(labels, "label", None)
+        if choice.refusal is not None:
+            reason, detail = choice.refusal
+            for row in good:
+                yield _refuse(LABEL_ROWS, Quarantined(study, Stage.JOIN, reason, detail, row.where))
+            for image in images:
+                record = Quarantined(image.path, Stage.JOIN, reason, detail, image.item.source)
+                yield _refuse(IMAGES, record)
+                for stage, where in image.rows:
+                    yield _refuse(stage, Quarantined(image.path, Stage.JOIN, reason, detail, where))
+            return
+        if choice.used is not None:
+            detail = f"identical to {choice.used.where}, which was used"
+            for extra in choice.extras:
+                record = Quarantined(
+                    study, Stage.JOIN, Reason.DUPLICATE_LABEL_ROW, detail, extra.where
+                )
+                yield _refuse(LABEL_ROWS, record)
+        values = choice.used.value if choice.used is not None else self._study.no_labels
+        for image in images:
+            yield beam.pvalue.TaggedOutput(IMAGES_TAG, (image.path, image.item))
+            yield image.path, LabelRecord(study, image.item.key, values)
+        attached = AttachedStudy(
+            tuple((image.path, image.rows) for image in images),
+            choice.used.where if choice.used is not None else None,
+        )
+        yield beam.pvalue.TaggedOutput(ATTACHED_TAG, (study, attached))
+
+
+class StudyAssembly(NamedTuple):
+    """What `AssembleStudyLabels` returns."""
+
+    images: beam.PCollection
+    """``(path, ImageItem)`` with the full key, per image that has its table rows."""
+    records: beam.PCollection
+    """``(path, LabelRecord)``, one per image in `images`: its study's labels."""
+    attached: beam.PCollection
+    """``(study, AttachedStudy)``: the rows whose fate depends on their images'."""
+    refusals: beam.PCollection
+    """``(stage, Quarantined)``: refused images and rows."""
+    tallies: beam.PCollection
+    """`Tally` of the rows read (inputs)."""
+    notes: beam.PCollection
+    """JSON lines: subjects found in more than one split."""
+
+
+class AssembleStudyLabels(beam.PTransform):
+    """``(path, ImageItem)`` with partial keys -> images with full keys, and their labels.
+
+    Args:
+        spec: The dataset's ingestion spec; its ``study_labels`` must be set.
+        table_files: Table name -> its CSV URIs.
+        label_files: The label CSV URIs (the chosen label source).
+    """
+
+    def __init__(
+        self,
+        spec: IngestSpec,
+        table_files: Mapping[str, Sequence[str]],
+        label_files: Sequence[str],
+    ) -> None:
+        super().__init__()
+        if spec.study_labels is None:
+            raise ValueError(f"{spec.dataset}: labels are not per study")
+        self._spec = spec
+        self.study = spec.study_labels
+        self._table_files = {name: list(uris) for name, uris in table_files.items()}
+        self._label_files = list(label_files)
+
+    def _read(
+        self, p: beam.Pipeline, label: str, uris: list[str], parse: Any, stage: str
+    ) -> tuple[beam.PCollection, beam.PCollection, beam.PCollection]:
+        rows = p | f"{label}Files" >> beam.Create(uris) | f"Read{label}" >> ReadCsvRows()
+        parsed = rows | f"Parse{label}" >> beam.ParDo(
+            ParseRowFn(parse, self.study.row_key, stage)
+        ).with_outputs(REFUSED_TAG, main="rows")
+        return (
+            parsed.rows,
+            parsed[REFUSED_TAG],
+            rows | f"Tally{label}" >> TallyEach(stage, Outcome.INPUT),
+        )
+
+    def expand(self, images: beam.PCollection) -> StudyAssembly:
+        """Joins on the image path, then on the study."""
+        p = images.pipeline
+        refusals, tallies = [], []
+        by_path: dict[str, beam.PCollection] = {"images": images}
+        for table in self.study.tables:
+            name = table.name.capitalize()
+            rows, refused, tally = self._read(
+                p, name, self._table_files[table.name], table.parse_row, table_stage(table.name)
+            )
+            by_path[table.name] = rows
+            refusals.append(refused)
+            tallies.append(tally)
+        labels, refused, tally = self._read(
+            p, "Labels", self._label_files, self._spec.parse_label_row, LABEL_ROWS
+        )
+        refusals.append(refused)
+        tallies.append(tally)
+
+        assembled = (
+            by_path
+            | "JoinOnPath" >> beam.CoGroupByKey()
+            | "AssembleImages"
+            >> beam.ParDo(_ImageFn(self.study)).with_outputs(REFUSED_TAG, main="images")
+        )
+        refusals.append(assembled[REFUSED_TAG])
+        labelled = (
+            {"images": assembled.images, "labels": labels}
+            | "JoinOnStudy" >> beam.CoGroupByKey()
+            | "LabelImages"
+            >> beam.ParDo(_StudyFn(self.study)).with_outputs(
+                IMAGES_TAG, ATTACHED_TAG, REFUSED_TAG, main="records"
+            )
+        )
+        refusals.append(labelled[REFUSED_TAG])
+
+        subject_split = self.study.subject_split
+        notes = (
+            assembled.images
+            | "SubjectSplit"
+            >> beam.FlatMap(
+                lambda kv: [subject_split(kv[1].item.key)] if isinstance(kv[1], _Assembled) else []
+            )
+            | "DistinctSubjectSplits" >> beam.Distinct()
+            | "SplitsPerSubject" >> beam.GroupByKey()
+            | "Leakage" >> beam.FlatMap(_leakage)
+        )
+        return StudyAssembly(
+            images=labelled[IMAGES_TAG],
+            records=labelled.records,
+            attached=labelled[ATTACHED_TAG],
+            refusals=refusals | "AssemblyRefusals" >> beam.Flatten(),
+            tallies=tallies | "AssemblyTallies" >> beam.Flatten(),
+            notes=notes,
+        )
+
+
+def _leakage(element: tuple[str, Iterable[str]]) -> Iterator[str]:
+    subject, splits = element
+    found = sorted(set(splits))
+    if len(found) > 1:
+        yield json.dumps({"note": LEAKAGE_NOTE, "subject": subject, "splits": found})
+
+
+class _AccountFn(beam.DoFn):
+    """``(study, {"attached", "written", "refused"})`` -> each used row's outcome."""
+
+    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
+        """Rows of written images are written; the others share their image's refusal."""
+        study, group = element
+        written = set(group["written"])
+        refused: dict[str, Quarantined] = {q.path: q for q in group["refused"]}
+        for attached in group["attached"]:
+            first_refusal: Quarantined | None = None
+            for path, rows in attached.images:
+                if path in written:
+                    for stage, _ in rows:
+                        yield Tally(stage, Outcome.WRITTEN)
+                    continue
+                image = refused.get(path)
+                if image is None:  # cannot happen: JoinAndTransform writes or refuses each
+                    continue
+                first_refusal = first_refusal or image
+                for stage, where in rows:
+                    record = Quarantined(path, image.stage, image.reason, image.detail, where)
+                    yield _refuse(stage, record)
+            done = sum(1 for path, _ in attached.images if path in written)
+            if attached.label_where is None:
+                if done:
+                    yield beam.pvalue.TaggedOutput(NOTES_TAG, done)
+            elif done:
+                yield Tally(LABEL_ROWS, Outcome.WRITTEN)
+            elif first_refusal is not None:
+                detail = f"no image of this study was written ({first_refusal.detail})"
+                record = Quarantined(
+                    study, first_refusal.stage, first_refusal.reason, detail, attached.label_where
+                )
+                yield _refuse(LABEL_ROWS, record)
+
+
+class StudyAccounts(NamedTuple):
+    """What `AccountStudyRows` returns."""
+
+    tallies: beam.PCollection
+    """`Tally` of the rows written."""
+    refusals: beam.PCollection
+    """``(stage, Quarantined)``: rows whose images were refused after the join."""
+    notes: beam.PCollection
+    """JSON lines: the number of images written without study labels."""
+
+
+class AccountStudyRows(beam.PTransform):
+    """``(attached, examples, refused records)`` -> what became of the rows each image used.
+
+    Args:
+        study_of: Full key -> study (`StudyLabels.study_of`).
+    """
+
+    def __init__(self, study_of: Any) -> None:
+        super().__init__()
+        self._study_of = study_of
+
+    def expand(
+        self, inputs: tuple[beam.PCollection, beam.PCollection, beam.PCollection]
+    ) -> StudyAccounts:
+        """Joins the attached rows with the images' outcomes on the study."""
+        attached, examples, row_refusals = inputs
+        study_of = self._study_of
+        accounted = (
+            {
+                "attached": attached,
+                "written": examples
+                | "WrittenStudy" >> beam.Map(lambda e: (study_of(e.key), e.path)),
+                # A record refused after the join names its study as its source.
+                "refused": row_refusals | "RefusedStudy" >> beam.Map(lambda q: (q.source, q)),
+            }
+            | "JoinOutcomes" >> beam.CoGroupByKey()
+            | "Account"
+            >> beam.ParDo(_AccountFn()).with_outputs(REFUSED_TAG, NOTES_TAG, main="tallies")
+        )
+        notes = (
+            accounted[NOTES_TAG]
+            | "CountAbsent" >> beam.CombineGlobally(sum)
+            | "AbsentNote"
+            >> beam.Map(lambda n: json.dumps({"note": ABSENT_LABELS_NOTE, "count": n}))
+        )
+        return StudyAccounts(accounted.tallies, accounted[REFUSED_TAG], notes)
+
+
+class StudyLabelled(NamedTuple):
+    """What `LabelPerStudy` returns."""
+
+    labelled: LabelledImages
+    """`JoinAndTransform`'s output (its row refusals are per image, already accounted)."""
+    refusals: beam.PCollection
+    """``(stage, Quarantined)``: every refused image and row of the assembly and accounting."""
+    tallies: beam.PCollection
+    """`Tally` of the rows: inputs, written, quarantined (images' refusals included)."""
+    notes: beam.PCollection
+    """JSON lines: the leakage check and the images written without study labels."""
+
+
+class LabelPerStudy(beam.PTransform):
+    """Keyed images -> transformed examples labelled per study, with every row accounted for.
+
+    `AssembleStudyLabels`, then the given `JoinAndTransform`, then `AccountStudyRows`.
+
+    Args:
+        spec: The dataset's ingestion spec; its ``study_labels`` must be set.
+        table_files: Table name -> its CSV URIs.
+        label_files: The label CSV URIs (the chosen label source).
+        join: The join-and-transform step to run the assembled images through.
+    """
+
+    def __init__(
+        self,
+        spec: IngestSpec,
+        table_files: Mapping[str, Sequence[str]],
+        label_files: Sequence[str],
+        join: JoinAndTransform,
+    ) -> None:
+        super().__init__()
+        self._assemble = AssembleStudyLabels(spec, table_files, label_files)
+        self._account = AccountStudyRows(self._assemble.study.study_of)
+        self._join = join
+
+    def expand(self, images: beam.PCollection) -> StudyLabelled:
+        """Assembles, joins and transforms, then accounts for the rows."""
+        assembly = images | "Assemble" >> self._assemble
+        labelled = (assembly.images, assembly.records) | "JoinAndTransform" >> self._join
+        accounts = (
+            assembly.attached,
+            labelled.examples,
+            labelled.row_refusals,
+        ) | "AccountRows" >> self._account
+        refusals = (assembly.refusals, accounts.refusals) | "Refusals" >> beam.Flatten()
+        refused = refusals | "TallyRefusals" >> beam.MapTuple(
+            lambda stage, record: Tally(stage, Outcome.QUARANTINED, str(record.reason))
+        )
+        tallies = (assembly.tallies, accounts.tallies, refused) | "Tallies" >> beam.Flatten()
+        notes = (assembly.notes, accounts.notes) | "Notes" >> beam.Flatten()
+        return StudyLabelled(labelled, refusals, tallies, notes)
+
+
+def csv_roles(
+    study: StudyLabels, uris: Iterable[str], labels_source: str | None
+) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """Tells the CSVs apart by name: each table's files, and the chosen label files.
+
+    A file belongs to the table (or label source) its name ends with, less
+    ``.csv`` or ``.csv.gz``: ``mimic-cxr-2.0.0-metadata.csv.gz`` is the
+    ``metadata`` table's. Files of the label sources not chosen are left out.
+
+    Args:
+        study: The dataset's study-label declaration.
+        uris: The CSV files.
+        labels_source: The label source to read (None: the first declared).
+
+    Returns:
+        (table name -> its files, the chosen label source's files).
+
+    Raises:
+        ValueError: An unknown label source, a file no role's name ends, or a
+            table or the chosen source without a file.
+    """
+    source = labels_source or study.label_sources[0]
+    if source not in study.label_sources:
+        raise ValueError(
+            f"--labels_source: {source!r} is not one of {', '.join(study.label_sources)}"
+        )
+    names = [t.name for t in study.tables] + list(study.label_sources)
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for uri in sorted(uris):
+        stem = re.sub(r"\.csv(\.gz)?$", "", uri.rsplit("/", 1)[-1].lower())
+        role = next((n for n in names if stem.endswith(n.lower())), None)
+        if role is None:
+            raise ValueError(
+                f"--input_csv: {uri}: its name ends in none of {', '.join(names)} "
+                "(before .csv or .csv.gz)"
+            )
+        found[role].append(uri)
+    for name in [t.name for t in study.tables] + [source]:
+        if not found[name]:
+            raise ValueError(f"--input_csv: no {name} file (a name ending in {name}.csv[.gz])")
+    tables = {t.name: tuple(found[t.name]) for t in study.tables}
+    return tables, tuple(found[source])

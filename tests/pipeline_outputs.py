@@ -1,0 +1,156 @@
+"""Reads a pipeline run's outputs, local or gs://, into plain values to compare runs.
+
+Two runs of the same inputs (locally and on the emulators, in one process or
+in several) must agree on every output; these helpers read what a run wrote
+through Beam's FileSystems, so the same code reads a local folder and a
+``gs://`` prefix. Bytes are summarised by their SHA-256, so that a mismatch
+prints readable digests rather than images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from google.cloud import bigquery as bq
+
+from datathon_etl.framework.manifest import Manifest
+
+__all__ = [
+    "bigquery_table",
+    "digest",
+    "duckdb_table",
+    "manifest_stages",
+    "quarantine_records",
+    "read_bytes",
+    "read_tree",
+    "tfrecords_by_folder",
+    "upload",
+]
+
+_UNCOMPRESSED = CompressionTypes.UNCOMPRESSED
+
+
+def upload(local: Path, uri: str) -> str:
+    """Copies a local file to ``uri`` byte for byte (no compression by suffix)."""
+    with FileSystems.create(uri, compression_type=_UNCOMPRESSED) as f:
+        f.write(local.read_bytes())
+    return uri
+
+
+def read_bytes(uri: str) -> bytes:
+    """The bytes of one file, local or gs://."""
+    with FileSystems.open(uri, compression_type=_UNCOMPRESSED) as f:
+        data: bytes = f.read()
+    return data
+
+
+def digest(data: bytes) -> str:
+    """A short stand-in for bytes in assertion messages."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def read_tree(root: str, *, exclude: Iterable[str] = ()) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under ``root`` (local folder or gs:// prefix).
+
+    Args:
+        root: The folder or prefix, without a trailing slash.
+        exclude: Leading path components to leave out (e.g. ``_quarantine``).
+    """
+    skipped = tuple(exclude)
+    (result,) = FileSystems.match([f"{root}/**"])
+    tree = {}
+    for metadata in result.metadata_list:
+        relative = metadata.path[len(root) + 1 :]
+        if relative.split("/", 1)[0] in skipped:
+            continue
+        tree[relative] = read_bytes(metadata.path)
+    return tree
+
+
+def _records(data: bytes) -> list[bytes]:
+    """Splits a TFRecord file: [length u64][crc u32][data][crc u32] per record."""
+    records, offset = [], 0
+    while offset < len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        offset += 12
+        records.append(data[offset : offset + length])
+        offset += length + 4
+    return records
+
+
+def _canonical(record: bytes) -> bytes:
+    """A ``tf.train.Example`` serialised with its feature map in key order.
+
+    Protobuf writes map entries in an order that may differ between
+    processes, so the same example can be different bytes when another
+    worker process wrote it.
+    """
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example.FromString(record)
+    canonical: bytes = example.SerializeToString(deterministic=True)
+    return canonical
+
+
+def tfrecords_by_folder(root: str) -> dict[str, list[str]]:
+    """Folder under ``root`` -> digests of its examples, sorted (shard counts may differ).
+
+    Each record is a ``tf.train.Example``, compared in canonical form.
+    """
+    (result,) = FileSystems.match([f"{root}/**.tfrecord"])
+    found: dict[str, list[str]] = {}
+    for metadata in result.metadata_list:
+        folder = metadata.path[len(root) + 1 :].rpartition("/")[0]
+        found.setdefault(folder, []).extend(
+            digest(_canonical(record)) for record in _records(read_bytes(metadata.path))
+        )
+    return {folder: sorted(records) for folder, records in sorted(found.items())}
+
+
+def manifest_stages(output_dir: str) -> dict[str, Any]:
+    """The manifest's pipeline name and per-stage counts (not its parameters: paths differ)."""
+    manifest = Manifest.read(f"{output_dir}/_manifest.json")
+    manifest.check()
+    data = manifest.to_dict()
+    return {"pipeline": data["pipeline"], "stages": data["stages"]}
+
+
+def quarantine_records(output_dir: str, locations: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The quarantine's records, sorted, input locations replaced in ``source`` and ``detail``.
+
+    Args:
+        output_dir: The run's ``--output_dir``.
+        locations: Text to replace (e.g. the inputs' folder or
+            bucket) -> what to put instead, so that runs over copies of the
+            same inputs in different places compare equal.
+    """
+    records = []
+    for relative, data in read_tree(f"{output_dir}/_quarantine").items():
+        assert relative.endswith(".jsonl"), relative
+        for line in data.decode("utf-8").splitlines():
+            record = json.loads(line)
+            for field in ("source", "detail"):
+                for old, new in locations.items():
+                    record[field] = record[field].replace(old, new)
+            records.append(record)
+    return sorted(records, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def duckdb_table(database: str | Path, table: str) -> pa.Table:
+    """A DuckDB table, sorted by ``path``."""
+    with duckdb.connect(str(database), read_only=True) as con:
+        return con.sql(f"SELECT * FROM {table} ORDER BY path").to_arrow_table()
+
+
+def bigquery_table(client: bq.Client, table: str) -> pa.Table:
+    """A BigQuery table (``project.dataset.table``), sorted by ``path``."""
+    return client.list_rows(table).to_arrow().sort_by("path")
