@@ -68,6 +68,7 @@ __all__ = [
     "WriteTallies",
     "check_output_options",
     "finish_run",
+    "is_dry_run",
     "match_inputs",
     "no_counts_reason",
     "read_tallies",
@@ -482,6 +483,11 @@ def uses_dataflow(options: PipelineOptions) -> bool:
         return False
     name = runner if isinstance(runner, str) else type(runner).__name__
     return name.rsplit(".", 1)[-1].lower() in _DATAFLOW_RUNNERS
+
+
+def is_dry_run(options: PipelineOptions) -> bool:
+    """Whether the job is only built and checked (``--dry_run``): nothing may be touched."""
+    return bool(options.view_as(TestOptions).dry_run)
 
 
 def no_counts_reason(options: PipelineOptions) -> str | None:

@@ -1,7 +1,8 @@
 """Every pipeline entry point, with a command line over inputs at one place.
 
 The argument lists name the files the Dataflow and pre-flight tests put
-under ``inputs``: ``*.tar`` and ``*.csv.gz`` (a MIMIC-CXR sample), ``a.tar``,
+under ``inputs``: ``*.tar`` and ``*.csv.gz`` (a MIMIC-CXR sample),
+``jpg/*.tar`` and ``jpg/*.csv.gz`` (a MIMIC-CXR-JPG sample), ``a.tar``,
 ``*.png``, ``*.txt.gz``, ``*.tfrecord`` and ``model.keras``.
 """
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from datathon_etl.framework.pipelines import decompress, images_to_tfrecord, untar
 from datathon_etl.generated.mimic_cxr import infer, ingest
+from datathon_etl.generated.mimic_cxr_jpg import infer as jpg_infer
+from datathon_etl.generated.mimic_cxr_jpg import ingest as jpg_ingest
 
 __all__ = ["ENTRY_POINTS", "TABLE_FLAGS", "argv_for"]
 
@@ -23,6 +26,8 @@ ENTRY_POINTS: dict[str, Main] = {
     "untar": untar.main,
     "decompress": decompress.main,
     "mimic_cxr infer": infer.main,
+    "mimic_cxr_jpg ingest": jpg_ingest.main,
+    "mimic_cxr_jpg infer": jpg_infer.main,
 }
 """The name each prints its errors under -> its ``main(argv)``."""
 
@@ -30,6 +35,8 @@ TABLE_FLAGS = {
     "mimic_cxr ingest": "--output_table",
     "images-to-tfrecord": "--labels_table",
     "mimic_cxr infer": "--predictions_table",
+    "mimic_cxr_jpg ingest": "--output_table",
+    "mimic_cxr_jpg infer": "--predictions_table",
 }
 """The commands that take a table, and the flag that names it."""
 
@@ -48,9 +55,10 @@ def argv_for(command: str, inputs: str, output: str, table: str | None = None) -
             it, the default (images-to-tfrecord: a DuckDB query of a CSV).
     """
     named = [TABLE_FLAGS[command], table] if table and command in TABLE_FLAGS else []
-    if command == "mimic_cxr ingest":
+    if command in ("mimic_cxr ingest", "mimic_cxr_jpg ingest"):
+        folder = inputs if command == "mimic_cxr ingest" else f"{inputs}/jpg"
         return [
-            *("--input_tars", f"{inputs}/*.tar", "--input_csv", f"{inputs}/*.csv.gz"),
+            *("--input_tars", f"{folder}/*.tar", "--input_csv", f"{folder}/*.csv.gz"),
             *("--output_dir", output, "--output_jpg_dir", f"{output}/jpg"),
             *("--output_tfrecord_dir", f"{output}/tfrecords", *named),
         ]
@@ -64,7 +72,7 @@ def argv_for(command: str, inputs: str, output: str, table: str | None = None) -
         return ["--input_tars", f"{inputs}/a.tar", "--output_dir", output]
     if command == "decompress":
         return ["--input_pattern", f"{inputs}/*.txt.gz", "--output_dir", output]
-    if command == "mimic_cxr infer":
+    if command in ("mimic_cxr infer", "mimic_cxr_jpg infer"):
         model = f"{inputs}/model.keras"
         return [
             *("--input_tfrecord_pattern", f"{inputs}/*.tfrecord", "--keras_model", model),

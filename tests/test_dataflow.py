@@ -24,6 +24,7 @@ import keras
 import pytest
 
 from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
+from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample as write_jpg_sample
 from datathon_etl.generated.mimic_cxr import rows
 from datathon_etl.generated.mimic_cxr.ingest import main as ingest
 from tests.emulators import BigQueryHandle, GcsHandle
@@ -47,9 +48,14 @@ def _dataflow(bucket: str, project: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One small real input of each kind: tars + CSVs, a PNG, a .gz, a TFRecord, a model."""
+    """Small real inputs of each kind, by their path under the inputs' prefix.
+
+    A MIMIC-CXR sample (tars + CSVs), a MIMIC-CXR-JPG one under ``jpg/``, a
+    PNG, a tar, a .gz, a TFRecord and a Keras model.
+    """
     root = tmp_path_factory.mktemp("inputs")
     sample: Sample = write_sample(root / "sample", images=2, full_size=0)
+    jpg = write_jpg_sample(root / "jpg", images=2, defects=False)
     tar = root / "a.tar"
     with tarfile.open(tar, "w") as archive:
         info = tarfile.TarInfo("x/1.txt")
@@ -63,21 +69,23 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     keras.Model(image, keras.layers.Dense(len(rows.LABEL_COLUMNS))(pooled)).save(
         root / "model.keras"
     )
-    return {
-        "tar0": sample.tars[0],
-        "train.csv.gz": sample.csvs[0],
-        "valid.csv.gz": sample.csvs[1],
-        "png": DATA / "images" / "00000001_000.png",
-        "untar": tar,
-        "gz": root / "notes.txt.gz",
-        "tfrecord": root / "data.tfrecord",
-        "model": root / "model.keras",
-    }
+    files = [
+        *sample.tars,
+        *sample.csvs,
+        DATA / "images" / "00000001_000.png",
+        tar,
+        root / "notes.txt.gz",
+        root / "data.tfrecord",
+        root / "model.keras",
+    ]
+    found = {path.name: path for path in files}
+    found.update({f"jpg/{path.name}": path for path in (*jpg.tars, *jpg.csvs.values())})
+    return found
 
 
 def _upload_inputs(inputs: dict[str, Path], bucket: str) -> str:
-    for path in inputs.values():
-        upload(path, f"{bucket}/in/{path.name}")
+    for relative, path in inputs.items():
+        upload(path, f"{bucket}/in/{relative}")
     return f"{bucket}/in"
 
 

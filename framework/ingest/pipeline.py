@@ -61,6 +61,7 @@ from datathon_etl.framework.manifest import (
     WriteTallies,
     check_output_options,
     finish_run,
+    is_dry_run,
     match_inputs,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
@@ -251,7 +252,8 @@ def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, root: str) ->
     index = {name: i for i, name in enumerate(spec.partitions)}
     encode, partition = spec.encode, spec.partition
     serialized = examples | "Encode" >> beam.Map(
-        lambda e: (index[partition(e.key)], encode(e).SerializeToString())
+        # deterministic: map order would otherwise follow PYTHONHASHSEED, shards not reproducible
+        lambda e: (index[partition(e.key)], encode(e).SerializeToString(deterministic=True))
     )
     parts = serialized | "SplitByPartition" >> beam.Partition(lambda kv, _: kv[0], len(index))
     for name, part in zip(spec.partitions, parts, strict=True):
@@ -412,9 +414,11 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return EXIT_USAGE
-    job.layout.prepare()
-    if job.tfrecord_dir:
-        delete_stale_shards([f"{job.tfrecord_dir}/{name}" for name in spec.partitions])
+    dry_run = is_dry_run(options)
+    if not dry_run:  # a dry run builds the job and leaves the outputs alone
+        job.layout.prepare()
+        if job.tfrecord_dir:
+            delete_stale_shards([f"{job.tfrecord_dir}/{name}" for name in spec.partitions])
     folders = f", {len(job.prefixes)} image folder(s)" if job.prefixes else ""
     tables = "".join(f", {len(uris)} {name} file(s)" for name, uris in job.tables.items())
     print(
@@ -424,7 +428,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     )
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, spec, job)
-    if job.tfrecord_dir:
+    if job.tfrecord_dir and not dry_run:
         write_features_file(
             job.tfrecord_dir,
             spec.feature_specs,

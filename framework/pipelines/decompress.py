@@ -74,6 +74,7 @@ from datathon_etl.framework.manifest import (
     WriteTallies,
     check_output_options,
     finish_run,
+    is_dry_run,
     match_inputs,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
@@ -265,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
     layout = RunLayout(output_dir)
-    layout.prepare()
+    if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
+        layout.prepare()
     with beam.Pipeline(options=options) as p:
         build_pipeline(
             p,

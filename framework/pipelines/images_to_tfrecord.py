@@ -53,6 +53,7 @@ from datathon_etl.framework.manifest import (
     UsageError,
     WriteTallies,
     finish_run,
+    is_dry_run,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage, WriteQuarantine
@@ -111,7 +112,7 @@ class _EncodeFn(beam.DoFn):
     def process(self, example: Example[str, dict[str, Any]]) -> Iterator[bytes]:
         """Encodes one example."""
         row = {self._image_feature: example.image, PATH_COLUMN: example.path, **example.labels}
-        yield write_features(row, self._specs).SerializeToString()
+        yield write_features(row, self._specs).SerializeToString(deterministic=True)
 
 
 def _key_files(
@@ -296,15 +297,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return EXIT_USAGE
-    job.layout.prepare()
-    delete_stale_shards([job.tfrecord_dir])
+    dry_run = is_dry_run(options)
+    if not dry_run:  # a dry run builds the job and leaves the outputs alone
+        job.layout.prepare()
+        delete_stale_shards([job.tfrecord_dir])
     roots = [input_root(pattern) for pattern in job.patterns]
     print(
         f"{prog}: {job.labels.num_rows} label rows; listing {', '.join(job.patterns)}", flush=True
     )
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, job, roots)
-    write_features_file(job.tfrecord_dir, job.specs)
+    if not dry_run:
+        write_features_file(job.tfrecord_dir, job.specs)
     parameters = {
         "input_prefix": list(job.patterns),
         "path_match_regex": job.path_match_regex,
