@@ -254,3 +254,16 @@ def test_label_rows_are_parsed_or_quarantined_with_a_reason():
             ),
             label="Refused",
         )
+
+
+def test_a_failed_run_leaves_no_manifest(sample, tmp_path):
+    """A run that dies part-way removes the earlier manifest: no output looks complete."""
+    out = tmp_path / "out"
+    assert main(_args(sample, out, "--max_bad_fraction", "1")) == 0
+    assert (out / "_manifest.json").exists()
+    # A file where the JPG tree's first folder must go makes every image write fail.
+    (out / "jpg").rename(out / "jpg-old")
+    (out / "jpg").write_text("not a folder")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the runner's own error type
+        main(_args(sample, out, "--max_bad_fraction", "1"))
+    assert not (out / "_manifest.json").exists()
