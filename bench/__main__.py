@@ -9,6 +9,7 @@ import argparse
 import json
 import platform
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -86,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.names and bench_name(bench) not in args.names:
             continue
         print(f"running {bench_name(bench)} ...", file=sys.stderr, flush=True)
+        start = time.monotonic()
         results.append(bench())
+        elapsed = time.monotonic() - start
+        print(f"{bench_name(bench)} took {elapsed:.0f} s", file=sys.stderr, flush=True)
     print(format_table(results))
     args.output.mkdir(parents=True, exist_ok=True)
     report = {
