@@ -76,6 +76,7 @@ def test_real_images_and_labels_become_typed_tfrecords(images, tmp_path):
     assert manifest.stages["images"].written == 2
     assert manifest.stages["label_rows"].input == 201
     assert manifest.stages["label_rows"].written == 2
+    assert sum(manifest.parameters["tfrecord_shards"].values()) == 2
 
     spec = json.loads((tmp_path / "tfrecords" / "features.json").read_text())["features"]
     assert spec["age"]["kind"] == "int64_list"

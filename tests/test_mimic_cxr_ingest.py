@@ -80,6 +80,10 @@ def test_counts_add_up_and_the_exit_code_reflects_refusals(run, sample):
     assert label_rows.input == len(_csv_rows(sample))
     assert images.written == label_rows.written == len(sample.images)
     assert manifest.stages["archives"].input == len(sample.tars)
+    shards = manifest.parameters["tfrecord_shards"]
+    assert sum(shards.values()) == images.written
+    for shard, count in shards.items():
+        assert sum(1 for _ in tf.data.TFRecordDataset(str(out / "tfrecords" / shard))) == count
     assert len(_quarantine(out)) == images.quarantined_total + label_rows.quarantined_total
 
 

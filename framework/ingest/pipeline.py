@@ -63,6 +63,7 @@ from datathon_etl.framework.manifest import (
     finish_run,
     is_dry_run,
     match_inputs,
+    no_counts_reason,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, WriteQuarantine
@@ -84,6 +85,7 @@ from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
     delete_stale_shards,
+    shard_counts,
     write_features_file,
 )
 
@@ -447,6 +449,9 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     }
     if spec.study_labels is not None:
         parameters.update(_study_report(job, prog))
+    if job.tfrecord_dir and no_counts_reason(options) is None:
+        shard_folders = [f"{job.tfrecord_dir}/{name}" for name in spec.partitions]
+        parameters["tfrecord_shards"] = shard_counts(shard_folders, job.tfrecord_dir)
     return finish_run(
         job.layout,
         f"{spec.dataset} ingest",

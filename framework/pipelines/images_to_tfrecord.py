@@ -54,6 +54,7 @@ from datathon_etl.framework.manifest import (
     WriteTallies,
     finish_run,
     is_dry_run,
+    no_counts_reason,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage, WriteQuarantine
@@ -81,6 +82,7 @@ from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
     delete_stale_shards,
+    shard_counts,
     write_features_file,
 )
 
@@ -316,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "image": attrs.asdict(job.image),
         "features": [s.name for s in job.specs],
     }
+    if no_counts_reason(options) is None:
+        parameters["tfrecord_shards"] = shard_counts([job.tfrecord_dir], job.tfrecord_dir)
     return finish_run(
         job.layout, PIPELINE, max_bad_fraction=fraction, parameters=parameters, options=options
     )

@@ -18,7 +18,14 @@ from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.framework.tfrecords.features import FeatureSpec
 
-__all__ = ["FEATURES_FILE", "WriteShards", "delete_stale_shards", "write_features_file"]
+__all__ = [
+    "FEATURES_FILE",
+    "WriteShards",
+    "count_records",
+    "delete_stale_shards",
+    "shard_counts",
+    "write_features_file",
+]
 
 SHARD_PREFIX = "data"
 FEATURES_FILE = "features.json"
@@ -60,3 +67,26 @@ def write_features_file(folder: str, specs: Sequence[FeatureSpec], **extra: Any)
         f"{folder}/{FEATURES_FILE}", compression_type=CompressionTypes.UNCOMPRESSED
     ) as f:
         f.write((json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def count_records(uri: str) -> int:
+    """Counts the records of one TFRecord file by walking its length headers.
+
+    Each record is ``uint64 length, uint32 crc, data, uint32 crc``: only the
+    12-byte headers are read, the data is skipped.
+    """
+    count = 0
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        while header := f.read(12):
+            if len(header) < 12:
+                raise ValueError(f"{uri}: truncated record header after {count} records")
+            f.seek(int.from_bytes(header[:8], "little") + 4, 1)
+            count += 1
+    return count
+
+
+def shard_counts(folders: Sequence[str], root: str) -> dict[str, int]:
+    """Records per shard in ``folders``, keyed by the shard's path relative to ``root``."""
+    patterns = [f"{folder}/{SHARD_PREFIX}-*.tfrecord" for folder in folders]
+    shards = sorted(m.path for r in FileSystems.match(patterns) for m in r.metadata_list)
+    return {path.removeprefix(f"{root}/"): count_records(path) for path in shards}
