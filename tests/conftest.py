@@ -31,11 +31,18 @@ EMULATOR_PROJECT = "test-project"
 _EMULATOR_FIXTURES = frozenset({"gcs", "bigquery", "fake_gcs_server", "bigquery_emulator"})
 
 
+# fake-gcs-server now and then answers a batch request (Beam's rename and
+# delete) with a malformed body; seen about once in 16 runs. Only that error
+# is retried, once: any other failure of an emulator test still fails.
+_EMULATOR_FLAKES = ["not multi-part"]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks every test that uses an emulator fixture with ``emulators``."""
     for item in items:
         if _EMULATOR_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.emulators)
+            item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=_EMULATOR_FLAKES))
 
 
 @pytest.fixture(scope="session")
