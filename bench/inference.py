@@ -142,7 +142,7 @@ def _write_tfrecords(folder: Path, images: int) -> list[bytes]:
     for index in range(images):
         key = ImageKey(10_000_000 + index, 1, 1, View.FRONTAL, Split.VALID)
         image = synthetic_cxr_jpeg(index, SIZE, SIZE, QUALITY)
-        record = features.encode(Example(image, format_path(key), key, labels)).SerializeToString()
+        record = features.encode(Example(image, format_path(key), key, labels))
         writers[index % SHARDS].write(record)
         records.append(record)
     for writer in writers:

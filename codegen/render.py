@@ -49,13 +49,6 @@ def bigquery_schema(table: Table) -> dict[str, Any]:
     return {"fields": fields}
 
 
-def _tf_feature(column: Column) -> str:
-    dtype = f"tf.{column.type.tf_dtype}"
-    if column.nullable:
-        return f"tf.io.RaggedFeature({dtype})"
-    return f"tf.io.FixedLenFeature([], {dtype})"
-
-
 def _feature_spec(column: Column) -> str:
     spec = FeatureSpec.of(column.name, column.type, nullable=column.nullable)
     args = [f'"{spec.name}"', f'"{spec.kind}"']
@@ -138,7 +131,6 @@ def render_dataset(ir: DatasetIR) -> dict[str, str]:
         "ids": (*ir.key.columns, ir.path),
         "describe": describe,
         "pyrepr": _python_string,
-        "tf_feature": _tf_feature,
         "feature_spec": _feature_spec,
         "class_imports": _class_imports(ir),
         "label_codes": [codes for codes in label_codes.values() if codes],

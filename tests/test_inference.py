@@ -220,7 +220,7 @@ def _example_bytes(image: bytes, template: bytes, patient: int) -> tuple[str, by
     example = features.decode(template)
     key = attrs.evolve(example.key, patient=patient)
     changed = attrs.evolve(example, image=image, path=format_path(key), key=key)
-    return changed.path, bytes(features.encode(changed).SerializeToString())
+    return changed.path, features.encode(changed)
 
 
 def test_corrupt_records_are_quarantined_and_the_rest_finish(tfrecords, model_file, tmp_path):

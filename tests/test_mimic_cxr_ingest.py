@@ -137,7 +137,7 @@ def test_tfrecords_are_split_by_split_and_view(run):
     assert {"train/frontal", "train/lateral"} <= folders
     spec = json.loads((out / "tfrecords" / "features.json").read_text())
     assert spec["image_feature"] == "jpg_bytes"
-    assert set(spec["features"]) == set(features.FEATURES)
+    assert set(spec["features"]) == set(features.feature_dict())
 
 
 def test_labels_table_matches_the_tfrecords(run):

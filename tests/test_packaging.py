@@ -84,7 +84,7 @@ def test_wheel_imports_generated_modules_in_a_scratch_environment(wheel: Path, t
         "from datathon_etl.generated.mimic_cxr import features, rows, arrow_schema\n"
         "print(g.__file__)\n"
         "print(len(json.loads(r.files(g).joinpath('labels_schema.json').read_text())['fields']))\n"
-        "print(len(features.FEATURES), len(rows.LABEL_COLUMNS), len(arrow_schema.PREDICTIONS))\n"
+        "print(len(features.SPECS), len(rows.LABEL_COLUMNS), len(arrow_schema.PREDICTIONS))\n"
     )
     result = subprocess.run(
         [python, "-I", "-c", script], check=True, capture_output=True, text=True, cwd=tmp_path

@@ -253,10 +253,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
 def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, root: str) -> None:
     index = {name: i for i, name in enumerate(spec.partitions)}
     encode, partition = spec.encode, spec.partition
-    serialized = examples | "Encode" >> beam.Map(
-        # deterministic: map order would otherwise follow PYTHONHASHSEED, shards not reproducible
-        lambda e: (index[partition(e.key)], encode(e).SerializeToString(deterministic=True))
-    )
+    serialized = examples | "Encode" >> beam.Map(lambda e: (index[partition(e.key)], encode(e)))
     parts = serialized | "SplitByPartition" >> beam.Partition(lambda kv, _: kv[0], len(index))
     for name, part in zip(spec.partitions, parts, strict=True):
         label = name.replace("/", "_")

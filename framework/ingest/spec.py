@@ -93,7 +93,7 @@ class IngestSpec:
         partition: Key -> the TFRecord folder of the image (``train/frontal``).
         partitions: Every folder `partition` can return.
         image_feature: The TFRecord feature holding the encoded image.
-        encode: Example -> `tf.train.Example` (generated).
+        encode: Example -> serialized `tf.train.Example` (generated).
         labels_row: Example -> the labels table's row (generated).
         labels_schema: Arrow schema of the labels table (generated).
         labels_bigquery_schema: BigQuery JSON schema of the labels table
@@ -112,7 +112,7 @@ class IngestSpec:
     partition: Callable[[Any], str]
     partitions: tuple[str, ...]
     image_feature: str
-    encode: Callable[[Example[Any, Any]], Any]
+    encode: Callable[[Example[Any, Any]], bytes]
     labels_row: Callable[[Example[Any, Any]], dict[str, Any]]
     labels_schema: pa.Schema
     labels_bigquery_schema: Mapping[str, Any]

@@ -114,7 +114,7 @@ class _EncodeFn(beam.DoFn):
     def process(self, example: Example[str, dict[str, Any]]) -> Iterator[bytes]:
         """Encodes one example."""
         row = {self._image_feature: example.image, PATH_COLUMN: example.path, **example.labels}
-        yield write_features(row, self._specs).SerializeToString(deterministic=True)
+        yield write_features(row, self._specs)
 
 
 def _key_files(

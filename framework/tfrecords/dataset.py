@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["load_dataset"]
+from datathon_etl.framework.tfrecords.features import FeatureSpec
+
+__all__ = ["feature_dict", "load_dataset"]
+
+_DTYPES = {"bytes_list": tf.string, "int64_list": tf.int64, "float_list": tf.float32}
+
+
+def feature_dict(specs: Sequence[FeatureSpec]) -> dict[str, Any]:
+    """Returns the feature dict for `tf.io.parse_single_example` of these columns.
+
+    A nullable column is a `tf.io.RaggedFeature` (an absent value is an empty
+    list); every other column is one scalar.
+    """
+    features: dict[str, Any] = {}
+    for spec in specs:
+        dtype = _DTYPES[spec.kind]
+        if spec.nullable:
+            features[spec.name] = tf.io.RaggedFeature(dtype)
+        else:
+            features[spec.name] = tf.io.FixedLenFeature([], dtype)
+    return features
 
 
 def load_dataset(
     pattern: str | Sequence[str],
-    features: Mapping[str, Any],
+    specs: Sequence[FeatureSpec],
     image_feature: str,
     *,
     decode_image: bool = True,
@@ -23,8 +43,8 @@ def load_dataset(
     Args:
         pattern: A glob (local or gs://) or a list of globs, e.g.
             ``out/tfrecords/train/frontal/*.tfrecord``.
-        features: The feature dict for `tf.io.parse_single_example` (a
-            generated ``FEATURES``).
+        specs: The columns the records were written with (a generated
+            ``SPECS``).
         image_feature: The feature holding the encoded image.
         decode_image: Decode the image into a ``uint8`` tensor ``[H, W, C]``;
             otherwise leave its encoded bytes.
@@ -33,6 +53,7 @@ def load_dataset(
     Returns:
         A dataset of feature dicts, in file order (files sorted by name).
     """
+    features = feature_dict(specs)
     files = tf.data.Dataset.list_files(pattern, shuffle=False)
     records = tf.data.TFRecordDataset(files)
 

@@ -1,4 +1,7 @@
-"""Flat rows <-> `tf.train.Example`, driven by a feature spec, not by values."""
+"""Flat rows <-> serialized `tf.train.Example`, driven by a feature spec, not by values.
+
+Neither direction imports TensorFlow (see `example_proto`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import tensorflow as tf
 
 from datathon_etl.framework.schema.types import ScalarType
+from datathon_etl.framework.tfrecords.example_proto import ExampleProto
 
 __all__ = ["FeatureSpec", "read_features", "write_features"]
 
@@ -44,46 +47,50 @@ class FeatureSpec:
         )
 
 
-def write_features(row: Mapping[str, Any], specs: tuple[FeatureSpec, ...]) -> tf.train.Example:
-    """Encodes one flat row as a `tf.train.Example`.
+def write_features(row: Mapping[str, Any], specs: tuple[FeatureSpec, ...]) -> bytes:
+    """Encodes one flat row as a serialized `tf.train.Example`.
+
+    Serialization is deterministic (map entries sorted by feature name), so the
+    same row always gives the same bytes, whatever the process's hash seed.
 
     Args:
         row: Column name -> Python value (enums as ints, None if absent).
         specs: The columns to write, in order.
 
     Returns:
-        The example.
+        The record's bytes.
 
     Raises:
         ValueError: A value is None for a non-nullable feature, or does not
             fit its feature's type; the message names the feature.
     """
-    features = {}
+    example = ExampleProto()
+    example.features.SetInParent()
+    feature_map = example.features.feature
     for spec in specs:
-        value = row[spec.name]
         try:
-            features[spec.name] = _feature(spec, value)
+            _fill(feature_map[spec.name], spec, row[spec.name])
         except (TypeError, ValueError) as error:
             raise ValueError(f"feature {spec.name!r}: {error}") from error
-    return tf.train.Example(features=tf.train.Features(feature=features))
+    serialized: bytes = example.SerializeToString(deterministic=True)
+    return serialized
 
 
-def _feature(spec: FeatureSpec, value: Any) -> tf.train.Feature:
+def _fill(feature: Any, spec: FeatureSpec, value: Any) -> None:
+    if spec.kind not in ("bytes_list", "int64_list", "float_list"):
+        raise ValueError(f"unknown feature kind {spec.kind!r}")
+    kind = getattr(feature, spec.kind)
+    kind.SetInParent()  # An empty (null) list still says which kind the feature is.
+    values = kind.value
     if value is None:
         if not spec.nullable:
             raise ValueError("value is None but the feature is not nullable")
-        values: list[Any] = []
     elif spec.text:
-        values = [value.encode("utf-8")]
+        values.append(value.encode("utf-8"))
+    elif spec.kind == "int64_list":
+        values.append(int(value))
     else:
-        values = [value]
-    if spec.kind == "bytes_list":
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-    if spec.kind == "int64_list":
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-    if spec.kind == "float_list":
-        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-    raise ValueError(f"unknown feature kind {spec.kind!r}")
+        values.append(value)
 
 
 def read_features(serialized: bytes, specs: tuple[FeatureSpec, ...]) -> dict[str, Any]:
@@ -99,7 +106,7 @@ def read_features(serialized: bytes, specs: tuple[FeatureSpec, ...]) -> dict[str
     Raises:
         ValueError: A feature is missing or has the wrong number of values.
     """
-    feature_map = tf.train.Example.FromString(serialized).features.feature
+    feature_map = ExampleProto.FromString(serialized).features.feature
     row: dict[str, Any] = {}
     for spec in specs:
         if spec.name not in feature_map:
