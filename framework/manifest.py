@@ -54,7 +54,9 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "IMAGES",
     "RESERVED_NAMES",
+    "TFRECORD_SHARDS",
     "Manifest",
     "ManifestMismatchError",
     "Outcome",
@@ -74,6 +76,11 @@ __all__ = [
     "read_tallies",
     "uses_dataflow",
 ]
+
+IMAGES = "images"
+"""Manifest stage: the images (tar members, image files); every output holds the written ones."""
+TFRECORD_SHARDS = "tfrecord_shards"
+"""Manifest parameter: records per TFRecord shard, read back from the shards after the run."""
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -221,13 +228,20 @@ class Manifest:
         return self.quarantined_total / self.input_total if self.input_total else 0.0
 
     def problems(self) -> list[str]:
-        """One line per stage whose counts do not add up."""
-        return [
+        """One line per stage whose counts do not add up, and one if the shards lack images."""
+        lines = [
             f"{stage}: input {c.input} != written {c.written} + skipped {c.skipped}"
             f" + quarantined {c.quarantined_total}"
             for stage, c in self.stages.items()
             if not c.balanced
         ]
+        shards, images = self.parameters.get(TFRECORD_SHARDS), self.stages.get(IMAGES)
+        if shards is not None and images is not None and sum(shards.values()) != images.written:
+            lines.append(
+                f"tfrecords: {sum(shards.values())} records in the shards"
+                f" != {images.written} images written"
+            )
+        return lines
 
     def check(self) -> None:
         """Verifies ``input = written + skipped + quarantined`` for every stage.

@@ -51,6 +51,7 @@ from datathon_etl.framework.ingest.transforms import (
 )
 from datathon_etl.framework.manifest import (
     EXIT_USAGE,
+    TFRECORD_SHARDS,
     Outcome,
     OutputOptions,
     RunLayout,
@@ -84,7 +85,7 @@ from datathon_etl.framework.tables.options import TableOptions
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
-    delete_stale_shards,
+    prepare_folders,
     shard_counts,
     write_features_file,
 )
@@ -227,7 +228,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
             WriteImageFileFn(job.jpg_dir, job.layout.temp_dir)
         )
     if job.tfrecord_dir:
-        _write_tfrecords(examples, spec, job.tfrecord_dir)
+        _write_tfrecords(examples, spec, job)
     _write_table(examples, spec, job)
 
     image_refusals = (
@@ -250,18 +251,14 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     )
 
 
-def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, root: str) -> None:
-    index = {name: i for i, name in enumerate(spec.partitions)}
+def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:
     encode, partition = spec.encode, spec.partition
-    serialized = examples | "Encode" >> beam.Map(lambda e: (index[partition(e.key)], encode(e)))
-    parts = serialized | "SplitByPartition" >> beam.Partition(lambda kv, _: kv[0], len(index))
-    for name, part in zip(spec.partitions, parts, strict=True):
-        label = name.replace("/", "_")
-        _ = (
-            part
-            | f"Values_{label}" >> beam.Values()
-            | f"Write_{label}" >> WriteShards(f"{root}/{name}")
-        )
+    _ = (
+        examples
+        | "Encode" >> beam.Map(lambda e: (partition(e.key), encode(e)))
+        | "WriteTFRecords"
+        >> WriteShards(str(job.tfrecord_dir), spec.partitions, job.layout.temp_dir)
+    )
 
 
 def _write_table(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:
@@ -417,7 +414,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     if not dry_run:  # a dry run builds the job and leaves the outputs alone
         job.layout.prepare()
         if job.tfrecord_dir:
-            delete_stale_shards([f"{job.tfrecord_dir}/{name}" for name in spec.partitions])
+            prepare_folders(job.tfrecord_dir, spec.partitions)
     folders = f", {len(job.prefixes)} image folder(s)" if job.prefixes else ""
     tables = "".join(f", {len(uris)} {name} file(s)" for name, uris in job.tables.items())
     print(
@@ -448,7 +445,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
         parameters.update(_study_report(job, prog))
     if job.tfrecord_dir and no_counts_reason(options) is None:
         shard_folders = [f"{job.tfrecord_dir}/{name}" for name in spec.partitions]
-        parameters["tfrecord_shards"] = shard_counts(shard_folders, job.tfrecord_dir)
+        parameters[TFRECORD_SHARDS] = shard_counts(shard_folders, job.tfrecord_dir)
     return finish_run(
         job.layout,
         f"{spec.dataset} ingest",

@@ -31,6 +31,7 @@ from datathon_etl.framework.archives._source import ArchiveHandles
 from datathon_etl.framework.images import ImageError, ImageSpec, transform_image
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, decide
 from datathon_etl.framework.ingest.spec import IngestSpec
+from datathon_etl.framework.manifest import IMAGES
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
 from datathon_etl.framework.schema import SourceRowError
 from datathon_etl.framework.schema.example import Example
@@ -49,8 +50,6 @@ __all__ = [
     "WriteImageFileFn",
 ]
 
-IMAGES = "images"
-"""Manifest stage: the tar members (directories excluded)."""
 LABEL_ROWS = "label_rows"
 """Manifest stage: the data rows of the label CSVs."""
 ROWS_TAG = "refused_rows"

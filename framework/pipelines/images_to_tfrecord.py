@@ -45,6 +45,7 @@ from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
 from datathon_etl.framework.ingest.transforms import IMAGES, LABEL_ROWS, JoinAndTransform
 from datathon_etl.framework.manifest import (
     EXIT_USAGE,
+    TFRECORD_SHARDS,
     Outcome,
     OutputOptions,
     RunLayout,
@@ -81,7 +82,7 @@ from datathon_etl.framework.tfrecords import FeatureSpec, write_features
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
-    delete_stale_shards,
+    prepare_folders,
     shard_counts,
     write_features_file,
 )
@@ -111,10 +112,10 @@ class _EncodeFn(beam.DoFn):
         self._specs = specs
         self._image_feature = image_feature
 
-    def process(self, example: Example[str, dict[str, Any]]) -> Iterator[bytes]:
-        """Encodes one example."""
+    def process(self, example: Example[str, dict[str, Any]]) -> Iterator[tuple[str, bytes]]:
+        """Encodes one example, for the output folder itself ("")."""
         row = {self._image_feature: example.image, PATH_COLUMN: example.path, **example.labels}
-        yield write_features(row, self._specs)
+        yield "", write_features(row, self._specs)
 
 
 def _key_files(
@@ -164,7 +165,7 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
     _ = (
         labelled.examples
         | "Encode" >> beam.ParDo(_EncodeFn(job.specs, image_feature))
-        | "WriteTFRecords" >> WriteShards(job.tfrecord_dir)
+        | "WriteTFRecords" >> WriteShards(job.tfrecord_dir, [""], job.layout.temp_dir)
     )
     row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
     _ = (
@@ -302,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dry_run = is_dry_run(options)
     if not dry_run:  # a dry run builds the job and leaves the outputs alone
         job.layout.prepare()
-        delete_stale_shards([job.tfrecord_dir])
+        prepare_folders(job.tfrecord_dir, [""])
     roots = [input_root(pattern) for pattern in job.patterns]
     print(
         f"{prog}: {job.labels.num_rows} label rows; listing {', '.join(job.patterns)}", flush=True
@@ -319,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "features": [s.name for s in job.specs],
     }
     if no_counts_reason(options) is None:
-        parameters["tfrecord_shards"] = shard_counts([job.tfrecord_dir], job.tfrecord_dir)
+        parameters[TFRECORD_SHARDS] = shard_counts([job.tfrecord_dir], job.tfrecord_dir)
     return finish_run(
         job.layout, PIPELINE, max_bad_fraction=fraction, parameters=parameters, options=options
     )

@@ -8,13 +8,17 @@ would otherwise read both), and ``features.json`` says how to parse them.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
 import attrs
+from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.tfrecordio import _TFRecordUtil  # Beam's own TFRecord framing
+from apache_beam.options.value_provider import StaticValueProvider
 
 from datathon_etl.framework.tfrecords.features import FeatureSpec
 
@@ -22,7 +26,7 @@ __all__ = [
     "FEATURES_FILE",
     "WriteShards",
     "count_records",
-    "delete_stale_shards",
+    "prepare_folders",
     "shard_counts",
     "write_features_file",
 ]
@@ -32,28 +36,77 @@ FEATURES_FILE = "features.json"
 
 
 class WriteShards(beam.PTransform):
-    """Serialized examples -> ``<folder>/data-*-of-*.tfrecord``, sharded by the runner.
+    """``(folder, record)`` pairs -> ``<root>/<folder>/data-SSSSS-of-NNNNN.tfrecord``.
 
-    The runner picks the shard count: fixing it adds a shuffle.
+    One `fileio.WriteToFiles` writes every folder: a sink per folder would add
+    a dozen transforms each, and every transform costs start-up time on every
+    runner. Each bundle writes one file per folder it holds (the runner picks
+    the shard count: fixing it adds a shuffle). A bundle may open a writer for
+    every folder, so no record takes fileio's grouped path: raw records are
+    never shuffled. Folders are `prepare_folders`' job, before the run.
     """
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, root: str, folders: Sequence[str], temp_dir: str) -> None:
+        """Writes under ``root``; ``folders`` are the relative folder names ("" = root)."""
         super().__init__()
-        self._folder = folder
+        self._root = root
+        self._writers = max(len(folders), 1)
+        self._temp_dir = temp_dir
 
-    def expand(self, records: beam.PCollection) -> Any:
-        """Writes the records; returns the shard names."""
-        return records | "Write" >> beam.io.WriteToTFRecord(
-            f"{self._folder}/{SHARD_PREFIX}", file_name_suffix=".tfrecord"
+    def expand(self, pairs: beam.PCollection) -> Any:
+        """Writes the records; returns the written files' `fileio.FileResult`s."""
+        return pairs | "WriteToFiles" >> fileio.WriteToFiles(
+            path=self._root,
+            destination=_folder,
+            sink=_sink,
+            file_naming=_shard_name,
+            temp_directory=StaticValueProvider(str, self._temp_dir),
+            max_writers_per_bundle=self._writers,
         )
 
 
-def delete_stale_shards(folders: Sequence[str]) -> None:
-    """Deletes the shards an earlier run left in ``folders``."""
-    patterns = [f"{folder}/{SHARD_PREFIX}-*.tfrecord" for folder in folders]
+class _TFRecordSink(fileio.FileSink):
+    """Writes each pair's record with TFRecord framing (length, CRCs)."""
+
+    def open(self, fh: Any) -> None:
+        self._fh = fh
+
+    def write(self, record: tuple[str, bytes]) -> None:
+        _TFRecordUtil.write_record(self._fh, record[1])
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+def _folder(pair: tuple[str, bytes]) -> str:
+    return pair[0]
+
+
+def _sink(_: str) -> _TFRecordSink:
+    return _TFRecordSink()
+
+
+def _shard_name(
+    window: Any, pane: Any, shard: int, total: int, compression: Any, folder: str
+) -> str:
+    name = f"{SHARD_PREFIX}-{shard:05d}-of-{total:05d}.tfrecord"
+    return f"{folder}/{name}" if folder else name
+
+
+def prepare_folders(root: str, folders: Sequence[str]) -> None:
+    """Before a run: deletes the shards an earlier run left, creates local folders.
+
+    fileio moves each finished file into its folder and only logs a failed
+    move, so a missing local folder would lose the file.
+    """
+    paths = [f"{root}/{folder}".rstrip("/") for folder in folders]
+    patterns = [f"{path}/{SHARD_PREFIX}-*.tfrecord" for path in paths]
     stale = [m.path for r in FileSystems.match(patterns) for m in r.metadata_list]
     if stale:
         FileSystems.delete(stale)
+    for path in paths:
+        if FileSystems.get_scheme(path) is None:  # local: object stores have no folders
+            os.makedirs(path, exist_ok=True)
 
 
 def write_features_file(folder: str, specs: Sequence[FeatureSpec], **extra: Any) -> None:
