@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder")
     parser.add_argument("--images", type=int, default=100, help="images in the sample")
-    parser.add_argument("--workers", type=int, default=2, help="local worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="local workers (threads)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "320",
         "320",
         "--direct_running_mode",
-        "multi_processing",
+        "multi_threading",
         "--direct_num_workers",
         str(args.workers),
     ]

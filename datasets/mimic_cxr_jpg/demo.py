@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo-jpg", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo-output/jpg"), help="output folder")
     parser.add_argument("--images", type=int, default=100, help="well-formed images")
-    parser.add_argument("--workers", type=int, default=2, help="local worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="local workers (threads)")
     parser.add_argument(
         "--labels_source", choices=("chexpert", "negbio"), default="chexpert", help="label file"
     )
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max_bad_fraction",
         "0.25",
         "--direct_running_mode",
-        "multi_processing",
+        "multi_threading",
         "--direct_num_workers",
         str(args.workers),
     ]

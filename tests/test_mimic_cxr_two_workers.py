@@ -1,11 +1,13 @@
-"""The MIMIC-CXR ingestion in separate worker processes gives what it gives in one process.
+"""The MIMIC-CXR ingestion on 2 local workers gives what it gives on one.
 
 ``--direct_running_mode=multi_processing`` runs the pipeline's steps in
 worker processes that receive them pickled and import the project afresh,
 as Dataflow workers do: a step that does not pickle, relies on state set up
 in the launching process, or writes where the other processes cannot see
 fails here, or its output differs. Local files only (the emulator patches
-do not reach worker processes).
+do not reach worker processes). ``multi_threading`` (the recommended local
+mode) runs bundles on threads of one process: a step whose state is not
+thread-safe differs here.
 """
 
 from __future__ import annotations
@@ -48,12 +50,12 @@ def _run(sample: Sample, out: Path, *extra: str) -> int:
     )
 
 
-def test_two_worker_processes_write_the_same_outputs(sample: Sample, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
+def test_two_workers_write_the_same_outputs(sample: Sample, tmp_path: Path, mode: str) -> None:
     """Same exit code, JPGs, TFRecords, features.json, labels table, manifest and quarantine."""
-    one, two = tmp_path / "in_process", tmp_path / "two_processes"
+    one, two = tmp_path / "one_worker", tmp_path / f"two_workers_{mode}"
     assert _run(sample, one) == 0
-    multi = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
-    assert _run(sample, two, *multi) == 0
+    assert _run(sample, two, f"--direct_running_mode={mode}", "--direct_num_workers=2") == 0
 
     jpgs = {path: digest(data) for path, data in read_tree(str(one / "jpg")).items()}
     assert len(jpgs) == len(sample.images)
