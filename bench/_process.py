@@ -41,8 +41,9 @@ class TreeRun:
         peak_rss_bytes: Peak over polls of the tree's summed RSS.
         peak_pss_bytes: Peak over polls of the tree's summed PSS.
         max_processes: Most processes seen in the tree at once.
-        largest_process_rss_bytes: ``ru_maxrss`` of the tree: the peak RSS of
-            its largest single process.
+        largest_process_rss_bytes: Peak over polls of the largest single
+            process's RSS. (Not ``ru_maxrss``: a child forked from a bench
+            process that holds TensorFlow starts with that process's RSS.)
         others_cpu_s: CPU seconds other processes used meanwhile (machine
             busy time minus ``cpu_s``; 0 on a quiet machine).
         stdout: What the command printed on stdout (stderr goes to a log file).
@@ -122,7 +123,7 @@ class _Poller(threading.Thread):
         super().__init__(daemon=True)
         self._root = root
         self._done = threading.Event()
-        self.peak_rss = self.peak_pss = self.max_processes = 0
+        self.peak_rss = self.peak_pss = self.max_processes = self.largest_rss = 0
 
     def run(self) -> None:
         while not self._done.is_set():
@@ -131,6 +132,7 @@ class _Poller(threading.Thread):
             for pid in pids:
                 r, p = _memory(pid)
                 rss, pss = rss + r, pss + p
+                self.largest_rss = max(self.largest_rss, r)
             self.peak_rss = max(self.peak_rss, rss)
             self.peak_pss = max(self.peak_pss, pss)
             self.max_processes = max(self.max_processes, len(pids))
@@ -190,7 +192,7 @@ def run_tree(
         peak_rss_bytes=poller.peak_rss,
         peak_pss_bytes=poller.peak_pss,
         max_processes=poller.max_processes,
-        largest_process_rss_bytes=usage.ru_maxrss * _KIB,
+        largest_process_rss_bytes=poller.largest_rss,
         others_cpu_s=max(busy - cpu, 0.0),
         stdout=stdout.decode("utf-8", "replace"),
     )

@@ -67,6 +67,7 @@ __all__ = [
     "TallyEach",
     "TallyQuarantine",
     "UsageError",
+    "WriteQuarantine",
     "WriteTallies",
     "check_output_options",
     "finish_run",
@@ -566,3 +567,19 @@ def finish_run(
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+class WriteQuarantine(beam.PTransform[beam.PCollection[Quarantined], Any]):
+    """Writes quarantined records as JSON lines under ``<prefix>-*.jsonl``."""
+
+    def __init__(self, file_prefix: str) -> None:
+        super().__init__()
+        self._file_prefix = file_prefix
+
+    def expand(self, records: beam.PCollection[Quarantined]) -> Any:
+        """Writes the records; returns the written file names."""
+        return (
+            records
+            | "ToJson" >> beam.Map(Quarantined.to_json)
+            | "Write" >> beam.io.WriteToText(self._file_prefix, file_name_suffix=".jsonl")
+        )

@@ -4,6 +4,8 @@ Every input record (image, archive member, label row) ends either in an output
 or here, so the counts add up: ``in = written + quarantined`` per stage. A
 quarantined record carries a reference to the offending input (never its
 bytes), so an organiser can fix the inputs and re-run only the failures.
+The records are plain data (no Beam here, so that the image code can use
+them); `datathon_etl.framework.manifest.WriteQuarantine` writes them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 from enum import StrEnum
 from typing import Any
 
-import apache_beam as beam
 import attrs
 
 __all__ = [
@@ -20,7 +21,6 @@ __all__ = [
     "Quarantined",
     "Reason",
     "Stage",
-    "WriteQuarantine",
 ]
 
 QUARANTINE_TAG = "quarantine"
@@ -120,19 +120,3 @@ class Quarantined:
         """Parses a line written by `to_json`."""
         data: dict[str, Any] = json.loads(line)
         return cls(**data)
-
-
-class WriteQuarantine(beam.PTransform[beam.PCollection[Quarantined], Any]):
-    """Writes quarantined records as JSON lines under ``<prefix>-*.jsonl``."""
-
-    def __init__(self, file_prefix: str) -> None:
-        super().__init__()
-        self._file_prefix = file_prefix
-
-    def expand(self, records: beam.PCollection[Quarantined]) -> Any:
-        """Writes the records; returns the written file names."""
-        return (
-            records
-            | "ToJson" >> beam.Map(Quarantined.to_json)
-            | "Write" >> beam.io.WriteToText(self._file_prefix, file_name_suffix=".jsonl")
-        )

@@ -82,13 +82,14 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
+    WriteQuarantine,
     WriteTallies,
     check_output_options,
     finish_run,
     match_inputs,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
-from datathon_etl.framework.quarantine import Quarantined, Reason, Stage, WriteQuarantine
+from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
     BigQueryTable,

@@ -59,6 +59,7 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
+    WriteQuarantine,
     WriteTallies,
     check_output_options,
     finish_run,
@@ -67,7 +68,7 @@ from datathon_etl.framework.manifest import (
     no_counts_reason,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
-from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, WriteQuarantine
+from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,

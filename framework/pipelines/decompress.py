@@ -71,6 +71,7 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
+    WriteQuarantine,
     WriteTallies,
     check_output_options,
     finish_run,
@@ -83,7 +84,6 @@ from datathon_etl.framework.quarantine import (
     Quarantined,
     Reason,
     Stage,
-    WriteQuarantine,
 )
 from datathon_etl.framework.sources.options import InputFilesOptions, input_glob, input_root
 

@@ -52,13 +52,14 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
+    WriteQuarantine,
     WriteTallies,
     finish_run,
     is_dry_run,
     no_counts_reason,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
-from datathon_etl.framework.quarantine import Quarantined, Reason, Stage, WriteQuarantine
+from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
 from datathon_etl.framework.schema import SchemaError, UnsupportedTypeError
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.schema.types import scalar_of_arrow

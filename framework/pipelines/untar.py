@@ -70,6 +70,7 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
+    WriteQuarantine,
     WriteTallies,
     check_output_options,
     finish_run,
@@ -82,7 +83,6 @@ from datathon_etl.framework.quarantine import (
     Quarantined,
     Reason,
     Stage,
-    WriteQuarantine,
 )
 from datathon_etl.framework.sources.options import MatchOptions, path_match_regex
 
