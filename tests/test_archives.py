@@ -18,6 +18,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from datathon_etl.framework.archives import (
+    ArchiveChangedError,
     ArchiveSummary,
     IndexTars,
     LoadedMember,
@@ -155,6 +156,25 @@ def test_uncompressed_tar_is_indexed_into_byte_ranges(tmp_path: Path) -> None:
     raw = Path(archive).read_bytes()
     for ref in expected:
         assert raw[ref.offset : ref.offset + ref.size] == FILES[ref.name]
+        assert read_member(ref) == FILES[ref.name]
+
+
+def test_member_of_a_shortened_tar_is_an_error_not_short_bytes(tmp_path: Path) -> None:
+    """A tar cut after indexing: reading a member past the end names the archive."""
+    archive = build_tar(tmp_path / "x.tar", FILES)
+    refs, _, _ = split(list(scan_tar(archive)))
+    cut = max(refs, key=lambda ref: ref.size)
+    assert cut.size > 1
+    with open(archive, "r+b") as f:
+        f.truncate(cut.offset + cut.size // 2)
+
+    with pytest.raises(ArchiveChangedError, match="was it modified after it was indexed"):
+        read_member(cut)
+    with open(archive, "rb") as handle, pytest.raises(ArchiveChangedError, match=r"x\.tar: ends"):
+        read_member(cut, handle)
+    whole = [ref for ref in refs if ref.offset + ref.size <= cut.offset]
+    assert whole
+    for ref in whole:
         assert read_member(ref) == FILES[ref.name]
 
 

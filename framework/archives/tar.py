@@ -58,6 +58,7 @@ from datathon_etl.framework.archives._source import (
     ArchiveHandles,
     GuardedSource,
     open_source,
+    read_exact,
     read_range,
 )
 from datathon_etl.framework.archives.decompress import (
@@ -428,9 +429,9 @@ def read_member(ref: MemberRef, handle: BinaryIO | None = None) -> bytes:
         SourceReadError: Reading failed.
     """
     if handle is not None:
-        return b"".join(read_range(handle, ref.archive, ref.offset, ref.size))
+        return read_exact(handle, ref.archive, ref.offset, ref.size)
     with open_source(ref.archive) as opened:
-        return b"".join(read_range(opened, ref.archive, ref.offset, ref.size))
+        return read_exact(opened, ref.archive, ref.offset, ref.size)
 
 
 class TarIndex(NamedTuple):
