@@ -70,6 +70,7 @@ __all__ = [
     "WriteQuarantine",
     "WriteTallies",
     "check_output_options",
+    "delete_tree",
     "finish_run",
     "is_dry_run",
     "match_inputs",
@@ -399,16 +400,17 @@ class RunLayout:
 
     def prepare(self) -> None:
         """Removes an earlier run's manifest and quarantine: neither may pass for this run's."""
-        _delete_tree(self.quarantine_dir)
+        delete_tree(self.quarantine_dir)
         if FileSystems.exists(self.manifest_uri):
             FileSystems.delete([self.manifest_uri])
 
     def cleanup(self) -> None:
         """Removes the scratch folder."""
-        _delete_tree(f"{self.output_dir}/{TEMP_DIR}")
+        delete_tree(f"{self.output_dir}/{TEMP_DIR}")
 
 
-def _delete_tree(uri: str) -> None:
+def delete_tree(uri: str) -> None:
+    """Deletes a local folder or a GCS prefix and everything under it, if there."""
     # A local folder is deleted by its path (recursively), a GCS prefix by
     # matching everything under it; each form finds nothing on the other.
     root = uri.rstrip("/")

@@ -37,6 +37,11 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
     )
 
 
+PARTITIONS = {
+    f"{split}/{view}" for split in ("train", "valid") for view in ("frontal", "lateral", "other")
+}
+
+
 def _run(sample: Sample, out: Path, *extra: str) -> int:
     root = sample.tars[0].parent
     return ingest(
@@ -72,7 +77,17 @@ def test_two_workers_write_the_same_outputs(sample: Sample, tmp_path: Path, mode
     quarantine = quarantine_records(str(one), {})
     assert len(quarantine) == len(sample.defects) + 4  # some defects refuse two inputs
     assert quarantine_records(str(two), {}) == quarantine
-    # Nothing else: no scratch files or DuckDB staging left behind by either run.
+    # Nothing else: no scratch files or DuckDB staging left behind by either run;
+    # every split x view folder holds shards (an empty one a single empty shard).
     for out in (one, two):
         left = {p.relative_to(out).parts[0] for p in out.iterdir()}
         assert left == {"jpg", "tfrecords", "tables.duckdb", "_manifest.json", "_quarantine"}
+        tfrecords = {p.relative_to(out / "tfrecords") for p in (out / "tfrecords").rglob("*")}
+        assert {p for p in tfrecords if p.suffix != ".tfrecord"} == {
+            Path("features.json"),
+            *(Path(name) for name in PARTITIONS),
+            *(Path(name.split("/")[0]) for name in PARTITIONS),
+        }
+        assert {p.parent.as_posix() for p in tfrecords if p.suffix == ".tfrecord"} == PARTITIONS
+    empty = [name for name in PARTITIONS if not records.get(name)]
+    assert empty, "the sample should leave a split x view folder without images"

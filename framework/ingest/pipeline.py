@@ -86,8 +86,10 @@ from datathon_etl.framework.tables.options import TableOptions
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
+    finish_folders,
     prepare_folders,
     shard_counts,
+    staging_dir,
     write_features_file,
 )
 
@@ -253,12 +255,12 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
 
 
 def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:
-    encode, partition = spec.encode, spec.partition
+    encode, partition, root = spec.encode, spec.partition, str(job.tfrecord_dir)
     _ = (
         examples
         | "Encode" >> beam.Map(lambda e: (partition(e.key), encode(e)))
         | "WriteTFRecords"
-        >> WriteShards(str(job.tfrecord_dir), spec.partitions, job.layout.temp_dir)
+        >> WriteShards(root, spec.partitions, staging_dir(root, job.layout.run_id))
     )
 
 
@@ -445,6 +447,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     if spec.study_labels is not None:
         parameters.update(_study_report(job, prog))
     if job.tfrecord_dir and no_counts_reason(options) is None:
+        finish_folders(job.tfrecord_dir, spec.partitions)
         shard_folders = [f"{job.tfrecord_dir}/{name}" for name in spec.partitions]
         parameters[TFRECORD_SHARDS] = shard_counts(shard_folders, job.tfrecord_dir)
     return finish_run(

@@ -83,8 +83,10 @@ from datathon_etl.framework.tfrecords import FeatureSpec, write_features
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
+    finish_folders,
     prepare_folders,
     shard_counts,
+    staging_dir,
     write_features_file,
 )
 
@@ -166,7 +168,8 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
     _ = (
         labelled.examples
         | "Encode" >> beam.ParDo(_EncodeFn(job.specs, image_feature))
-        | "WriteTFRecords" >> WriteShards(job.tfrecord_dir, [""], job.layout.temp_dir)
+        | "WriteTFRecords"
+        >> WriteShards(job.tfrecord_dir, [""], staging_dir(job.tfrecord_dir, job.layout.run_id))
     )
     row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
     _ = (
@@ -321,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "features": [s.name for s in job.specs],
     }
     if no_counts_reason(options) is None:
+        finish_folders(job.tfrecord_dir, [""])
         parameters[TFRECORD_SHARDS] = shard_counts([job.tfrecord_dir], job.tfrecord_dir)
     return finish_run(
         job.layout, PIPELINE, max_bad_fraction=fraction, parameters=parameters, options=options

@@ -20,19 +20,24 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil  # Beam's own TFRecord framing
 from apache_beam.options.value_provider import StaticValueProvider
 
+from datathon_etl.framework.manifest import delete_tree
 from datathon_etl.framework.tfrecords.features import FeatureSpec
 
 __all__ = [
     "FEATURES_FILE",
     "WriteShards",
     "count_records",
+    "finish_folders",
     "prepare_folders",
     "shard_counts",
+    "staging_dir",
     "write_features_file",
 ]
 
 SHARD_PREFIX = "data"
 FEATURES_FILE = "features.json"
+STAGING = "_staging"
+"""Where `WriteShards` stages files, inside the TFRecord root (see `staging_dir`)."""
 
 
 class WriteShards(beam.PTransform):
@@ -43,11 +48,15 @@ class WriteShards(beam.PTransform):
     runner. Each bundle writes one file per folder it holds (the runner picks
     the shard count: fixing it adds a shuffle). A bundle may open a writer for
     every folder, so no record takes fileio's grouped path: raw records are
-    never shuffled. Folders are `prepare_folders`' job, before the run.
+    never shuffled. Folders are `prepare_folders`' job before the run, and
+    `finish_folders`' after it.
     """
 
     def __init__(self, root: str, folders: Sequence[str], temp_dir: str) -> None:
-        """Writes under ``root``; ``folders`` are the relative folder names ("" = root)."""
+        """Writes under ``root``; ``folders`` are the relative folder names ("" = root).
+
+        ``temp_dir`` must be on ``root``'s filesystem: `staging_dir`.
+        """
         super().__init__()
         self._root = root
         self._writers = max(len(folders), 1)
@@ -93,13 +102,48 @@ def _shard_name(
     return f"{folder}/{name}" if folder else name
 
 
+def staging_dir(root: str, run_id: str) -> str:
+    """Where a run's files wait before their move: under ``root`` itself.
+
+    The move is then a rename within one filesystem; the run's scratch folder
+    (under ``--output_dir``) may be on another (a local folder, a gs:// root).
+    """
+    return f"{root}/{STAGING}/{run_id}"
+
+
+def finish_folders(root: str, folders: Sequence[str]) -> None:
+    """After a run: removes ``root``'s staging; a folder that got no record gets one empty shard.
+
+    An empty shard (zero bytes: zero records) keeps ``<folder>/*.tfrecord``
+    a valid glob for readers such as `tf.data.Dataset.list_files`.
+    """
+    _remove_staging(root)
+    for folder, path in zip(folders, _paths(root, folders), strict=True):
+        (found,) = FileSystems.match([f"{path}/{SHARD_PREFIX}-*.tfrecord"])
+        if not found.metadata_list:
+            name = _shard_name(None, None, 0, 1, None, folder)
+            with FileSystems.create(
+                f"{root}/{name}", compression_type=CompressionTypes.UNCOMPRESSED
+            ):
+                pass
+
+
+def _remove_staging(root: str) -> None:
+    delete_tree(f"{root}/{STAGING}")
+
+
+def _paths(root: str, folders: Sequence[str]) -> list[str]:
+    return [f"{root}/{folder}".rstrip("/") for folder in folders]
+
+
 def prepare_folders(root: str, folders: Sequence[str]) -> None:
-    """Before a run: deletes the shards an earlier run left, creates local folders.
+    """Before a run: deletes what an earlier run left (shards, staging), creates local folders.
 
     fileio moves each finished file into its folder and only logs a failed
     move, so a missing local folder would lose the file.
     """
-    paths = [f"{root}/{folder}".rstrip("/") for folder in folders]
+    _remove_staging(root)
+    paths = _paths(root, folders)
     patterns = [f"{path}/{SHARD_PREFIX}-*.tfrecord" for path in paths]
     stale = [m.path for r in FileSystems.match(patterns) for m in r.metadata_list]
     if stale:
