@@ -157,6 +157,25 @@ def test_mimic_cxr_ingest_on_gcs_and_bigquery_matches_local(
     )
 
 
+def test_tfrecords_on_gcs_beside_a_local_output_dir(
+    gcs: GcsHandle, sample: Sample, local_ingest: tuple[Path, int], tmp_path: Path
+) -> None:
+    """Local --output_dir, gs:// --output_tfrecord_dir: the shards are staged in the bucket.
+
+    A file cannot be renamed from the local scratch folder into a bucket, so
+    the TFRecords stage under their own root; the staging is gone after the run.
+    """
+    local, local_code = local_ingest
+    root = sample.tars[0].parent
+    tfrecords = f"{gcs.bucket()}/tfrecords"
+    args = _ingest_args(f"{root}/*.tar", f"{root}/*.csv.gz", str(tmp_path / "out"))
+    args[args.index("--output_tfrecord_dir") + 1] = tfrecords
+
+    assert ingest(args) == local_code
+    assert tfrecords_by_folder(tfrecords) == tfrecords_by_folder(f"{local}/tfrecords")
+    assert set(read_tree(tfrecords, exclude=["train", "valid"])) == {"features.json"}
+
+
 # --- Inference ---------------------------------------------------------------
 
 
