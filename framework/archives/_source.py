@@ -115,7 +115,8 @@ def read_range(
     source.seek(offset)
     left = size
     while left:
-        data = source.read(min(left, chunk_size))
+        # The handle's own read: through the RawIOBase view it would be copied twice more.
+        data = source._call(lambda: handle.read(min(left, chunk_size)))  # noqa: B023 (called now)
         if not data:
             raise ArchiveChangedError(
                 f"{uri}: ends {left} bytes short of byte {offset + size}; "
@@ -123,6 +124,20 @@ def read_range(
             )
         left -= len(data)
         yield data
+
+
+def read_exact(handle: BinaryIO, uri: str, offset: int, size: int) -> bytes:
+    """Returns the ``size`` bytes of ``handle`` from ``offset`` on, as one object.
+
+    For a whole member wanted in memory: one chunk, so one read where the
+    handle allows (no joined chunks at twice the size).
+
+    Raises:
+        ArchiveChangedError: The file ends before ``offset + size``.
+        SourceReadError: Reading failed.
+    """
+    parts = list(read_range(handle, uri, offset, size, chunk_size=size))
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class ArchiveHandles:
@@ -153,30 +168,3 @@ class ArchiveHandles:
         while self._handles:
             _, handle = self._handles.popitem()
             handle.close()
-
-
-def read_exact(handle: BinaryIO, uri: str, offset: int, size: int) -> bytes:
-    """Returns the ``size`` bytes of ``handle`` from ``offset`` on, as one object.
-
-    For a whole member wanted in memory: one read where the handle allows,
-    so the bytes are copied once (`read_range`'s chunks cost two more copies
-    and, joined, twice the memory).
-
-    Raises:
-        ArchiveChangedError: The file ends before ``offset + size``.
-        SourceReadError: Reading failed.
-    """
-    source = GuardedSource(handle, uri)
-    source.seek(offset)
-    parts: list[bytes] = []
-    left = size
-    while left:
-        data = source._call(lambda: handle.read(left))  # noqa: B023 (called at once)
-        if not data:
-            raise ArchiveChangedError(
-                f"{uri}: ends {left} bytes short of byte {offset + size}; "
-                "was it modified after it was indexed?"
-            )
-        left -= len(data)
-        parts.append(data)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
