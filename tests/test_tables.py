@@ -379,9 +379,7 @@ def test_write_duckdb_columns_types_values(tmp_path: Path) -> None:
         written = (
             p
             | beam.Create(rows)
-            | WriteDuckDBTable(
-                DuckDBTable(str(database), "labels"), SCHEMA, min_batch_size=1, max_batch_size=4
-            )
+            | WriteDuckDBTable(DuckDBTable(str(database), "labels"), SCHEMA, row_group_size=4)
         )
         assert_that(written, equal_to([len(rows)]))
     assert _describe(database, "labels") == DUCKDB_TYPES
@@ -456,6 +454,25 @@ def test_write_duckdb_ignores_stale_staging(tmp_path: Path) -> None:
     assert _read(database, "labels").to_pylist() == [_row(1), _row(2)]
     assert all(path.exists() for path in stale)  # other runs' files are not ours to delete
     assert sorted(os.listdir(root)) == ["0123abcd", "part-00000-of-00001.parquet"]
+
+
+def test_write_duckdb_reads_only_committed_files(tmp_path: Path) -> None:
+    """An uncommitted file in the run's own staging folder never reaches the table.
+
+    A bundle that failed and was retried leaves such a file.
+    """
+    database = tmp_path / "tables.duckdb"
+    table = DuckDBTable(str(database), "labels")
+    leftover = Path(staging_root(table)) / "run1" / "part-failed-attempt.parquet"
+    leftover.parent.mkdir(parents=True)
+    pq.write_table(rows_to_table([_row(99)], SCHEMA), leftover)
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        written = (
+            p | beam.Create([_row(1), _row(2)]) | WriteDuckDBTable(table, SCHEMA, run_id="run1")
+        )
+        assert_that(written, equal_to([2]))
+    assert _read(database, "labels").to_pylist() == [_row(1), _row(2)]
+    assert not leftover.parent.exists()
 
 
 def test_write_duckdb_removes_its_staging(tmp_path: Path) -> None:

@@ -391,7 +391,9 @@ class AssembleStudyLabels(beam.PTransform):
     def _read(
         self, p: beam.Pipeline, label: str, uris: list[str], parse: Any, stage: str
     ) -> tuple[beam.PCollection, beam.PCollection, beam.PCollection]:
-        rows = p | f"{label}Files" >> beam.Create(uris) | f"Read{label}" >> ReadCsvRows()
+        # A handful of files: spreading them is not worth a shuffle's start-up cost.
+        files = p | f"{label}Files" >> beam.Create(uris, reshuffle=False)
+        rows = files | f"Read{label}" >> ReadCsvRows()
         parsed = rows | f"Parse{label}" >> beam.ParDo(
             ParseRowFn(parse, self.study.row_key, stage)
         ).with_outputs(REFUSED_TAG, main="rows")

@@ -163,7 +163,8 @@ def _images(
     keyed, refusals, tallies = [], [], []
     if job.tars:
         # Tar members -> (path, ImageItem): refs, or small resized bytes.
-        tars = p | "Tars" >> beam.Create(list(job.tars))
+        # IndexTars spreads the tars over the workers itself.
+        tars = p | "Tars" >> beam.Create(list(job.tars), reshuffle=False)
         index = tars | "IndexTars" >> IndexTars(
             path_match_regex=job.path_match_regex, max_member_bytes=job.max_member_bytes
         )
@@ -201,7 +202,9 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     )
     if spec.study_labels is None:
         # Label rows -> (path, LabelRecord).
-        rows = p | "LabelFiles" >> beam.Create(list(job.csvs)) | "ReadRows" >> ReadCsvRows()
+        # A handful of files: spreading them is not worth a shuffle's start-up cost.
+        files = p | "LabelFiles" >> beam.Create(list(job.csvs), reshuffle=False)
+        rows = files | "ReadRows" >> ReadCsvRows()
         parsed = rows | "ParseRows" >> beam.ParDo(ParseLabelRowFn(spec)).with_outputs(
             QUARANTINE_TAG, main="records"
         )

@@ -135,7 +135,8 @@ def build_pipeline(
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
 ) -> None:
     """Adds the untar steps for ``archives`` (URIs) to ``p``."""
-    uris = p | "Archives" >> beam.Create(list(archives))
+    # IndexTars spreads the archives over the workers itself.
+    uris = p | "Archives" >> beam.Create(list(archives), reshuffle=False)
     index = uris | "Index" >> IndexTars(
         path_match_regex=path_match_regex, max_member_bytes=max_member_bytes
     )

@@ -2,15 +2,21 @@
 
 Workers cannot share one DuckDB file, so the write has two phases:
 
-1. Workers batch rows into Arrow tables under the given schema and write them
-   with ``WriteToParquetBatched`` into a staging folder next to the database,
-   ``<database>.staging/<table>/<run id>/``. The run id is new for every
-   pipeline construction, so parquet left by an earlier (failed) run is never
-   read.
-2. After every shard is written (the written file names are combined into one
-   list, which only exists once all shards are final), one finalising step
-   replaces the table in a single DuckDB transaction, then deletes the run's
-   staging folder. Readers see the old table or the new one, never a mix.
+1. Each bundle writes its rows, converted to Arrow under the given schema,
+   into one parquet file of its own in a staging folder next to the
+   database, ``<database>.staging/<table>/<run id>/part-<uuid>.parquet``, and
+   outputs the file's name once the file is complete. The run id is new for
+   every pipeline construction, so parquet left by an earlier (failed) run is
+   never read.
+2. The names are combined into one list, which only exists once every bundle
+   has committed: a bundle that failed and was retried left a file whose name
+   never reached the list. One finalising step replaces the table from
+   exactly the listed files in a single DuckDB transaction, then deletes the
+   run's staging folder. Readers see the old table or the new one, never a
+   mix.
+
+A bundle writes its own file, not Beam's file sinks: those add a dozen
+transforms and side inputs, and every transform costs start-up time.
 
 The table's column types come from DuckDB's own Arrow type mapping of the
 given schema (the table is first created from an empty Arrow table with that
@@ -27,7 +33,6 @@ or ``multi_processing`` workers on one machine).
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import uuid
@@ -38,8 +43,11 @@ import apache_beam as beam
 import attrs
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms import combiners
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from datathon_etl.framework.tables._rows import rows_to_table
 from datathon_etl.framework.tables.bigquery_schema import DESCRIPTION_KEY
@@ -52,7 +60,6 @@ __all__ = [
 ]
 
 _SHARD_PREFIX = "part"
-_SHARD_GLOB = f"{_SHARD_PREFIX}-*.parquet"
 _SCHEMA_VIEW = "__datathon_etl_table_schema"
 
 
@@ -116,8 +123,54 @@ def replace_duckdb_table(
     return int(rows)
 
 
+class _WriteBundleFn(beam.DoFn):
+    """Writes a bundle's rows into one parquet file; outputs its name when complete."""
+
+    def __init__(self, schema: pa.Schema, staging: str, row_group_size: int) -> None:
+        self._schema = schema
+        self._staging = staging
+        self._row_group_size = row_group_size
+
+    def setup(self) -> None:
+        self._writer: pq.ParquetWriter | None = None
+
+    def start_bundle(self) -> None:
+        self._close()  # a failed bundle's file: its name was never output
+        self._rows: list[dict[str, Any]] = []
+        self._path = ""
+
+    def process(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= self._row_group_size:
+            self._write_rows()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        if self._rows:
+            self._write_rows()
+        if self._writer is not None:
+            self._close()
+            yield WindowedValue(self._path, GlobalWindow().max_timestamp(), [GlobalWindow()])
+
+    def _write_rows(self) -> None:
+        table = rows_to_table(self._rows, self._schema)
+        self._rows = []
+        if self._writer is None:
+            os.makedirs(self._staging, exist_ok=True)
+            self._path = os.path.join(self._staging, f"{_SHARD_PREFIX}-{uuid.uuid4().hex}.parquet")
+            self._writer = pq.ParquetWriter(self._path, self._schema)
+        self._writer.write_table(table)
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def teardown(self) -> None:
+        self._close()
+
+
 class _ReplaceTableFn(beam.DoFn):
-    """Receives every written shard name at once; replaces the table from them."""
+    """Receives every committed file name at once; replaces the table from them."""
 
     def __init__(self, table: DuckDBTable, schema: pa.Schema, staging: str) -> None:
         self._table = table
@@ -125,17 +178,17 @@ class _ReplaceTableFn(beam.DoFn):
         self._staging = staging
 
     def process(self, written: list[str]) -> Iterator[int]:
-        # The run folder is new for this run, so everything in it is ours; a
-        # glob also catches shards a retried finalize no longer reports.
-        found = sorted(glob.glob(os.path.join(glob.escape(self._staging), _SHARD_GLOB)))
-        unseen = sorted(set(map(os.path.abspath, written)) - set(map(os.path.abspath, found)))
+        # Exactly the listed files: the folder may also hold the file of a
+        # bundle that failed and was retried.
+        files = sorted(written)
+        unseen = [path for path in files if not os.path.exists(path)]
         if unseen:
             raise RuntimeError(
-                f"{self._table}: {len(unseen)} written shard(s) are not visible to the "
+                f"{self._table}: {len(unseen)} written file(s) are not visible to the "
                 f"finalising step (e.g. {unseen[0]}); the workers and the finalising "
                 "step must share a filesystem"
             )
-        rows = replace_duckdb_table(self._table, self._schema, found)
+        rows = replace_duckdb_table(self._table, self._schema, files)
         shutil.rmtree(self._staging, ignore_errors=True)
         # Tidy the per-table and per-database staging folders once empty.
         for folder in (
@@ -158,8 +211,7 @@ class WriteDuckDBTable(beam.PTransform[PCollection[dict[str, Any]], PCollection[
         table: DuckDBTable,
         schema: pa.Schema,
         *,
-        min_batch_size: int = 1_000,
-        max_batch_size: int = 50_000,
+        row_group_size: int = 50_000,
         run_id: str | None = None,
     ) -> None:
         """Configures the write.
@@ -167,8 +219,8 @@ class WriteDuckDBTable(beam.PTransform[PCollection[dict[str, Any]], PCollection[
         Args:
             table: The table to replace.
             schema: The table's columns, order, types and nullability.
-            min_batch_size: Fewest rows per Arrow batch (parquet row group).
-            max_batch_size: Most rows per Arrow batch.
+            row_group_size: Most rows a bundle holds before writing them (a
+                parquet row group).
             run_id: Names this run's staging folder; a fresh one by default.
                 A test hook.
 
@@ -180,29 +232,17 @@ class WriteDuckDBTable(beam.PTransform[PCollection[dict[str, Any]], PCollection[
             raise ValueError(f"{table}: DuckDB tables must live in a local file")
         self._table = table
         self._schema = schema
-        self._min_batch_size = min_batch_size
-        self._max_batch_size = max_batch_size
+        self._row_group_size = row_group_size
         self._run_id = run_id
 
     def expand(self, rows: PCollection[dict[str, Any]]) -> PCollection[int]:
-        """Stages the rows as parquet, then replaces the table from them."""
+        """Stages the rows as parquet files, then replaces the table from them."""
         # Absolute, so workers with another working directory agree on it.
         table = attrs.evolve(self._table, database=os.path.abspath(self._table.database))
         run_id = self._run_id or uuid.uuid4().hex
         staging = os.path.join(staging_root(table), run_id)
-        written = (
-            rows
-            | "Batch"
-            >> beam.BatchElements(
-                min_batch_size=self._min_batch_size, max_batch_size=self._max_batch_size
-            )
-            | "ToArrow" >> beam.Map(rows_to_table, self._schema)
-            | "WriteParquet"
-            >> beam.io.WriteToParquetBatched(
-                os.path.join(staging, _SHARD_PREFIX),
-                schema=self._schema,
-                file_name_suffix=".parquet",
-            )
+        written = rows | "WriteParquet" >> beam.ParDo(
+            _WriteBundleFn(self._schema, staging, self._row_group_size)
         )
         return (
             written
