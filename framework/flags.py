@@ -4,6 +4,12 @@ Beam silently discards flags it does not know, so a typo (``--input_tar``)
 would run with a default. Here every flag must be known to one of the
 `PipelineOptions` classes (ours or Beam's); anything else is a usage error
 with a suggestion, raised before the pipeline is built.
+
+Without ``--runner``, pipelines run on Beam's FnApiRunner, the engine Beam's
+DirectRunner runs batch pipelines on. The DirectRunner itself would first try
+its Prism runner, which it downloads at run time (or fails to, offline, after
+starting a worker pool: half a second of every run), and which ignores
+``--direct_running_mode`` and ``--direct_num_workers``.
 """
 
 from __future__ import annotations
@@ -14,15 +20,20 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    StandardOptions,
+    _BeamArgumentParser,
+)
+from apache_beam.runners.runner import PipelineRunner
 
 from datathon_etl.framework.manifest import UsageError
 
-__all__ = ["local_processes", "parse_flags"]
+__all__ = ["local_processes", "local_runner", "parse_flags"]
 
 BEAM_EPILOG = """\
-Beam's own flags pass through unchanged, e.g. --runner (DirectRunner by
-default, DataflowRunner), --project, --region, --temp_location,
+Beam's own flags pass through unchanged, e.g. --runner (by default Beam's
+FnApiRunner, on this machine; DataflowRunner), --project, --region, --temp_location,
 --staging_location, --setup_file, --direct_num_workers,
 --direct_running_mode (in_memory, multi_threading, multi_processing).
 """
@@ -82,7 +93,23 @@ def parse_flags(
     # Local worker processes do not know our flags and say so at WARN level
     # for every worker; their errors still show.
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-    return PipelineOptions(args)
+    options = PipelineOptions(args)
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = local_runner(options)
+    return options
+
+
+def local_runner(options: PipelineOptions) -> PipelineRunner:
+    """Beam's FnApiRunner, set up with ``options`` as Beam's DirectRunner sets it up."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    # The options reach the workers (multi_processing: other processes) this way.
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
 
 
 def local_processes(options: PipelineOptions) -> int:

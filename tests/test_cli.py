@@ -53,3 +53,23 @@ def test_unknown_commands_exit_2(argv, message, capsys):
     """A wrong command names itself and the choices."""
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_local_runs_default_to_the_fn_api_runner():
+    """Without --runner: Beam's FnApiRunner, never the DirectRunner's run-time Prism download."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    from datathon_etl.framework.flags import parse_flags
+
+    argv = ["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
+    options = parse_flags("prog", "test", [], argv)
+    runner = options.view_as(StandardOptions).runner
+    assert isinstance(runner, FnApiRunner)
+    # The workers get the options (multi_processing workers are other processes).
+    encoded = runner._provision_info.provision_info.pipeline_options
+    assert encoded["beam:option:direct_running_mode:v1"] == "multi_processing"
+    assert options.view_as(DirectOptions).direct_num_workers == 2
+
+    given = parse_flags("prog", "test", [], ["--runner", "DataflowRunner"])
+    assert given.view_as(StandardOptions).runner == "DataflowRunner"
