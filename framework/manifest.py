@@ -2,8 +2,9 @@
 
 A pipeline counts what happens to its inputs as `Tally` elements (``input``,
 ``written``, ``skipped`` or ``quarantined`` with a reason, per named stage),
-and `WriteTallies` sums them inside the pipeline into one small file that
-the driver reads back once the pipeline has succeeded. Counting in the
+and `WriteRunRecords` sums them inside the pipeline into small files that
+the driver reads back once the pipeline has succeeded (it writes the
+quarantined records too, through the same file sink). Counting in the
 pipeline rather than with Beam metrics keeps the counts exact (only committed
 bundles count, a retried one is not counted twice) and works the same on
 every runner, `--direct_running_mode=multi_processing` included.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import uuid
 from collections import defaultdict
@@ -39,6 +41,7 @@ from typing import Any, Final, TextIO
 
 import apache_beam as beam
 import attrs
+from apache_beam.io import fileio
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
@@ -47,6 +50,7 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
     TestOptions,
 )
+from apache_beam.options.value_provider import StaticValueProvider
 
 from datathon_etl.framework.quarantine import Quarantined
 
@@ -67,8 +71,7 @@ __all__ = [
     "TallyEach",
     "TallyQuarantine",
     "UsageError",
-    "WriteQuarantine",
-    "WriteTallies",
+    "WriteRunRecords",
     "check_output_options",
     "delete_tree",
     "finish_run",
@@ -380,7 +383,7 @@ class RunLayout:
 
     @property
     def quarantine_prefix(self) -> str:
-        """The file prefix to give `WriteQuarantine`."""
+        """The quarantine's file prefix."""
         return f"{self.quarantine_dir}/quarantine"
 
     @property
@@ -390,8 +393,12 @@ class RunLayout:
 
     @property
     def tallies_prefix(self) -> str:
-        """The file prefix to give `WriteTallies`."""
+        """The tallies' file prefix (see `read_tallies`)."""
         return f"{self.temp_dir}/tallies"
+
+    def relative(self, uri: str) -> str:
+        """``uri`` (under ``output_dir``) relative to ``output_dir``."""
+        return uri.removeprefix(f"{self.output_dir}/")
 
     @staticmethod
     def is_reserved(relative: str) -> bool:
@@ -399,10 +406,17 @@ class RunLayout:
         return relative.split("/", 1)[0] in RESERVED_NAMES
 
     def prepare(self) -> None:
-        """Removes an earlier run's manifest and quarantine: neither may pass for this run's."""
+        """Removes an earlier run's manifest and quarantine: neither may pass for this run's.
+
+        Makes the quarantine and scratch folders of a local ``output_dir``
+        (`WriteRunRecords` moves its files into them).
+        """
         delete_tree(self.quarantine_dir)
         if FileSystems.exists(self.manifest_uri):
             FileSystems.delete([self.manifest_uri])
+        if FileSystems.get_scheme(self.output_dir) is None:  # object stores have no folders
+            os.makedirs(self.quarantine_dir, exist_ok=True)
+            os.makedirs(self.temp_dir, exist_ok=True)
 
     def cleanup(self) -> None:
         """Removes the scratch folder."""
@@ -455,25 +469,72 @@ class TallyQuarantine(beam.PTransform[beam.PCollection[Quarantined], beam.PColle
         return records | "Tally" >> beam.Map(tally)
 
 
-class WriteTallies(beam.PTransform[beam.PCollection[Tally], Any]):
-    """Sums tallies per (stage, outcome, reason) into ``<prefix>.jsonl``."""
+class WriteRunRecords(beam.PTransform):
+    """``(quarantined records, tallies)`` -> the run's JSON lines files, through one file sink.
 
-    def __init__(self, file_prefix: str) -> None:
+    Records go to ``<output_dir>/_quarantine/quarantine-SSSSS-of-NNNNN.jsonl``;
+    tallies, summed per (stage, outcome, reason), to
+    ``<temp_dir>/tallies-SSSSS-of-NNNNN.jsonl`` for `read_tallies`. One sink
+    for both: every file sink costs each run the start-up of a dozen
+    transforms. Files appear only for what there is (no refusal, no file).
+    Local folders must exist before the run (`RunLayout.prepare`): the sink
+    only logs a failed move.
+    """
+
+    def __init__(self, layout: RunLayout) -> None:
         super().__init__()
-        self._file_prefix = file_prefix
+        self._layout = layout
 
-    def expand(self, tallies: beam.PCollection[Tally]) -> Any:
-        """Sums and writes one file."""
-        return (
+    def expand(self, inputs: tuple[beam.PCollection[Quarantined], beam.PCollection[Tally]]) -> Any:
+        """Sums the tallies and writes both kinds of line; returns the written files."""
+        records, tallies = inputs
+        layout = self._layout
+        quarantine = layout.relative(layout.quarantine_prefix)
+        summed = layout.relative(layout.tallies_prefix)
+        record_lines = records | "QuarantineLines" >> beam.Map(
+            lambda record: (quarantine, record.to_json())
+        )
+        tally_lines = (
             tallies
             | "Key" >> beam.Map(lambda t: ((t.stage, str(t.outcome), t.reason), t.count))
             | "Sum" >> beam.CombinePerKey(sum)
-            | "ToJson" >> beam.MapTuple(_tally_json)
+            | "TallyLines" >> beam.MapTuple(lambda key, count: (summed, _tally_json(key, count)))
+        )
+        return (
+            (record_lines, tally_lines)
+            | "Lines" >> beam.Flatten()
             | "Write"
-            >> beam.io.WriteToText(
-                self._file_prefix, file_name_suffix=".jsonl", num_shards=1, shard_name_template=""
+            >> (
+                fileio.WriteToFiles(
+                    path=layout.output_dir,
+                    destination=_prefix,
+                    sink=_lines_sink,
+                    file_naming=_jsonl_name,
+                    temp_directory=StaticValueProvider(str, f"{layout.temp_dir}/files"),
+                )
             )
         )
+
+
+class _LinesSink(fileio.TextSink):
+    """Writes each ``(prefix, line)`` pair's line."""
+
+    def write(self, record: tuple[str, str]) -> None:
+        super().write(record[1])
+
+
+def _prefix(pair: tuple[str, str]) -> str:
+    return pair[0]
+
+
+def _lines_sink(_: str) -> _LinesSink:
+    return _LinesSink()
+
+
+def _jsonl_name(
+    window: Any, pane: Any, shard: int, total: int, compression: Any, prefix: str
+) -> str:
+    return f"{prefix}-{shard:05d}-of-{total:05d}.jsonl"
 
 
 def _tally_json(key: tuple[str, str, str], count: int) -> str:
@@ -482,12 +543,14 @@ def _tally_json(key: tuple[str, str, str], count: int) -> str:
 
 
 def read_tallies(file_prefix: str) -> list[Tally]:
-    """Reads what `WriteTallies` wrote at ``file_prefix``."""
-    with FileSystems.open(
-        f"{file_prefix}.jsonl", compression_type=CompressionTypes.UNCOMPRESSED
-    ) as f:
-        text = f.read().decode("utf-8")
-    return [Tally.from_json(line) for line in text.splitlines() if line.strip()]
+    """Reads the tallies `WriteRunRecords` wrote at ``file_prefix`` (none: an empty list)."""
+    (found,) = FileSystems.match([f"{file_prefix}-*.jsonl"])
+    tallies = []
+    for metadata in found.metadata_list:
+        with FileSystems.open(metadata.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            text = f.read().decode("utf-8")
+        tallies += [Tally.from_json(line) for line in text.splitlines() if line.strip()]
+    return tallies
 
 
 _DATAFLOW_RUNNERS: Final = frozenset({"dataflow", "dataflowrunner", "testdataflowrunner"})
@@ -569,19 +632,3 @@ def finish_run(
         )
         return EXIT_FAILED
     return EXIT_OK
-
-
-class WriteQuarantine(beam.PTransform[beam.PCollection[Quarantined], Any]):
-    """Writes quarantined records as JSON lines under ``<prefix>-*.jsonl``."""
-
-    def __init__(self, file_prefix: str) -> None:
-        super().__init__()
-        self._file_prefix = file_prefix
-
-    def expand(self, records: beam.PCollection[Quarantined]) -> Any:
-        """Writes the records; returns the written file names."""
-        return (
-            records
-            | "ToJson" >> beam.Map(Quarantined.to_json)
-            | "Write" >> beam.io.WriteToText(self._file_prefix, file_name_suffix=".jsonl")
-        )

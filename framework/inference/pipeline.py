@@ -82,8 +82,7 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
-    WriteQuarantine,
-    WriteTallies,
+    WriteRunRecords,
     check_output_options,
     finish_run,
     match_inputs,
@@ -226,14 +225,13 @@ def build_pipeline(p: beam.Pipeline, spec: InferenceSpec, job: InferenceJob) -> 
         bad_records | "RefusedRecords" >> beam.Map(_refused_record, spec),
         dead_letters.failed_inferences | "RefusedBatches" >> beam.FlatMap(_refused_batch),
     ) | "AllRefusals" >> beam.Flatten()
-    _ = refusals | "WriteQuarantine" >> WriteQuarantine(job.layout.quarantine_prefix)
 
     tallies = (
         records | "TallyInput" >> TallyEach(EXAMPLES, Outcome.INPUT),
         rows | "TallyWritten" >> TallyEach(EXAMPLES, Outcome.WRITTEN),
         refusals | "TallyRefusals" >> TallyQuarantine(EXAMPLES),
     ) | "AllTallies" >> beam.Flatten()
-    _ = tallies | "WriteTallies" >> WriteTallies(job.layout.tallies_prefix)
+    _ = (refusals, tallies) | "WriteRunRecords" >> WriteRunRecords(job.layout)
 
 
 def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> InferenceJob:

@@ -59,8 +59,7 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
-    WriteQuarantine,
-    WriteTallies,
+    WriteRunRecords,
     check_output_options,
     finish_run,
     is_dry_run,
@@ -241,20 +240,13 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         *image_inputs_refused,
         labelled.image_refusals,
     ) | "ImageRefusals" >> beam.Flatten()
-    _ = (
-        (image_refusals, row_refusals)
-        | "AllRefusals" >> beam.Flatten()
-        | ("WriteQuarantine" >> WriteQuarantine(job.layout.quarantine_prefix))
-    )
+    refusals = (image_refusals, row_refusals) | "AllRefusals" >> beam.Flatten()
     tallies += [
         image_refusals | "TallyImageRefusals" >> TallyQuarantine(_tar_stage),
         examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
     ]
-    _ = (
-        tallies
-        | "AllTallies" >> beam.Flatten()
-        | "WriteTallies" >> WriteTallies(job.layout.tallies_prefix)
-    )
+    all_tallies = tallies | "AllTallies" >> beam.Flatten()
+    _ = (refusals, all_tallies) | "WriteRunRecords" >> WriteRunRecords(job.layout)
 
 
 def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:

@@ -71,8 +71,7 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
-    WriteQuarantine,
-    WriteTallies,
+    WriteRunRecords,
     check_output_options,
     finish_run,
     is_dry_run,
@@ -216,7 +215,6 @@ def build_pipeline(
         unique.quarantine,
         results.quarantine,
     ) | "AllQuarantine" >> beam.Flatten()
-    _ = quarantine | "WriteQuarantine" >> WriteQuarantine(layout.quarantine_prefix)
 
     tallies = (
         files | "TallyFiles" >> TallyEach(FILES, Outcome.INPUT),
@@ -224,7 +222,7 @@ def build_pipeline(
         results.written | "TallyWritten" >> TallyEach(FILES, Outcome.WRITTEN),
         quarantine | "TallyQuarantine" >> TallyQuarantine(FILES),
     ) | "AllTallies" >> beam.Flatten()
-    _ = tallies | "WriteTallies" >> WriteTallies(layout.tallies_prefix)
+    _ = (quarantine, tallies) | "WriteRunRecords" >> WriteRunRecords(layout)
 
 
 def _check_substitution(pattern: str, repl: str) -> None:

@@ -52,8 +52,7 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
-    WriteQuarantine,
-    WriteTallies,
+    WriteRunRecords,
     finish_run,
     is_dry_run,
     no_counts_reason,
@@ -172,11 +171,7 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         >> WriteShards(job.tfrecord_dir, [""], staging_dir(job.tfrecord_dir, job.layout.run_id))
     )
     row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
-    _ = (
-        (labelled.image_refusals, row_refusals)
-        | "AllRefusals" >> beam.Flatten()
-        | ("WriteQuarantine" >> WriteQuarantine(job.layout.quarantine_prefix))
-    )
+    refusals = (labelled.image_refusals, row_refusals) | "AllRefusals" >> beam.Flatten()
     tallies = (
         files.images | "TallyImages" >> TallyEach(IMAGES, Outcome.INPUT),
         files.skipped | "TallyImagesSkippedIn" >> TallyEach(IMAGES, Outcome.INPUT),
@@ -188,7 +183,7 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         labelled.examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
         labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
     ) | "AllTallies" >> beam.Flatten()
-    _ = tallies | "WriteTallies" >> WriteTallies(job.layout.tallies_prefix)
+    _ = (refusals, tallies) | "WriteRunRecords" >> WriteRunRecords(job.layout)
 
 
 def feature_specs(labels: pa.Schema, image_feature: str) -> tuple[FeatureSpec, ...]:

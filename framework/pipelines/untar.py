@@ -70,8 +70,7 @@ from datathon_etl.framework.manifest import (
     TallyEach,
     TallyQuarantine,
     UsageError,
-    WriteQuarantine,
-    WriteTallies,
+    WriteRunRecords,
     check_output_options,
     finish_run,
     is_dry_run,
@@ -164,7 +163,6 @@ def build_pipeline(
         unique.quarantine,
         extracted.quarantine,
     ) | "AllQuarantine" >> beam.Flatten()
-    _ = quarantine | "WriteQuarantine" >> WriteQuarantine(layout.quarantine_prefix)
 
     tallies = (
         uris | "TallyArchives" >> TallyEach(ARCHIVES, Outcome.INPUT),
@@ -172,7 +170,7 @@ def build_pipeline(
         quarantine | "TallyQuarantine" >> TallyQuarantine(_stage_of),
         extracted.written | "TallyWritten" >> TallyEach(MEMBERS, Outcome.WRITTEN),
     ) | "AllTallies" >> beam.Flatten()
-    _ = tallies | "WriteTallies" >> WriteTallies(layout.tallies_prefix)
+    _ = (quarantine, tallies) | "WriteRunRecords" >> WriteRunRecords(layout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
