@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -73,3 +75,50 @@ def test_local_runs_default_to_the_fn_api_runner():
 
     given = parse_flags("prog", "test", [], ["--runner", "DataflowRunner"])
     assert given.view_as(StandardOptions).runner == "DataflowRunner"
+
+
+def _command(*argv: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
+    args = ["-c", code] if code else ["-m", "datathon_etl.framework.cli", *argv]
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
+
+
+def test_command_process_exit_code_and_output():
+    """The command's process keeps main's exit code and flushes what it printed into a pipe."""
+    usage = _command("--help")
+    assert usage.returncode == 0
+    assert "mimic_cxr ingest:" in usage.stdout
+    wrong = _command("mimic_cxr", "train")
+    assert wrong.returncode == 2
+    assert "mimic_cxr: unknown subcommand train" in wrong.stderr
+
+
+def test_exit_process_waits_for_other_threads(tmp_path):
+    """With another non-daemon thread still running, the process waits for it (nothing lost)."""
+    marker = tmp_path / "written"
+    code = f"""
+import atexit, threading, time
+from pathlib import Path
+from datathon_etl.framework.cli import exit_process
+atexit.register(print, "exit handler ran")
+threading.Thread(target=lambda: (time.sleep(0.5), Path({str(marker)!r}).write_text("x"))).start()
+print("partial line, no newline", end="")
+exit_process(3)
+"""
+    done = _command(code=code)
+    assert done.returncode == 3
+    assert marker.read_text() == "x"
+    assert done.stdout == "partial line, no newlineexit handler ran\n"
+
+
+def test_exit_process_runs_exit_handlers_and_flushes():
+    """Alone, the process still runs exit handlers and flushes its output before it ends."""
+    code = """
+import atexit
+from datathon_etl.framework.cli import exit_process
+atexit.register(print, "exit handler ran")
+print("partial line, no newline", end="")
+exit_process(4)
+"""
+    done = _command(code=code)
+    assert done.returncode == 4
+    assert done.stdout == "partial line, no newlineexit handler ran\n"

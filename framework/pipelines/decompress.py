@@ -62,6 +62,7 @@ from datathon_etl.framework.archives import (
     output_path,
     safe_relative_path,
 )
+from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.manifest import (
     EXIT_USAGE,
@@ -293,4 +294,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

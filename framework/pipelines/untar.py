@@ -60,6 +60,7 @@ from datathon_etl.framework.archives import (
     UniqueOutputs,
 )
 from datathon_etl.framework.archives.options import TarOptions
+from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.manifest import (
     EXIT_USAGE,
@@ -222,4 +223,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
