@@ -75,7 +75,8 @@ FIXED_COST_IMAGES = 8
 """Images in the runs that show the fixed cost."""
 IMAGES_PER_TAR = 40
 """Like write_sample's default (the release has ten much larger tars)."""
-ROUNDS = 3
+ROUNDS = 5
+"""Per-round ratios on this shared machine swing by 20% or more: the median of 5 holds."""
 QUIET_WAIT_S = 5.0
 """Before each run, wait at most this long for other processes to leave the CPUs."""
 QUIET_CPUS = 0.3
