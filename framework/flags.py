@@ -27,7 +27,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.runner import PipelineRunner
 
-from datathon_etl.framework.manifest import UsageError
+from datathon_etl.framework.manifest import UsageError, is_dry_run, uses_dataflow
 
 __all__ = ["local_processes", "local_runner", "parse_flags"]
 
@@ -94,6 +94,11 @@ def parse_flags(
     # for every worker; their errors still show.
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     options = PipelineOptions(args)
+    if is_dry_run(options) and not uses_dataflow(options):
+        raise UsageError(
+            "--dry_run needs --runner DataflowRunner (it builds and checks the Dataflow job); "
+            "other runners would run the pipeline and write its outputs"
+        )
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = local_runner(options)

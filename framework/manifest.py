@@ -78,6 +78,7 @@ __all__ = [
     "is_dry_run",
     "match_inputs",
     "no_counts_reason",
+    "read_run_lines",
     "read_tallies",
     "uses_dataflow",
 ]
@@ -396,6 +397,11 @@ class RunLayout:
         """The tallies' file prefix (see `read_tallies`)."""
         return f"{self.temp_dir}/tallies"
 
+    @property
+    def notes_prefix(self) -> str:
+        """The notes' file prefix (per-study ingestion: leakage, absent labels)."""
+        return f"{self.temp_dir}/notes"
+
     def relative(self, uri: str) -> str:
         """``uri`` (under ``output_dir``) relative to ``output_dir``."""
         return uri.removeprefix(f"{self.output_dir}/")
@@ -417,6 +423,18 @@ class RunLayout:
         if FileSystems.get_scheme(self.output_dir) is None:  # object stores have no folders
             os.makedirs(self.quarantine_dir, exist_ok=True)
             os.makedirs(self.temp_dir, exist_ok=True)
+
+    def finish_quarantine(self) -> None:
+        """Writes one empty quarantine file if the run refused nothing.
+
+        ``_quarantine/*.jsonl`` then matches after every run, so a query over it
+        (``read_json`` in DuckDB, for one) finds no rows rather than no files.
+        """
+        (found,) = FileSystems.match([f"{self.quarantine_prefix}-*.jsonl"])
+        if not found.metadata_list:
+            empty = f"{self.quarantine_prefix}-00000-of-00001.jsonl"
+            with FileSystems.create(empty, compression_type=CompressionTypes.UNCOMPRESSED):
+                pass
 
     def cleanup(self) -> None:
         """Removes the scratch folder."""
@@ -470,13 +488,15 @@ class TallyQuarantine(beam.PTransform[beam.PCollection[Quarantined], beam.PColle
 
 
 class WriteRunRecords(beam.PTransform):
-    """``(quarantined records, tallies)`` -> the run's JSON lines files, through one file sink.
+    """``(quarantined records, tallies[, notes])`` -> the run's JSON lines files, through one sink.
 
     Records go to ``<output_dir>/_quarantine/quarantine-SSSSS-of-NNNNN.jsonl``;
     tallies, summed per (stage, outcome, reason), to
-    ``<temp_dir>/tallies-SSSSS-of-NNNNN.jsonl`` for `read_tallies`. One sink
+    ``<temp_dir>/tallies-SSSSS-of-NNNNN.jsonl`` for `read_tallies`; notes
+    (JSON strings) to ``<temp_dir>/notes-...`` for `read_run_lines`. One sink
     for both: every file sink costs each run the start-up of a dozen
-    transforms. Files appear only for what there is (no refusal, no file).
+    transforms. Files appear only for what there is (no refusal, no file:
+    `finish_run` then writes one empty quarantine file).
     Local folders must exist before the run (`RunLayout.prepare`): the sink
     only logs a failed move.
     """
@@ -485,12 +505,13 @@ class WriteRunRecords(beam.PTransform):
         super().__init__()
         self._layout = layout
 
-    def expand(self, inputs: tuple[beam.PCollection[Quarantined], beam.PCollection[Tally]]) -> Any:
-        """Sums the tallies and writes both kinds of line; returns the written files."""
-        records, tallies = inputs
+    def expand(self, inputs: tuple[beam.PCollection, ...]) -> Any:
+        """Sums the tallies and writes every kind of line; returns the written files."""
+        records, tallies, *notes = inputs
         layout = self._layout
         quarantine = layout.relative(layout.quarantine_prefix)
         summed = layout.relative(layout.tallies_prefix)
+        noted = layout.relative(layout.notes_prefix)
         record_lines = records | "QuarantineLines" >> beam.Map(
             lambda record: (quarantine, record.to_json())
         )
@@ -500,8 +521,12 @@ class WriteRunRecords(beam.PTransform):
             | "Sum" >> beam.CombinePerKey(sum)
             | "TallyLines" >> beam.MapTuple(lambda key, count: (summed, _tally_json(key, count)))
         )
+        note_lines = [
+            lines | f"NoteLines{index}" >> beam.Map(lambda line: (noted, line))
+            for index, lines in enumerate(notes)
+        ]
         return (
-            (record_lines, tally_lines)
+            (record_lines, tally_lines, *note_lines)
             | "Lines" >> beam.Flatten()
             | "Write"
             >> (
@@ -542,15 +567,19 @@ def _tally_json(key: tuple[str, str, str], count: int) -> str:
     return Tally(stage, Outcome(outcome), reason, count).to_json()
 
 
-def read_tallies(file_prefix: str) -> list[Tally]:
-    """Reads the tallies `WriteRunRecords` wrote at ``file_prefix`` (none: an empty list)."""
+def read_run_lines(file_prefix: str) -> list[str]:
+    """The lines `WriteRunRecords` wrote at ``file_prefix`` (no file: none)."""
     (found,) = FileSystems.match([f"{file_prefix}-*.jsonl"])
-    tallies = []
-    for metadata in found.metadata_list:
+    lines = []
+    for metadata in sorted(found.metadata_list, key=lambda m: m.path):
         with FileSystems.open(metadata.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            text = f.read().decode("utf-8")
-        tallies += [Tally.from_json(line) for line in text.splitlines() if line.strip()]
-    return tallies
+            lines += [line for line in f.read().decode("utf-8").splitlines() if line.strip()]
+    return lines
+
+
+def read_tallies(file_prefix: str) -> list[Tally]:
+    """Reads the tallies `WriteRunRecords` wrote at ``file_prefix``."""
+    return [Tally.from_json(line) for line in read_run_lines(file_prefix)]
 
 
 _DATAFLOW_RUNNERS: Final = frozenset({"dataflow", "dataflowrunner", "testdataflowrunner"})
@@ -614,6 +643,7 @@ def finish_run(
         print(f"{pipeline}: {reason}; nothing ran, so no manifest", file=out)
         return EXIT_OK
     manifest = Manifest.from_tallies(pipeline, read_tallies(layout.tallies_prefix), parameters)
+    layout.finish_quarantine()
     layout.cleanup()
     manifest.write(layout.manifest_uri)
     print(manifest.summary(), file=out)

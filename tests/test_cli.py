@@ -122,3 +122,13 @@ exit_process(4)
     done = _command(code=code)
     assert done.returncode == 4
     assert done.stdout == "partial line, no newlineexit handler ran\n"
+
+
+def test_dry_run_needs_dataflow():
+    """--dry_run is the DataflowRunner's: elsewhere the run would write its outputs."""
+    from datathon_etl.framework.flags import parse_flags
+    from datathon_etl.framework.manifest import UsageError
+
+    with pytest.raises(UsageError, match="--dry_run needs --runner DataflowRunner"):
+        parse_flags("prog", "test", [], ["--dry_run=True"])
+    assert parse_flags("prog", "test", [], ["--runner", "DataflowRunner", "--dry_run=True"])

@@ -332,3 +332,14 @@ def test_untar_on_gcs(tmp_path: Path, gcs: GcsHandle) -> None:
     )
     manifest.check()
     assert manifest.stages["members"].quarantined == {"unsafe_member_path": 1}
+
+
+def test_clean_run_leaves_one_empty_quarantine_file(tmp_path: Path) -> None:
+    """Nothing refused: `_quarantine/*.jsonl` still matches one (empty) file."""
+    src = tmp_path / "in"
+    src.mkdir()
+    write_tar(src / "a.tar", {"x/1.jpg": b"1"})
+    out = tmp_path / "out"
+
+    assert untar.main(["--input_tars", str(src / "a.tar"), "--output_dir", str(out)]) == 0
+    assert files_under(out / "_quarantine") == {"quarantine-00000-of-00001.jsonl": b""}

@@ -65,6 +65,7 @@ from datathon_etl.framework.manifest import (
     is_dry_run,
     match_inputs,
     no_counts_reason,
+    read_run_lines,
 )
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
@@ -136,11 +137,6 @@ class IngestJob:
     prefixes: tuple[str, ...] = ()
     tables: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
 
-    @property
-    def notes_prefix(self) -> str:
-        """Where a per-study run's notes (leakage, absent labels) go, as JSON lines."""
-        return f"{self.layout.temp_dir}/notes"
-
 
 def _summary_tallies(summary: ArchiveSummary) -> list[Tally]:
     tallies = [Tally(IMAGES, Outcome.INPUT, count=summary.members)] if summary.members else []
@@ -196,6 +192,7 @@ def _images(
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
     images, image_inputs_refused, tallies = _images(p, spec, job)
+    notes: list[beam.PCollection] = []  # per study: leakage and absent-label notes
     join = JoinAndTransform(
         f"{spec.dataset} ingest", job.image, job.layout.run_id, job.expected_images, job.processes
     )
@@ -223,9 +220,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         labelled = study.labelled
         row_refusals = study.refusals | "StudyRefusals" >> beam.Values()
         tallies.append(study.tallies)
-        _ = study.notes | "WriteNotes" >> beam.io.WriteToText(
-            job.notes_prefix, file_name_suffix=".jsonl", num_shards=1, shard_name_template=""
-        )
+        notes.append(study.notes)
     examples = labelled.examples
 
     if job.jpg_dir:
@@ -246,7 +241,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
     ]
     all_tallies = tallies | "AllTallies" >> beam.Flatten()
-    _ = (refusals, all_tallies) | "WriteRunRecords" >> WriteRunRecords(job.layout)
+    _ = (refusals, all_tallies, *notes) | "WriteRunRecords" >> WriteRunRecords(job.layout)
 
 
 def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:
@@ -439,7 +434,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
         "output_table": job.table,
         "image": attrs.asdict(job.image),
     }
-    if spec.study_labels is not None:
+    if spec.study_labels is not None and no_counts_reason(options) is None:
         parameters.update(_study_report(job, prog))
     if job.tfrecord_dir and no_counts_reason(options) is None:
         finish_folders(job.tfrecord_dir, spec.partitions)
@@ -456,11 +451,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
 
 def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:
     """Reads a per-study run's notes, writes ``_leakage.json``; returns manifest parameters."""
-    uri = f"{job.notes_prefix}.jsonl"
-    if not FileSystems.exists(uri):  # nothing ran (a Dataflow dry run or template)
-        return {}
-    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        notes = [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line]
+    notes = [json.loads(line) for line in read_run_lines(job.layout.notes_prefix)]
     absent = sum(note["count"] for note in notes if note["note"] == ABSENT_LABELS_NOTE)
     leaks = sorted(
         (
