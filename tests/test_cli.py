@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -90,6 +91,14 @@ def test_command_process_exit_code_and_output():
     wrong = _command("mimic_cxr", "train")
     assert wrong.returncode == 2
     assert "mimic_cxr: unknown subcommand train" in wrong.stderr
+
+
+def test_installed_console_script():
+    """`datathon-etl`, as installed beside this interpreter, runs the entry point."""
+    script = Path(sys.executable).parent / "datathon-etl"
+    done = subprocess.run([str(script), "nonsense"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "unknown command 'nonsense'" in done.stderr
 
 
 def test_exit_process_waits_for_other_threads(tmp_path):
