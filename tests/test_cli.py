@@ -141,3 +141,23 @@ def test_dry_run_needs_dataflow():
     with pytest.raises(UsageError, match="--dry_run needs --runner DataflowRunner"):
         parse_flags("prog", "test", [], ["--dry_run=True"])
     assert parse_flags("prog", "test", [], ["--runner", "DataflowRunner", "--dry_run=True"])
+
+
+@pytest.mark.parametrize(
+    ("command", "shown", "hidden"),
+    [
+        (["mimic_cxr", "ingest"], ["--output_table"], ["--labels_query", "--labels_table"]),
+        (["mimic_cxr", "infer"], ["--output_table"], ["--labels_query", "--labels_db"]),
+        (["images-to-tfrecord"], ["--labels_query", "--labels_table"], ["--output_table"]),
+        (["mimic_cxr", "evaluate"], ["--labels_table", "--output_table"], []),
+    ],
+)
+def test_help_shows_only_the_table_flags_a_command_uses(command, shown, hidden, capsys):
+    """A command that reads no labels does not offer label flags, and the other way round."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    for flag in shown:
+        assert flag in out
+    for flag in hidden:
+        assert flag not in out

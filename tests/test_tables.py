@@ -24,8 +24,9 @@ from datathon_etl.framework.tables import (
     BigQueryWriteMethod,
     DuckDBTable,
     LabelsQuery,
+    LabelsSourceOptions,
     QueryBackend,
-    TableOptions,
+    TableOutputOptions,
     WriteBigQueryTable,
     WriteDuckDBTable,
     WriteTable,
@@ -662,11 +663,11 @@ def test_labels_query_from_options_refuses(argv: list[str], message: str) -> Non
 
 def test_table_options_output_flags() -> None:
     """--output_bq_table is an alias of --output_table; defaults are documented."""
-    options = PipelineOptions(["--output_bq_table", "my-project:ds.t"]).view_as(TableOptions)
+    options = PipelineOptions(["--output_bq_table", "my-project:ds.t"]).view_as(TableOutputOptions)
     assert options.output_table == "my-project:ds.t"
     assert options.bigquery_write_method == "FILE_LOADS"
-    assert options.query_backend == "duckdb"
-    options = PipelineOptions(["--output_table=x.duckdb:t"]).view_as(TableOptions)
+    assert PipelineOptions([]).view_as(LabelsSourceOptions).query_backend == "duckdb"
+    options = PipelineOptions(["--output_table=x.duckdb:t"]).view_as(TableOutputOptions)
     assert options.output_table == "x.duckdb:t"
 
 
@@ -685,7 +686,8 @@ def test_write_table_from_options(tmp_path: Path) -> None:
 def test_table_options_help_documents_every_flag() -> None:
     """Every table flag has help text, and the alias is listed with its flag."""
     parser = argparse.ArgumentParser()
-    TableOptions._add_argparse_args(parser)
+    TableOutputOptions._add_argparse_args(parser)
+    LabelsSourceOptions._add_argparse_args(parser)
     flags = {option for action in parser._actions for option in action.option_strings}
     assert {
         "--output_table",

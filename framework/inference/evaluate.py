@@ -70,7 +70,7 @@ from datathon_etl.framework.tables import (
     query_bigquery,
     replace_duckdb_table,
 )
-from datathon_etl.framework.tables.options import TableOptions
+from datathon_etl.framework.tables.options import LabelsSourceOptions, TableOutputOptions
 
 __all__ = [
     "EVALUATION_SCHEMA",
@@ -503,19 +503,19 @@ def job_from_options(spec: EvaluationSpec, options: PipelineOptions) -> Evaluati
     predictions_flag = options.view_as(PredictionsOptions).predictions_table
     if not predictions_flag:
         raise UsageError("--predictions_table is required")
-    tables = options.view_as(TableOptions)
-    if tables.labels_query:
+    labels_flags = options.view_as(LabelsSourceOptions)
+    if labels_flags.labels_query:
         raise UsageError("evaluate reads a whole --labels_table; --labels_query is not used")
     predictions = _parse_spec("--predictions_table", predictions_flag, None)
     anchor_db = predictions.database if isinstance(predictions, DuckDBTable) else None
     labels = _beside(
-        tables.labels_table or f"{spec.dataset}_labels",
+        labels_flags.labels_table or f"{spec.dataset}_labels",
         predictions,
         "--labels_table",
-        tables.labels_db or anchor_db,
+        labels_flags.labels_db or anchor_db,
     )
     output = _beside(
-        tables.output_table or f"{spec.dataset}_evaluation",
+        options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_evaluation",
         predictions,
         "--output_table",
         anchor_db,
@@ -561,7 +561,7 @@ def run_evaluation(
             f"{spec.dataset}_evaluation; a bare name lives beside the predictions table "
             "(the same DuckDB file or BigQuery dataset), a bare --labels_table in "
             "--labels_db when given.",
-            [PredictionsOptions, EvaluationOptions, TableOptions],
+            [PredictionsOptions, EvaluationOptions, LabelsSourceOptions, TableOutputOptions],
             argv,
         )
         job = job_from_options(spec, options)

@@ -6,8 +6,8 @@ Table flags, one meaning each in every command:
   ``inference_to_bigquery.py``'s name) always names the predictions table:
   written by ``infer``, read by ``evaluate``. It is defined once, in
   `PredictionsOptions`, which both commands use.
-* ``--labels_table`` (`TableOptions`) always names a labels table.
-* ``--output_table`` (`TableOptions`, alias ``--output_bq_table``) always
+* ``--labels_table`` (`LabelsSourceOptions`) always names a labels table.
+* ``--output_table`` (`TableOutputOptions`, alias ``--output_bq_table``) always
   names the table the command writes: the labels for ``ingest``, the
   predictions for ``infer`` (so there it is a second name for
   ``--predictions_table``; giving both with different values is an error),
@@ -15,7 +15,7 @@ Table flags, one meaning each in every command:
 
 Beam builds one parser from every `PipelineOptions` subclass imported and
 argparse refuses a flag defined twice, so no flag here repeats one of
-`TableOptions`' or Beam's.
+the table options' or Beam's.
 """
 
 from __future__ import annotations

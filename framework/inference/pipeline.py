@@ -96,7 +96,7 @@ from datathon_etl.framework.tables import (
     WriteTable,
     parse_table_spec,
 )
-from datathon_etl.framework.tables.options import TableOptions
+from datathon_etl.framework.tables.options import LabelsSourceOptions, TableOutputOptions
 
 __all__ = [
     "EXAMPLES",
@@ -255,9 +255,10 @@ def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> Inference
     except ValueError as e:
         raise UsageError(f"--normalize: {e}") from e
     predictions = options.view_as(PredictionsOptions).predictions_table
-    tables = options.view_as(TableOptions)
-    if tables.labels_query or tables.labels_table or tables.labels_db:
+    labels = options.view_as(LabelsSourceOptions)
+    if labels.labels_query or labels.labels_table or labels.labels_db:
         raise UsageError("infer reads no labels: --labels_query/--labels_table/--labels_db")
+    tables = options.view_as(TableOutputOptions)
     if predictions and tables.output_table and predictions != tables.output_table:
         raise UsageError(
             "--predictions_table and --output_table both name the table infer writes; "
@@ -321,7 +322,7 @@ def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
             prog,
             f"Predict {spec.dataset} TFRecords with a Keras model (batched, Beam RunInference) "
             "into a predictions table (DuckDB or BigQuery): the ids and one logit per label.",
-            [InferenceOptions, PredictionsOptions, OutputOptions, TableOptions],
+            [InferenceOptions, PredictionsOptions, OutputOptions, TableOutputOptions],
             argv,
         )
         max_bad_fraction = options.view_as(OutputOptions).max_bad_fraction

@@ -82,7 +82,7 @@ from datathon_etl.framework.tables import (
     WriteTable,
     parse_table_spec,
 )
-from datathon_etl.framework.tables.options import TableOptions
+from datathon_etl.framework.tables.options import TableOutputOptions
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
@@ -322,12 +322,12 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
     output_dir, _ = check_output_options(options.view_as(OutputOptions))
     # The labels table is cheap and always useful: by default a DuckDB table.
-    table: str = options.view_as(TableOptions).output_table or f"{spec.dataset}_labels"
+    table: str = options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_labels"
     try:
         table_spec = parse_table_spec(table, default_database=f"{output_dir}/tables.duckdb")
     except ValueError as e:
         raise UsageError(f"--output_table: {e}") from e
-    method = BigQueryWriteMethod(options.view_as(TableOptions).bigquery_write_method)
+    method = BigQueryWriteMethod(options.view_as(TableOutputOptions).bigquery_write_method)
     check_cloud_resources(
         options,
         locations={
@@ -393,7 +393,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
                 MatchOptions,
                 TFRecordOptions,
                 OutputOptions,
-                TableOptions,
+                TableOutputOptions,
                 ImageOptions,
             ],
             argv,

@@ -73,8 +73,8 @@ from datathon_etl.framework.sources.options import (
 )
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
+    LabelsSourceOptions,
     QueryBackend,
-    TableOptions,
     TableSpec,
     labels_query_from_options,
     parse_table_spec,
@@ -209,7 +209,7 @@ def _preflight(
     options: PipelineOptions, patterns: Sequence[str], tfrecord_dir: str, output_dir: str
 ) -> None:
     """Checks the buckets, the BigQuery labels table's dataset and credentials."""
-    tables = options.view_as(TableOptions)
+    tables = options.view_as(LabelsSourceOptions)
     labels_table: TableSpec | None = None
     if tables.labels_table:
         try:
@@ -288,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 MatchOptions,
                 TFRecordOptions,
                 OutputOptions,
-                TableOptions,
+                LabelsSourceOptions,
                 ImageOptions,
             ],
             argv,

@@ -28,7 +28,8 @@ from datathon_etl.framework.tables.labels_source import (
     check_labels_schema,
 )
 from datathon_etl.framework.tables.options import (
-    TableOptions,
+    LabelsSourceOptions,
+    TableOutputOptions,
     labels_query_from_options,
     write_table_from_options,
 )
@@ -50,8 +51,9 @@ __all__ = [
     "BigQueryWriteMethod",
     "DuckDBTable",
     "LabelsQuery",
+    "LabelsSourceOptions",
     "QueryBackend",
-    "TableOptions",
+    "TableOutputOptions",
     "TableSpec",
     "WriteBigQueryTable",
     "WriteDuckDBTable",

@@ -1,11 +1,14 @@
-"""`TableOptions`: the table flags every pipeline shares, and what they build.
+"""The table flags the pipelines share, and what they build.
 
-Output:
+`TableOutputOptions`, for a command that writes a table:
     ``--output_table`` (alias ``--output_bq_table``, the original MIMIC-CXR
     pipeline's name) and ``--bigquery_write_method``.
-Labels:
+`LabelsSourceOptions`, for a command that reads labels:
     ``--labels_query`` or ``--labels_table``, with ``--labels_db`` and
     ``--query_backend``.
+
+A command lists only the classes it uses, so its ``--help`` shows only
+flags that mean something to it.
 
 The rule for where a labels query runs: ``--labels_table`` runs where its
 spec says (a BigQuery spec in BigQuery, a DuckDB spec in its file, a bare
@@ -28,25 +31,27 @@ from datathon_etl.framework.tables.labels_source import LabelsQuery, QueryBacken
 from datathon_etl.framework.tables.write import WriteTable
 
 __all__ = [
-    "TableOptions",
+    "LabelsSourceOptions",
+    "TableOutputOptions",
     "labels_query_from_options",
     "write_table_from_options",
 ]
 
 
-class TableOptions(PipelineOptions):
-    """Where label tables are read from and written to."""
+class TableOutputOptions(PipelineOptions):
+    """Where a command writes its table."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("tables")
+        group = parser.add_argument_group("output table")
         group.add_argument(
             "--output_table",
             "--output_bq_table",
             dest="output_table",
             default=None,
             help=(
-                "The label table to write; a re-run replaces it. "
+                "The table the command writes (ingest: the labels; infer: the "
+                "predictions; evaluate: the leaderboard); a re-run replaces it. "
                 "'project:dataset.table' or 'project.dataset.table': BigQuery; "
                 "'path/to/file.duckdb:table': a DuckDB file; a bare 'table': the "
                 "pipeline's default DuckDB file (<output_dir>/tables.duckdb). "
@@ -63,6 +68,14 @@ class TableOptions(PipelineOptions):
                 "truncate under streaming), so use it for a new table."
             ),
         )
+
+
+class LabelsSourceOptions(PipelineOptions):
+    """Where a command reads its labels from."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("labels")
         group.add_argument(
             "--labels_query",
             "--query",
@@ -79,9 +92,9 @@ class TableOptions(PipelineOptions):
             "--labels_table",
             default=None,
             help=(
-                "A table of labels (with a 'path' column) to read whole, given as "
-                "a table spec (see --output_table); it runs where the spec says, "
-                "a bare name in --labels_db. Exclusive with --labels_query."
+                "A table of labels (with a 'path' column) to read whole: "
+                "'project:dataset.table' (BigQuery), 'file.duckdb:table', or a bare "
+                "name in --labels_db. Exclusive with --labels_query."
             ),
         )
         group.add_argument(
@@ -117,7 +130,7 @@ def labels_query_from_options(options: PipelineOptions) -> LabelsQuery | None:
     Raises:
         ValueError: Both are given, or the flags contradict each other.
     """
-    tables = options.view_as(TableOptions)
+    tables = options.view_as(LabelsSourceOptions)
     project = options.view_as(GoogleCloudOptions).project
     if tables.labels_query and tables.labels_table:
         raise ValueError("give --labels_query or --labels_table, not both")
@@ -154,7 +167,7 @@ def write_table_from_options(
     Returns:
         The transform, or ``None`` when ``--output_table`` is not set.
     """
-    tables = options.view_as(TableOptions)
+    tables = options.view_as(TableOutputOptions)
     if not tables.output_table:
         return None
     return WriteTable(
