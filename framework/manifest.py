@@ -31,17 +31,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, Final, TextIO
+from typing import Any, BinaryIO, Final, TextIO
 
 import apache_beam as beam
 import attrs
-from apache_beam.io import fileio
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
@@ -50,9 +48,13 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
     TestOptions,
 )
-from apache_beam.options.value_provider import StaticValueProvider
 
 from datathon_etl.framework.quarantine import Quarantined
+from datathon_etl.framework.sharded_files import (
+    WriteShardedFiles,
+    ensure_a_shard,
+    make_local_folders,
+)
 
 __all__ = [
     "EXIT_FAILED",
@@ -95,6 +97,7 @@ EXIT_USAGE: Final = 2
 MANIFEST_NAME: Final = "_manifest.json"
 QUARANTINE_DIR: Final = "_quarantine"
 TEMP_DIR: Final = "_tmp"
+JSONL: Final = ".jsonl"
 RESERVED_NAMES: Final = frozenset({MANIFEST_NAME, QUARANTINE_DIR, TEMP_DIR})
 """Top-level names under ``--output_dir`` that no output may take."""
 
@@ -420,9 +423,8 @@ class RunLayout:
         delete_tree(self.quarantine_dir)
         if FileSystems.exists(self.manifest_uri):
             FileSystems.delete([self.manifest_uri])
-        if FileSystems.get_scheme(self.output_dir) is None:  # object stores have no folders
-            os.makedirs(self.quarantine_dir, exist_ok=True)
-            os.makedirs(self.temp_dir, exist_ok=True)
+        prefixes = (self.quarantine_prefix, self.tallies_prefix, self.notes_prefix)
+        make_local_folders(self.output_dir, [self.relative(prefix) for prefix in prefixes])
 
     def finish_quarantine(self) -> None:
         """Writes one empty quarantine file if the run refused nothing.
@@ -430,11 +432,7 @@ class RunLayout:
         ``_quarantine/*.jsonl`` then matches after every run, so a query over it
         (``read_json`` in DuckDB, for one) finds no rows rather than no files.
         """
-        (found,) = FileSystems.match([f"{self.quarantine_prefix}-*.jsonl"])
-        if not found.metadata_list:
-            empty = f"{self.quarantine_prefix}-00000-of-00001.jsonl"
-            with FileSystems.create(empty, compression_type=CompressionTypes.UNCOMPRESSED):
-                pass
+        ensure_a_shard(self.output_dir, self.relative(self.quarantine_prefix), JSONL)
 
     def cleanup(self) -> None:
         """Removes the scratch folder."""
@@ -494,11 +492,9 @@ class WriteRunRecords(beam.PTransform):
     tallies, summed per (stage, outcome, reason), to
     ``<temp_dir>/tallies-SSSSS-of-NNNNN.jsonl`` for `read_tallies`; notes
     (JSON strings) to ``<temp_dir>/notes-...`` for `read_run_lines`. One sink
-    for both: every file sink costs each run the start-up of a dozen
-    transforms. Files appear only for what there is (no refusal, no file:
+    for all (`WriteShardedFiles`), whose local folders `RunLayout.prepare`
+    makes. Files appear only for what there is (no refusal, no file:
     `finish_run` then writes one empty quarantine file).
-    Local folders must exist before the run (`RunLayout.prepare`): the sink
-    only logs a failed move.
     """
 
     def __init__(self, layout: RunLayout) -> None:
@@ -529,37 +525,23 @@ class WriteRunRecords(beam.PTransform):
             (record_lines, tally_lines, *note_lines)
             | "Lines" >> beam.Flatten()
             | "Write"
-            >> (
-                fileio.WriteToFiles(
-                    path=layout.output_dir,
-                    destination=_prefix,
-                    sink=_lines_sink,
-                    file_naming=_jsonl_name,
-                    temp_directory=StaticValueProvider(str, f"{layout.temp_dir}/files"),
-                )
+            >> WriteShardedFiles(
+                layout.output_dir,
+                f"{layout.temp_dir}/files",
+                suffix=JSONL,
+                prefix=_pair_prefix,
+                write=_write_line,
+                prefixes=3,
             )
         )
 
 
-class _LinesSink(fileio.TextSink):
-    """Writes each ``(prefix, line)`` pair's line."""
-
-    def write(self, record: tuple[str, str]) -> None:
-        super().write(record[1])
-
-
-def _prefix(pair: tuple[str, str]) -> str:
+def _pair_prefix(pair: tuple[str, str]) -> str:
     return pair[0]
 
 
-def _lines_sink(_: str) -> _LinesSink:
-    return _LinesSink()
-
-
-def _jsonl_name(
-    window: Any, pane: Any, shard: int, total: int, compression: Any, prefix: str
-) -> str:
-    return f"{prefix}-{shard:05d}-of-{total:05d}.jsonl"
+def _write_line(fh: BinaryIO, line: str) -> None:
+    fh.write(line.encode("utf-8") + b"\n")
 
 
 def _tally_json(key: tuple[str, str, str], count: int) -> str:
@@ -569,7 +551,7 @@ def _tally_json(key: tuple[str, str, str], count: int) -> str:
 
 def read_run_lines(file_prefix: str) -> list[str]:
     """The lines `WriteRunRecords` wrote at ``file_prefix`` (no file: none)."""
-    (found,) = FileSystems.match([f"{file_prefix}-*.jsonl"])
+    (found,) = FileSystems.match([f"{file_prefix}-*{JSONL}"])
     lines = []
     for metadata in sorted(found.metadata_list, key=lambda m: m.path):
         with FileSystems.open(metadata.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
