@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from typing import Any, ClassVar, NamedTuple
 
 import apache_beam as beam
@@ -19,6 +21,7 @@ import attrs
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
 
 from datathon_etl.framework.archives import (
     LoadedMember,
@@ -28,6 +31,7 @@ from datathon_etl.framework.archives import (
     read_member,
 )
 from datathon_etl.framework.archives._source import ArchiveHandles
+from datathon_etl.framework.cpu_pool import cpu_pool
 from datathon_etl.framework.images import ImageError, ImageSpec, transform_image
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, decide
 from datathon_etl.framework.ingest.spec import IngestSpec
@@ -179,6 +183,12 @@ class TransformFn(beam.DoFn):
 
     An image that does not decode is quarantined (main quarantine output) and
     so is its label row (`ROWS_TAG`), with the same reason.
+
+    Bytes are read here; the transform itself goes to the process's
+    `cpu_pool` (when it has more than one CPU), so that the workers of a
+    process share its CPUs to the end of the stage, and one worker alone
+    (Beam's default) uses every CPU. A bundle has at most one image per pool
+    thread in flight; results come out in input order.
     """
 
     def __init__(
@@ -201,29 +211,69 @@ class TransformFn(beam.DoFn):
     def setup(self) -> None:
         """Opens archives lazily and keeps a few open between elements."""
         self._handles = ArchiveHandles()
+        self._pool = cpu_pool()
+        self._pending: deque[_Pending] = deque()
+
+    def start_bundle(self) -> None:
+        """Nothing is in flight at the start of a bundle."""
+        self._pending.clear()
 
     def process(
         self, element: tuple[str, tuple[ImageItem[Any], LabelRecord[Any, Any]]]
     ) -> Iterator[Any]:
-        """Reads, transforms and pairs one image with its labels."""
+        """Reads one image and starts its transform; emits the images done by now."""
         path, (item, record) = element
         try:
             if isinstance(item.ref, Refused):
                 raise ImageError(item.ref.reason, item.ref.detail)
             if isinstance(item.ref, bytes):
-                data = item.ref
+                result: Future[bytes] | bytes = item.ref
+            elif self._pool is None:
+                result = transform_image(self._read(item.ref), self._image)
             else:
-                data = transform_image(self._read(item.ref), self._image)
+                result = self._pool.submit(transform_image, self._read(item.ref), self._image)
         except ImageError as e:
-            self._refused.inc()
-            yield _refuse(path, Stage.DECODE, e.reason, e.detail, item.source)
-            detail = f"its image {item.source} was refused: {e.detail}"
-            row = Quarantined(path, Stage.DECODE, e.reason, detail, record.where)
-            yield beam.pvalue.TaggedOutput(ROWS_TAG, row)
+            yield from self._refuse(path, item, record, e)
+            return
+        self._pending.append(_Pending(path, item, record, result))
+        # Wait only when the pool holds more than a call per thread from this
+        # bundle (so that one bundle alone keeps every CPU busy); emit whatever
+        # is done, in order.
+        in_flight = self._pool.threads if self._pool else 0
+        while self._pending and (len(self._pending) > in_flight or _done(self._pending[0].result)):
+            yield from self._emit(self._pending.popleft())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        """Waits for the images still in flight and emits them."""
+        while self._pending:
+            for output in self._emit(self._pending.popleft()):
+                if isinstance(output, beam.pvalue.TaggedOutput):
+                    yield beam.pvalue.TaggedOutput(
+                        output.tag, GlobalWindows.windowed_value(output.value)
+                    )
+                else:
+                    yield GlobalWindows.windowed_value(output)
+        self._handles.close()
+
+    def _emit(self, pending: _Pending) -> Iterator[Any]:
+        path, item, record, result = pending
+        try:
+            data = result if isinstance(result, bytes) else result.result()
+        except ImageError as e:
+            yield from self._refuse(path, item, record, e)
             return
         self._written.inc()
         _Progress.tick(self._run_id, self._label, self._expected, self._processes)
         yield Example(image=data, path=path, key=item.key, labels=record.labels)
+
+    def _refuse(
+        self, path: str, item: ImageItem[Any], record: LabelRecord[Any, Any], e: ImageError
+    ) -> Iterator[Any]:
+        self._refused.inc()
+        yield _refuse(path, Stage.DECODE, e.reason, e.detail, item.source)
+        detail = f"its image {item.source} was refused: {e.detail}"
+        row = Quarantined(path, Stage.DECODE, e.reason, detail, record.where)
+        yield beam.pvalue.TaggedOutput(ROWS_TAG, row)
 
     def _read(self, ref: MemberRef | str) -> bytes:
         if isinstance(ref, MemberRef):
@@ -232,13 +282,20 @@ class TransformFn(beam.DoFn):
             data: bytes = f.read()
         return data
 
-    def finish_bundle(self) -> None:
-        """Closes the archives this bundle opened."""
-        self._handles.close()
-
     def teardown(self) -> None:
         """Closes any archive still open."""
         self._handles.close()
+
+
+class _Pending(NamedTuple):
+    path: str
+    item: ImageItem[Any]
+    record: LabelRecord[Any, Any]
+    result: Future[bytes] | bytes
+
+
+def _done(result: Future[bytes] | bytes) -> bool:
+    return isinstance(result, bytes) or result.done()
 
 
 class LabelledImages(NamedTuple):
