@@ -383,6 +383,7 @@ def bench_ingest() -> BenchResult:
         setup.label: run_ingest(few, setup, work / f"{setup.mode}-few")
         for setup in FIXED_COST_SETUPS
     }
+    fixed_bare = run_bare(few, work / "bare-few.log")
 
     rows = []
     for label, method_runs in runs.items():
@@ -408,6 +409,10 @@ def bench_ingest() -> BenchResult:
             )
         )
     sizes = [os.path.getsize(tar) for tar in inputs.tars]
+    marginal = {
+        label: _less_fixed(runs[BARE], fixed_bare, runs[label], fixed[label])
+        for label in (ONE, TWO)
+    }
     return BenchResult(
         name="ingest",
         rows=rows,
@@ -435,9 +440,21 @@ def bench_ingest() -> BenchResult:
             f"fixed cost: the same set-up on {FIXED_COST_IMAGES} images, one run (start-up,"
             " pipeline construction, workers' start, per-stage costs, shutdown)",
             *(_per_round(label, runs[label], runs[BARE]) for label in (CEILING, ONE, TWO)),
+            f"with each side's fixed cost taken off (median wall time less its"
+            f" {FIXED_COST_IMAGES}-image run; bare loop's: {fixed_bare.wall_s:.2f} s), the rate"
+            f" a long run approaches: 1 worker {marginal[ONE]:.3f}x, 2 workers"
+            f" {marginal[TWO]:.3f}x the bare loop (for information: the targets include it)",
             _contention(runs),
         ],
     )
+
+
+def _less_fixed(
+    bare: Sequence[TreeRun], bare_few: TreeRun, runs: Sequence[TreeRun], few: TreeRun
+) -> float:
+    """Bare loop / set-up, each median wall time less its small run's: the marginal speed."""
+    bare_s = statistics.median(r.wall_s for r in bare) - bare_few.wall_s
+    return bare_s / (statistics.median(r.wall_s for r in runs) - few.wall_s)
 
 
 def bench_ingest_one_tar() -> BenchResult:
