@@ -23,13 +23,14 @@ from typing import Any, TypeVar
 __all__ = ["CpuPool", "cpu_pool"]
 
 _T = TypeVar("_T")
+_Call = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
 _lock = threading.Lock()
 _pool: CpuPool | None = None
 
 
 class CpuPool:
-    """A fixed number of daemon threads running submitted calls in order.
+    """A fixed number of daemon threads taking submitted calls in the order they came.
 
     Args:
         threads: How many calls run at once.
@@ -37,8 +38,7 @@ class CpuPool:
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]
-        self._calls = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         for index in range(threads):
             thread = threading.Thread(target=self._work, name=f"cpu-pool-{index}", daemon=True)
             thread.start()

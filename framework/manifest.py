@@ -455,7 +455,8 @@ class TallyEach(beam.PTransform[beam.PCollection[Any], beam.PCollection[Tally]])
     """One ``(stage, outcome)`` tally per element, counted per bundle.
 
     Each bundle emits one tally with its count, not one per element: on the
-    images stage that is two fewer elements per image to encode and sum.
+    images stage that is two fewer elements per image to encode and sum. The
+    tallies are in the global window, like everything in these batch pipelines.
     """
 
     def __init__(self, stage: str, outcome: Outcome) -> None:
