@@ -15,6 +15,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from datathon_etl.framework.cpu_pool import CpuPool, cpu_pool
 from datathon_etl.framework.images import ImageSpec
+from datathon_etl.framework.ingest import transforms
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
 from datathon_etl.framework.ingest.transforms import ROWS_TAG, TransformFn
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Reason
@@ -47,7 +48,7 @@ def test_pool_threads_never_keep_a_finished_command_waiting() -> None:
     assert all(t.daemon for t in pool_threads)
 
 
-def test_one_cpu_means_no_pool_and_two_mean_two_threads() -> None:
+def test_one_cpu_means_no_pool() -> None:
     script = (
         "import os\n"
         "from datathon_etl.framework.cpu_pool import cpu_pool\n"
@@ -56,11 +57,14 @@ def test_one_cpu_means_no_pool_and_two_mean_two_threads() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_a_thread_per_cpu_and_one_pool_per_process() -> None:
     pool = cpu_pool()
-    if len(os.sched_getaffinity(0)) >= 2:
-        assert pool is not None
-        assert pool.threads == len(os.sched_getaffinity(0))
-        assert cpu_pool() is pool  # one per process
+    assert pool is not None
+    assert pool.threads == len(os.sched_getaffinity(0))
+    assert cpu_pool() is pool
 
 
 Element = tuple[str, tuple[ImageItem[str], LabelRecord[str, dict[str, str]]]]
@@ -80,7 +84,12 @@ def _run_bundle(fn: TransformFn, elements: list[Element]) -> tuple[list[Any], li
     return from_process, from_finish
 
 
-def test_transform_keeps_input_order_and_routes_refusals(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [0, 2], ids=["inline", "pool"])
+def test_transform_keeps_input_order_and_routes_refusals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    pool = CpuPool(threads) if threads else None
+    monkeypatch.setattr(transforms, "cpu_pool", lambda: pool)
     good = sorted(IMAGES.glob("*.png"))
     bad = tmp_path / "truncated.png"
     bad.write_bytes(good[0].read_bytes()[:200])
@@ -110,6 +119,6 @@ def test_transform_keeps_input_order_and_routes_refusals(tmp_path: Path) -> None
     assert refusals[QUARANTINE_TAG].path == "img1.png"
     assert refusals[QUARANTINE_TAG].reason is Reason.TRUNCATED_IMAGE
     assert refusals[ROWS_TAG].source == "labels.csv:3"
-    if fn._pool is not None:
-        # With a pool, the last images are still in flight when the input ends.
-        assert from_finish
+    # With a pool the last image (a 512x512 PNG: milliseconds) is still in
+    # flight when the input ends; inline, nothing is left for finish_bundle.
+    assert bool(from_finish) == bool(threads)
