@@ -78,6 +78,23 @@ def test_local_runs_default_to_the_fn_api_runner():
     assert given.view_as(StandardOptions).runner == "DataflowRunner"
 
 
+def test_commands_skip_construction_type_checks_and_freeze_start_up_objects():
+    """parse_flags turns Beam's construction type check off (it sees only Any) and freezes once."""
+    import gc
+
+    from apache_beam.options.pipeline_options import StandardOptions, TypeOptions
+
+    from datathon_etl.framework.flags import parse_flags
+
+    assert PipelineOptions([]).view_as(TypeOptions).pipeline_type_check  # Beam's default
+    options = parse_flags("prog", "test", [], [])
+    assert options.view_as(TypeOptions).pipeline_type_check is False
+    runner = options.view_as(StandardOptions).runner
+    encoded = runner._provision_info.provision_info.pipeline_options
+    assert encoded["beam:option:pipeline_type_check:v1"] is False  # what the workers see
+    assert gc.get_freeze_count() > 0
+
+
 def _command(*argv: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
     args = ["-c", code] if code else ["-m", "datathon_etl.framework.cli", *argv]
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
