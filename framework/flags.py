@@ -138,7 +138,24 @@ def local_runner(options: PipelineOptions) -> PipelineRunner:
     # The options reach the workers (multi_processing: other processes) this way.
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    _flush_whole_elements_only()
     return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
+
+
+def _flush_whole_elements_only() -> None:
+    """Turns off the timed flush of Beam's in-process gRPC workers (``multi_threading``).
+
+    Their output streams are also flushed every second from a timer thread,
+    which can fire between the writes that encode one element: the receiver
+    then decodes half an element, and elements are silently lost or misread
+    (or a misread length makes memory grow without bound). A limit that is not
+    positive leaves only the size-based flush, which the writing thread does
+    between elements. ``multi_processing`` workers flush by size already.
+    BENCHMARKS.md has a plain Beam reproduction.
+    """
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = -1
 
 
 def local_processes(options: PipelineOptions) -> int:
