@@ -16,7 +16,7 @@ import attrs
 
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
 
-__all__ = ["Decision", "ImageItem", "LabelRecord", "decide"]
+__all__ = ["Decision", "ImageItem", "LabelRecord", "Refused", "decide"]
 
 K = TypeVar("K")
 L = TypeVar("L")
@@ -46,12 +46,21 @@ class ImageItem(Generic[K]):
         key: The key parsed from its path.
         ref: What the reading step needs to fetch the bytes (a tar `MemberRef`,
             a file URI), or the already-transformed bytes of an image that had
-            to be processed where it was read (members of compressed tars).
+            to be processed where it was read (members of compressed tars), or
+            `Refused` if that failed.
     """
 
     source: str
     key: K
     ref: Any
+
+
+@attrs.frozen
+class Refused:
+    """An `ImageItem` ref: the image was refused where it was read (a compressed tar's member)."""
+
+    reason: Reason
+    detail: str
 
 
 @attrs.frozen

@@ -37,6 +37,7 @@ from datathon_etl.framework.ingest.assemble import (
     LabelPerStudy,
     csv_roles,
 )
+from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.spec import IngestSpec
@@ -194,7 +195,12 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     images, image_inputs_refused, tallies = _images(p, spec, job)
     notes: list[beam.PCollection] = []  # per study: leakage and absent-label notes
     join = JoinAndTransform(
-        f"{spec.dataset} ingest", job.image, job.layout.run_id, job.expected_images, job.processes
+        f"{spec.dataset} ingest",
+        job.image,
+        job.layout.run_id,
+        job.expected_images,
+        job.processes,
+        JoinCodec(spec.key_type, spec.labels_type),
     )
     if spec.study_labels is None:
         # Label rows -> (path, LabelRecord).

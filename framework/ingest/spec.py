@@ -102,6 +102,8 @@ class IngestSpec:
             shards as ``features.json``.
         study_labels: Set when labels come per study and keys from per-image
             tables; None (the default) when each label row names its image's path.
+        key_type: The declared key class (the join packs keys by its fields).
+        labels_type: The declared labels class (likewise).
     """
 
     dataset: str
@@ -118,3 +120,5 @@ class IngestSpec:
     labels_bigquery_schema: Mapping[str, Any]
     feature_specs: tuple[FeatureSpec, ...]
     study_labels: StudyLabels | None = None
+    key_type: type | None = None
+    labels_type: type | None = None

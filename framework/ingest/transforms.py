@@ -17,7 +17,6 @@ from concurrent.futures import Future
 from typing import Any, ClassVar, NamedTuple
 
 import apache_beam as beam
-import attrs
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -33,7 +32,8 @@ from datathon_etl.framework.archives import (
 from datathon_etl.framework.archives._source import ArchiveHandles
 from datathon_etl.framework.cpu_pool import cpu_pool
 from datathon_etl.framework.images import ImageError, ImageSpec, transform_image
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, decide
+from datathon_etl.framework.ingest.compact import JoinCodec
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, decide
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.manifest import IMAGES
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
@@ -58,14 +58,6 @@ LABEL_ROWS = "label_rows"
 """Manifest stage: the data rows of the label CSVs."""
 ROWS_TAG = "refused_rows"
 """Tagged output of label rows refused after the join (main quarantine: images)."""
-
-
-@attrs.frozen
-class Refused:
-    """An image refused where it was read (a compressed tar's member), kept for the join."""
-
-    reason: Reason
-    detail: str
 
 
 class ParseLabelRowFn(beam.DoFn):
@@ -131,15 +123,21 @@ class KeyImageFn(beam.DoFn):
 
 
 class DecideFn(beam.DoFn):
-    """``(path, {"images": [...], "rows": [...]})`` -> the pairs that make examples.
+    """``(path, {"images": [...], "rows": [...]})``, packed -> the pairs that make examples.
 
     Refused images go to the quarantine output, refused rows to `ROWS_TAG`.
     """
 
+    def __init__(self, codec: JoinCodec) -> None:
+        super().__init__()
+        self._codec = codec
+
     def process(self, element: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
         """Applies `decide` to one path."""
         path, group = element
-        decision = decide(path, group["images"], group["rows"])
+        images = [self._codec.unpack_image(packed) for packed in group["images"]]
+        rows = [self._codec.unpack_row(packed) for packed in group["rows"]]
+        decision = decide(path, images, rows)
         for record in decision.images:
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, record)
         for record in decision.rows:
@@ -318,6 +316,8 @@ class JoinAndTransform(beam.PTransform):
         run_id: Identifies the run (progress counters are per run).
         expected: The number of images expected, for progress lines.
         processes: Local worker processes sharing the work, for progress lines.
+        codec: Packs the records that the join holds (by default: keys and
+            labels that are plain values already).
     """
 
     def __init__(
@@ -327,15 +327,20 @@ class JoinAndTransform(beam.PTransform):
         run_id: str,
         expected: int | None = None,
         processes: int = 1,
+        codec: JoinCodec | None = None,
     ) -> None:
         super().__init__()
         self._transform = TransformFn(label, image, run_id, expected, processes)
+        self._codec = codec or JoinCodec()
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> LabelledImages:
-        """Joins on path (references only), decides, then reads and transforms."""
+        """Joins on path (small packed references only), decides, then reads and transforms."""
         images, rows = inputs
-        joined = {"images": images, "rows": rows} | "JoinOnPath" >> beam.CoGroupByKey()
-        decided = joined | "Decide" >> beam.ParDo(DecideFn()).with_outputs(
+        joined = {
+            "images": images | "PackImages" >> beam.Map(self._codec.pack_image),
+            "rows": rows | "PackRows" >> beam.Map(self._codec.pack_row),
+        } | "JoinOnPath" >> beam.CoGroupByKey()
+        decided = joined | "Decide" >> beam.ParDo(DecideFn(self._codec)).with_outputs(
             QUARANTINE_TAG, ROWS_TAG, main="pairs"
         )
         transformed = decided.pairs | "Transform" >> beam.ParDo(self._transform).with_outputs(

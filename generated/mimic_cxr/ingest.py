@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 import datathon_etl.datasets.mimic_cxr.parsing as layout
+from datathon_etl.datasets.mimic_cxr.schema import ImageKey, Labels
 from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.ingest import IngestSpec, run
 
@@ -50,6 +51,8 @@ SPEC = IngestSpec(
         resources.files(__package__).joinpath("labels_schema.json").read_text("utf-8")
     ),
     feature_specs=features.SPECS,
+    key_type=ImageKey,
+    labels_type=Labels,
 )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from importlib import resources
 
 import datathon_etl.datasets.mimic_cxr_jpg.parsing as layout
+from datathon_etl.datasets.mimic_cxr_jpg.schema import ImageKey, Labels
 from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.ingest import IngestSpec, run
 from datathon_etl.framework.ingest.spec import ImageTable, StudyLabels
@@ -52,6 +53,8 @@ SPEC = IngestSpec(
         resources.files(__package__).joinpath("labels_schema.json").read_text("utf-8")
     ),
     feature_specs=features.SPECS,
+    key_type=ImageKey,
+    labels_type=Labels,
     study_labels=StudyLabels(
         tables=(
             ImageTable(

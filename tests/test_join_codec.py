@@ -1,0 +1,73 @@
+"""The join's packed records: plain tuples that rebuild the exact records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from apache_beam.coders import coders
+
+from datathon_etl.datasets.mimic_cxr.schema import Finding, ImageKey, Labels, Split, View
+from datathon_etl.framework.archives import MemberRef
+from datathon_etl.framework.ingest.compact import JoinCodec
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
+from datathon_etl.framework.quarantine import Reason
+
+KEY = ImageKey(10003156, 1, 2, View.LATERAL, Split.VALID)
+LABELS = Labels(*[Finding.UNCERTAIN, Finding.NOT_MENTIONED] * 7)
+CODEC = JoinCodec(ImageKey, Labels)
+PLAIN = (type(None), bool, int, float, str, bytes, tuple)
+
+
+def _plain(value: Any) -> bool:
+    """Whether Beam's own coder writes ``value`` without pickling anything."""
+    if isinstance(value, tuple):
+        return all(_plain(v) for v in value)
+    return type(value) in PLAIN
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        ImageItem("a.tar#p/x.jpg", KEY, MemberRef("a.tar", "p/x.jpg", 1536, 3400)),
+        ImageItem("file:///in/p/x.jpg", KEY, "file:///in/p/x.jpg"),
+        ImageItem("a.tar.gz#p/x.jpg", KEY, b"\xff\xd8resized"),
+        ImageItem("a.tar.gz#p/x.jpg", KEY, Refused(Reason.TRUNCATED_IMAGE, "cut at 12%")),
+    ],
+    ids=["member", "file", "bytes", "refused"],
+)
+def test_an_image_packs_to_plain_values_and_back(item: ImageItem[Any]) -> None:
+    path, packed = CODEC.pack_image(("p/x.jpg", item))
+    assert path == "p/x.jpg"
+    assert _plain(packed), packed
+    assert CODEC.unpack_image(packed) == item
+
+
+def test_a_label_row_packs_to_plain_values_and_back() -> None:
+    record = LabelRecord("train.csv.gz:line 7", KEY, LABELS)
+    _, packed = CODEC.pack_row(("p/x.jpg", record))
+    assert packed == ("train.csv.gz:line 7", (10003156, 1, 2, 1, 1), (2, 0) * 7)
+    unpacked = CODEC.unpack_row(packed)
+    assert unpacked == record
+    assert unpacked.key.view is View.LATERAL  # members, not bare ints
+
+
+def test_absent_values_stay_absent() -> None:
+    empty = Labels(*[None] * 14)
+    _, packed = CODEC.pack_row(("p", LabelRecord("w", KEY, empty)))
+    assert CODEC.unpack_row(packed).labels == empty
+
+
+def test_plain_keys_and_labels_pass_through() -> None:
+    codec = JoinCodec()
+    record = LabelRecord("query row 1", "x/1.png", {"findings": "Edema", "age": 61})
+    _, packed = codec.pack_row(("x/1.png", record))
+    assert codec.unpack_row(packed) == record
+
+
+def test_the_packed_row_is_a_sixth_of_the_pickled_one() -> None:
+    coder = coders.FastPrimitivesCoder()
+    record = LabelRecord("/data/train.csv.gz:line 2", KEY, LABELS)
+    packed = CODEC.pack_row(("train/p10003156/s01/view2_lateral.jpg", record))
+    pickled = ("train/p10003156/s01/view2_lateral.jpg", record)
+    assert len(coder.encode(packed)) * 5 < len(coder.encode(pickled))
