@@ -77,6 +77,7 @@ from datathon_etl.framework.manifest import (
     is_dry_run,
     match_inputs,
 )
+from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
     QUARANTINE_TAG,
@@ -176,6 +177,10 @@ def build_pipeline(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the untar pipeline; returns the exit code (see the module docstring)."""
+    return guarded(PIPELINE, lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         options = parse_flags(
             f"datathon-etl {PIPELINE}",
@@ -192,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             options, locations={"--input_tars": tars.input_tars, "--output_dir": output_dir}
         )
         matched = match_inputs(tars.input_tars or [], "--input_tars")
+        check_apart({"--output_dir": output_dir}, {"--input_tars": tars.input_tars})
     except UsageError as e:
         print(f"{PIPELINE}: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -199,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     archives = sorted({path for paths in matched.values() for path in paths})
     layout = RunLayout(output_dir)
     if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
+        claim_outputs({"--output_dir": output_dir})
         layout.prepare()
     with beam.Pipeline(options=options) as p:
         build_pipeline(
