@@ -36,7 +36,8 @@ other files finish.
 ``<output_dir>/_manifest.json``, written last, counts one stage, ``files``:
 input = written + skipped + quarantined. Exit codes as for untar: 0; 1 when
 more than ``--max_bad_fraction`` of the files was quarantined or the counts
-do not add up; 2 for bad or unknown flags or a glob that matches nothing.
+do not add up; 2 for bad or unknown flags, a glob that matches nothing, an
+output folder that cannot be used, or a disk that fills up mid-run.
 """
 
 from __future__ import annotations

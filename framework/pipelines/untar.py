@@ -31,8 +31,10 @@ only their names are shuffled; the winner's file is then renamed into place.
 (input = written, i.e. read to the end, + quarantined as truncated or
 corrupt) and ``members`` (input = written + skipped + quarantined). Exit
 codes: 0; 1 when more than ``--max_bad_fraction`` of all inputs was
-quarantined or the counts do not add up; 2 for bad or unknown flags or a
-glob that matches nothing (checked before the pipeline is built).
+quarantined or the counts do not add up; 2 for bad or unknown flags, a
+glob that matches nothing or an output folder that cannot be used (checked
+before the pipeline is built: see `datathon_etl.framework.output_folders`),
+and for a disk that fills up mid-run.
 
 Flags: `TarOptions` (``--input_tars``, ``--max_member_bytes``),
 `MatchOptions` (``--path_match_regex``), `OutputOptions` (``--output_dir``,
