@@ -1,6 +1,7 @@
 """Output folders a run may use: writable, apart from its inputs, owned by one run at a time.
 
-Every entry point, before its pipeline is built:
+Each command that writes output folders (ingest, images-to-tfrecord, untar,
+decompress), before its pipeline is built:
 
 1. refuses an output folder that overlaps an input (`check_apart`): one that
    an input glob can match files under (an ``--output_dir`` inside an
@@ -23,9 +24,9 @@ line says so; the next run into the folder removes its scratch files. The
 claims are released when the command returns, whatever happened.
 
 On ``gs://`` nothing is locked (Cloud Storage has no lock a killed job
-releases): the claim checks that no ``_run.lock`` object is there and writes
-one, if absent, with a precondition (two runs that start together cannot
-both write it); the run deletes it when it ends. A killed run leaves it, and
+releases): the claim writes the ``_run.lock`` object only if there is none
+(a precondition, so two runs that start together cannot both write it),
+and the run deletes it when it ends. A killed run leaves it, and
 the next run into that folder is refused, naming it, until it is deleted by
 hand (``gcloud storage rm gs://BUCKET/FOLDER/_run.lock``).
 """
@@ -172,7 +173,9 @@ def _holder_line() -> bytes:
 
 
 def _cannot_write(flag: str, folder: str, error: OSError) -> UsageError:
-    where = f" ({error.filename})" if error.filename and error.filename != folder else ""
+    # Name the file only when it is not the folder's own (a parent, say).
+    own = (folder, os.path.join(folder, LOCK_NAME))
+    where = f" ({error.filename})" if error.filename and error.filename not in own else ""
     if error.errno in (errno.EACCES, errno.EPERM):
         return UsageError(
             f"{flag} {folder}: permission denied{where}; choose a folder you can write to "
@@ -199,11 +202,12 @@ def _make_folder(flag: str, folder: str) -> None:
         parent = os.path.dirname(os.path.abspath(folder))
         while not os.path.isfile(blocker) and parent != blocker:
             blocker, parent = parent, os.path.dirname(parent)
-        what = (
-            "is a file, not a folder"
-            if blocker == folder
-            else f"cannot be made: {blocker} is a file"
-        )
+        if blocker == folder:
+            what = "is a file, not a folder"
+        elif os.path.isfile(blocker):
+            what = f"cannot be made: {blocker} is a file"
+        else:  # gone since: say what there was
+            what = "cannot be made: a file stood in its way"
         raise UsageError(f"{flag} {folder} {what}; remove it or choose another folder") from None
     except OSError as e:
         raise _cannot_write(flag, folder, e) from e
