@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -189,6 +190,41 @@ def test_a_read_only_file_system_is_one_line_before_anything_runs(
         out = mount / "out"
         line = _one_line(command, argv_for(command, str(inputs), str(out)), capsys)
     assert f"--output_dir {out} is on a read-only file system; choose a writable folder" in line
+
+
+def test_permission_denied_as_another_user(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """As root, the EACCES case runs the real command as ``nobody`` (root writes anywhere)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (the in-process cases cover other users)")
+    shared = Path(tempfile.mkdtemp(prefix="outputs-eacces-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        inputs = _big_inputs(shared / "in")
+        out = shared / "out"
+        out.mkdir(mode=0o555)
+        out.chmod(0o555)
+        for path in (inputs, *inputs.iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        command = [sys.executable, "-m", "datathon_etl.framework.pipelines.decompress"]
+        done = subprocess.run(
+            [
+                *("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"),
+                *command,
+                *argv_for("decompress", str(inputs), str(out)),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "HOME": str(shared)},
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"decompress: --output_dir {out}: permission denied; choose a folder you can "
+            "write to or change its permissions"
+        ]
+        assert list(out.iterdir()) == []
+    finally:
+        shutil.rmtree(shared)
 
 
 def _overlap_cases() -> list[tuple[str, list[str], str]]:
