@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TextIO
 
 import attrs
-from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystem import BeamIOError, FileSystem
 
 from datathon_etl.framework.manifest import EXIT_USAGE, LOCK_NAME, UsageError
 
@@ -118,27 +118,42 @@ def _can_match_under(pattern: str, folder: str) -> bool:
     return False  # the pattern ends at the folder or above it
 
 
-def check_apart(outputs: Locations, inputs: Locations) -> None:
+def _can_match(pattern: str, path: str) -> bool:
+    """Whether the glob ``pattern`` matches the file ``path`` (normalised)."""
+    wildcard = _WILDCARD.search(pattern)
+    head = pattern[: wildcard.start()] if wildcard else pattern
+    cut = head.rfind("/") + 1
+    root, rest = _normal(pattern[:cut]), pattern[cut:]
+    if not _within(path, root) or path == root:
+        return False
+    relative = path[len(root) :].lstrip("/")
+    return re.fullmatch(FileSystem.translate_pattern(rest), relative) is not None
+
+
+def check_apart(outputs: Locations, inputs: Locations, *, files: Locations | None = None) -> None:
     """Refuses an output folder that an input glob can match files under.
 
     Args:
         outputs: Output folders by flag (local or ``gs://``).
         inputs: Input globs by flag, in Beam's syntax (an ``--input_prefix``
             folder as its ``folder/**`` glob).
+        files: Output files outside those folders by flag (a DuckDB
+            database), refused when an input glob matches them.
 
     Raises:
         UsageError: Naming the output and the input that overlap.
     """
-    for out_flag, folder in _flat(outputs):
-        normal = _normal(folder)
+    checks: list[tuple[str, str, Callable[[str, str], bool]]]
+    checks = [(flag, uri, _can_match_under) for flag, uri in _flat(outputs)]
+    checks += [(flag, uri, _can_match) for flag, uri in _flat(files or {})]
+    for out_flag, output, overlaps in checks:
+        normal = _normal(output)
         for in_flag, pattern in _flat(inputs):
-            if _is_local(pattern) != _is_local(folder):
-                continue
-            if _can_match_under(pattern, normal):
+            if _is_local(pattern) == _is_local(output) and overlaps(pattern, normal):
                 raise UsageError(
-                    f"{out_flag} {folder} overlaps {in_flag} {pattern!r}: a run must not "
-                    "read its own outputs or write over its inputs; choose an output folder "
-                    "outside the inputs' folders"
+                    f"{out_flag} {output} overlaps {in_flag} {pattern!r}: a run must not "
+                    "read its own outputs or write over its inputs; write outside the "
+                    "inputs' folders"
                 )
 
 

@@ -262,6 +262,14 @@ def _overlap_cases() -> list[tuple[str, list[str], str]]:
             [*argv_for("mimic_cxr_jpg ingest", "IN", "/elsewhere"), "--output_jpg_dir", "IN/jpg"],
             "--output_jpg_dir IN/jpg overlaps --input_tars 'IN/jpg/*.tar'",
         ),
+        (
+            "mimic_cxr ingest",
+            [
+                *("--input_prefix", "IN/", "--input_csv", "IN/*.csv.gz"),
+                *("--output_dir", "/elsewhere", "--output_table", "IN/t.duckdb:labels"),
+            ],
+            "--output_table IN/t.duckdb overlaps --input_prefix 'IN/**'",
+        ),
     ]
 
 
@@ -315,6 +323,28 @@ def test_which_outputs_overlap_which_inputs(
             check_apart({"--output_dir": output}, {"--input_x": pattern})
     else:
         check_apart({"--output_dir": output}, {"--input_x": pattern})
+
+
+@pytest.mark.parametrize(
+    ("output", "pattern", "overlaps"),
+    [
+        ("in/tables.duckdb", "in/**", True),
+        ("in/labels.csv.gz", "in/*.csv.gz", True),  # the table would replace an input
+        ("in/sub/t.duckdb", "in/*.duckdb", False),
+        ("out/t.duckdb", "in/**", False),
+        ("in", "in/**", False),
+    ],
+)
+def test_which_output_files_overlap_which_inputs(
+    output: str, pattern: str, overlaps: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An output file (a DuckDB database) overlaps an input glob that matches it."""
+    monkeypatch.chdir(tmp_path)
+    if overlaps:
+        with pytest.raises(UsageError, match=f"--output_table {output} overlaps --input_x"):
+            check_apart({}, {"--input_x": pattern}, files={"--output_table": output})
+    else:
+        check_apart({}, {"--input_x": pattern}, files={"--output_table": output})
 
 
 def test_overlap_is_found_through_links_and_relative_paths(

@@ -80,6 +80,7 @@ from datathon_etl.framework.sources.options import (
 from datathon_etl.framework.tables import (
     BigQueryTable,
     BigQueryWriteMethod,
+    DuckDBTable,
     WriteTable,
     parse_table_spec,
 )
@@ -382,6 +383,9 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
             "--input_tars": tar_options.input_tars,
             "--input_prefix": [input_glob(prefix) for prefix in prefixes],
             "--input_csv": ingest.input_csv,
+        },
+        files={
+            "--output_table": table_spec.database if isinstance(table_spec, DuckDBTable) else None
         },
     )
     return job
