@@ -10,20 +10,25 @@ bundles count, a retried one is not counted twice) and works the same on
 every runner, `--direct_running_mode=multi_processing` included.
 
 After the run, `finish_run` turns the counts into a `Manifest`, writes it as
-``<output_dir>/_manifest.json`` (last, so its presence means the run
-finished), prints a summary and picks the exit code: `EXIT_OK`, or
-`EXIT_FAILED` when the counts do not add up (``input = written + skipped +
-quarantined`` per stage) or more than ``--max_bad_fraction`` of all inputs
-were quarantined. `EXIT_USAGE` is for bad flags and inputs, found by
-`match_inputs` and the pipelines before anything runs. A Dataflow run
+``<output_dir>/_manifest.json`` (renamed into place last, so its presence
+means the run finished and its outputs are complete), prints a summary and
+picks the exit code: `EXIT_OK`; `EXIT_FAILED` when more than
+``--max_bad_fraction`` of all inputs were quarantined (the manifest is
+written: every input is accounted for), or when the counts do not add up
+(``input = written + skipped + quarantined`` per stage; no manifest then:
+records are missing). `EXIT_USAGE` is for bad flags and inputs, found by
+`match_inputs` and the pipelines before anything runs, and for output
+folders that cannot be written (see `datathon_etl.framework.output_folders`,
+which also owns the claim that keeps a second run out). A Dataflow run
 that the driver does not see finish (``--dry_run``, ``--template_location``,
 ``--no_wait_until_finish``; see `no_counts_reason`) has no counts:
 `finish_run` says so and writes no manifest.
 
 Layout of ``--output_dir``: the outputs, plus the reserved names
 ``_manifest.json``, ``_quarantine/`` (JSON lines, see
-`datathon_etl.framework.quarantine`) and ``_tmp/`` (scratch, deleted at the
-end of a successful run).
+`datathon_etl.framework.quarantine`), ``_tmp/`` (scratch, deleted at the
+end of a successful run and at the start of the next) and ``_run.lock``
+(held while a run writes there).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "IMAGES",
+    "LOCK_NAME",
     "RESERVED_NAMES",
     "TFRECORD_SHARDS",
     "Manifest",
@@ -100,7 +106,9 @@ MANIFEST_NAME: Final = "_manifest.json"
 QUARANTINE_DIR: Final = "_quarantine"
 TEMP_DIR: Final = "_tmp"
 JSONL: Final = ".jsonl"
-RESERVED_NAMES: Final = frozenset({MANIFEST_NAME, QUARANTINE_DIR, TEMP_DIR})
+LOCK_NAME: Final = "_run.lock"
+"""The file a run holds locked in each output folder (`datathon_etl.framework.output_folders`)."""
+RESERVED_NAMES: Final = frozenset({MANIFEST_NAME, QUARANTINE_DIR, TEMP_DIR, LOCK_NAME})
 """Top-level names under ``--output_dir`` that no output may take."""
 
 
@@ -281,10 +289,18 @@ class Manifest:
         stages = {name: StageCounts(**counts) for name, counts in data["stages"].items()}
         return cls(data["pipeline"], stages, data.get("parameters", {}))
 
-    def write(self, uri: str) -> None:
-        """Writes `to_json` to ``uri`` (through Beam's FileSystems)."""
-        with FileSystems.create(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    def write(self, uri: str, temp_dir: str | None = None) -> None:
+        """Writes `to_json` to ``uri`` (through Beam's FileSystems).
+
+        Given ``temp_dir`` (on ``uri``'s filesystem), the file is written
+        there and renamed to ``uri`` once complete: a write that fails (a full
+        disk) leaves no partial manifest.
+        """
+        target = f"{temp_dir}/{MANIFEST_NAME}" if temp_dir else uri
+        with FileSystems.create(target, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             f.write(self.to_json().encode("utf-8"))
+        if target != uri:
+            FileSystems.rename([target], [uri])
 
     @classmethod
     def read(cls, uri: str) -> Manifest:
@@ -417,11 +433,15 @@ class RunLayout:
         return relative.split("/", 1)[0] in RESERVED_NAMES
 
     def prepare(self) -> None:
-        """Removes an earlier run's manifest and quarantine: neither may pass for this run's.
+        """Removes an earlier run's manifest, quarantine and scratch files.
 
+        Neither manifest nor quarantine may pass for this run's; scratch files
+        are what a failed run left (the folder is this run's alone once
+        claimed: `datathon_etl.framework.output_folders.claim_outputs`).
         Makes the quarantine and scratch folders of a local ``output_dir``
         (`WriteRunRecords` moves its files into them).
         """
+        delete_tree(f"{self.output_dir}/{TEMP_DIR}")
         delete_tree(self.quarantine_dir)
         if FileSystems.exists(self.manifest_uri):
             FileSystems.delete([self.manifest_uri])
@@ -637,9 +657,11 @@ def finish_run(
 ) -> int:
     """After a successful pipeline: writes the manifest last, prints, returns the exit code.
 
-    Given the run's ``options``, a Dataflow run the driver did not see finish
-    (see `no_counts_reason`) reads no counts and writes no manifest: it says
-    so and returns `EXIT_OK`.
+    Counts that do not add up write no manifest (records are missing, so the
+    outputs are not complete): the problems are printed and the result is
+    `EXIT_FAILED`. Given the run's ``options``, a Dataflow run the driver did
+    not see finish (see `no_counts_reason`) reads no counts and writes no
+    manifest: it says so and returns `EXIT_OK`.
     """
     out = out or sys.stdout
     err = err or sys.stderr
@@ -649,13 +671,17 @@ def finish_run(
         return EXIT_OK
     manifest = Manifest.from_tallies(pipeline, read_tallies(layout.tallies_prefix), parameters)
     layout.finish_quarantine()
-    layout.cleanup()
-    manifest.write(layout.manifest_uri)
     print(manifest.summary(), file=out)
-    print(f"{pipeline}: manifest {layout.manifest_uri}", file=out)
     if problems := manifest.problems():
-        print(f"{pipeline}: counts do not add up: {'; '.join(problems)}", file=err)
+        layout.cleanup()
+        print(
+            f"{pipeline}: counts do not add up, so no manifest was written: {'; '.join(problems)}",
+            file=err,
+        )
         return EXIT_FAILED
+    manifest.write(layout.manifest_uri, layout.temp_dir)
+    layout.cleanup()
+    print(f"{pipeline}: manifest {layout.manifest_uri}", file=out)
     bad, total = manifest.quarantined_total, manifest.input_total
     if bad:
         print(f"{pipeline}: {bad} quarantined, see {layout.quarantine_dir}/", file=out)

@@ -265,9 +265,11 @@ def test_a_failed_run_leaves_no_manifest(sample, tmp_path):
     out = tmp_path / "out"
     assert main(_args(sample, out, "--max_bad_fraction", "1")) == 0
     assert (out / "_manifest.json").exists()
-    # A file where the JPG tree's first folder must go makes every image write fail.
+    # A file where the JPG tree's first folder must go makes every image write fail
+    # (a file in the JPG folder's own place is refused before the run starts).
     (out / "jpg").rename(out / "jpg-old")
-    (out / "jpg").write_text("not a folder")
+    (out / "jpg").mkdir()
+    (out / "jpg" / "train").write_text("not a folder")
     with pytest.raises(Exception):  # noqa: B017, PT011 - the runner's own error type
         main(_args(sample, out, "--max_bad_fraction", "1"))
     assert not (out / "_manifest.json").exists()

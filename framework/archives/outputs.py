@@ -21,6 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from datathon_etl.framework.output_folders import storage_failure
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
 
 __all__ = [
@@ -45,7 +46,11 @@ class UnsafePathError(ValueError):
 
 
 class OutputWriteError(Exception):
-    """Writing an output file failed (e.g. a file stands where a folder must go)."""
+    """Writing an output file failed (e.g. a file stands where a folder must go).
+
+    Not for a full or read-only disk: that error propagates as it is and
+    stops the run (`datathon_etl.framework.output_folders.guarded`).
+    """
 
 
 def printable(name: str) -> str:
@@ -104,8 +109,16 @@ class _Sink:
         try:
             self._handle.write(data)
         except (OSError, BeamIOError) as e:
+            _raise_storage_failure(e)
             raise OutputWriteError(f"{self.uri}: {e}") from e
         self.bytes_written += len(data)
+
+
+def _raise_storage_failure(error: OSError | BeamIOError) -> None:
+    # A full or read-only disk is no one file's fault: it stops the run
+    # (one line, no manifest) rather than quarantining every file after it.
+    if storage_failure(error) is not None:
+        raise error
 
 
 def _delete_quietly(uri: str) -> None:
@@ -135,6 +148,7 @@ def staged_file(temp_dir: str) -> Iterator[_Sink]:
     try:
         handle = FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED)
     except (OSError, BeamIOError) as e:
+        _raise_storage_failure(e)
         raise OutputWriteError(f"{temp}: {e}") from e
     try:
         with handle:
@@ -156,6 +170,7 @@ def commit(staged: str, destination: str) -> None:
         FileSystems.rename([staged], [destination])
     except (OSError, BeamIOError) as e:
         _delete_quietly(staged)
+        _raise_storage_failure(e)
         raise OutputWriteError(f"{destination}: {e}") from e
 
 

@@ -68,6 +68,7 @@ from datathon_etl.framework.manifest import (
     no_counts_reason,
     read_run_lines,
 )
+from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
@@ -80,6 +81,7 @@ from datathon_etl.framework.sources.options import (
 from datathon_etl.framework.tables import (
     BigQueryTable,
     BigQueryWriteMethod,
+    DuckDBTable,
     WriteTable,
     parse_table_spec,
 )
@@ -365,7 +367,7 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
         image = image_spec_from_options(options)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    return IngestJob(
+    job = IngestJob(
         tars=tuple(sorted({path for paths in tars.values() for path in paths})),
         csvs=tuple(csv_files),
         layout=RunLayout(output_dir),
@@ -381,11 +383,35 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
         prefixes=tuple(prefixes),
         tables=tables,
     )
+    check_apart(
+        _output_folders(job),
+        {
+            "--input_tars": tar_options.input_tars,
+            "--input_prefix": [input_glob(prefix) for prefix in prefixes],
+            "--input_csv": ingest.input_csv,
+        },
+        files={
+            "--output_table": table_spec.database if isinstance(table_spec, DuckDBTable) else None
+        },
+    )
+    return job
+
+
+def _output_folders(job: IngestJob) -> dict[str, str | None]:
+    return {
+        "--output_dir": job.layout.output_dir,
+        "--output_jpg_dir": job.jpg_dir,
+        "--output_tfrecord_dir": job.tfrecord_dir,
+    }
 
 
 def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     """Parses flags, runs the ingestion of ``spec``'s dataset, returns the exit code."""
     prog = f"datathon-etl {spec.dataset} ingest"
+    return guarded(prog, lambda: _run(spec, prog, argv))
+
+
+def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
     try:
         options = parse_flags(
             prog,
@@ -411,6 +437,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     dry_run = is_dry_run(options)
     if not dry_run:  # a dry run builds the job and leaves the outputs alone
+        claim_outputs(_output_folders(job))
         job.layout.prepare()
         if job.tfrecord_dir:
             prepare_folders(job.tfrecord_dir, spec.partitions)

@@ -36,7 +36,8 @@ other files finish.
 ``<output_dir>/_manifest.json``, written last, counts one stage, ``files``:
 input = written + skipped + quarantined. Exit codes as for untar: 0; 1 when
 more than ``--max_bad_fraction`` of the files was quarantined or the counts
-do not add up; 2 for bad or unknown flags or a glob that matches nothing.
+do not add up; 2 for bad or unknown flags, a glob that matches nothing, an
+output folder that cannot be used, or a disk that fills up mid-run.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ from datathon_etl.framework.manifest import (
     is_dry_run,
     match_inputs,
 )
+from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
     QUARANTINE_TAG,
@@ -243,6 +245,10 @@ def _check_substitution(pattern: str, repl: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the decompress pipeline; returns the exit code (see the module docstring)."""
+    return guarded(PIPELINE, lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         options = parse_flags(
             f"datathon-etl {PIPELINE}",
@@ -260,12 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             options, locations={"--input_pattern": patterns, "--output_dir": output_dir}
         )
         matched = match_inputs(patterns, "--input_pattern")
+        check_apart({"--output_dir": output_dir}, {"--input_pattern": patterns})
     except UsageError as e:
         print(f"{PIPELINE}: {e}", file=sys.stderr)
         return EXIT_USAGE
 
     layout = RunLayout(output_dir)
     if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
+        claim_outputs({"--output_dir": output_dir})
         layout.prepare()
     with beam.Pipeline(options=options) as p:
         build_pipeline(

@@ -58,6 +58,7 @@ from datathon_etl.framework.manifest import (
     is_dry_run,
     no_counts_reason,
 )
+from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
 from datathon_etl.framework.schema import SchemaError, UnsupportedTypeError
@@ -239,6 +240,10 @@ def _job(options: PipelineOptions) -> _Job:
     tfrecord_dir = output_tfrecord_dir.rstrip("/")
     output_dir = (options.view_as(OutputOptions).output_dir or tfrecord_dir).rstrip("/")
     _preflight(options, own.input_prefix, tfrecord_dir, output_dir)
+    check_apart(
+        {"--output_tfrecord_dir": tfrecord_dir, "--output_dir": output_dir},
+        {"--input_prefix": [input_glob(pattern) for pattern in own.input_prefix]},
+    )
     for pattern in own.input_prefix:
         try:
             (found,) = FileSystems.match([input_glob(pattern)], limits=[1])
@@ -279,6 +284,10 @@ def _job(options: PipelineOptions) -> _Job:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the pipeline; returns the exit code (0, 1 for refusals past the limit, 2 usage)."""
     prog = f"datathon-etl {PIPELINE}"
+    return guarded(prog, lambda: _main(prog, argv))
+
+
+def _main(prog: str, argv: Sequence[str] | None) -> int:
     try:
         options = parse_flags(
             prog,
@@ -302,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     dry_run = is_dry_run(options)
     if not dry_run:  # a dry run builds the job and leaves the outputs alone
+        claim_outputs(
+            {"--output_dir": job.layout.output_dir, "--output_tfrecord_dir": job.tfrecord_dir}
+        )
         job.layout.prepare()
         prepare_folders(job.tfrecord_dir, [""])
     roots = [input_root(pattern) for pattern in job.patterns]

@@ -31,8 +31,10 @@ only their names are shuffled; the winner's file is then renamed into place.
 (input = written, i.e. read to the end, + quarantined as truncated or
 corrupt) and ``members`` (input = written + skipped + quarantined). Exit
 codes: 0; 1 when more than ``--max_bad_fraction`` of all inputs was
-quarantined or the counts do not add up; 2 for bad or unknown flags or a
-glob that matches nothing (checked before the pipeline is built).
+quarantined or the counts do not add up; 2 for bad or unknown flags, a
+glob that matches nothing or an output folder that cannot be used (checked
+before the pipeline is built: see `datathon_etl.framework.output_folders`),
+and for a disk that fills up mid-run.
 
 Flags: `TarOptions` (``--input_tars``, ``--max_member_bytes``),
 `MatchOptions` (``--path_match_regex``), `OutputOptions` (``--output_dir``,
@@ -77,6 +79,7 @@ from datathon_etl.framework.manifest import (
     is_dry_run,
     match_inputs,
 )
+from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
     QUARANTINE_TAG,
@@ -176,6 +179,10 @@ def build_pipeline(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the untar pipeline; returns the exit code (see the module docstring)."""
+    return guarded(PIPELINE, lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         options = parse_flags(
             f"datathon-etl {PIPELINE}",
@@ -192,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             options, locations={"--input_tars": tars.input_tars, "--output_dir": output_dir}
         )
         matched = match_inputs(tars.input_tars or [], "--input_tars")
+        check_apart({"--output_dir": output_dir}, {"--input_tars": tars.input_tars})
     except UsageError as e:
         print(f"{PIPELINE}: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -199,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     archives = sorted({path for paths in matched.values() for path in paths})
     layout = RunLayout(output_dir)
     if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
+        claim_outputs({"--output_dir": output_dir})
         layout.prepare()
     with beam.Pipeline(options=options) as p:
         build_pipeline(
