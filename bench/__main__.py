@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import ingest, transform
+from bench import ingest, scale, transform
 from bench._core import BenchResult
 from bench.inference import bench_inference
 
@@ -23,6 +23,7 @@ BENCHES: list[Callable[[], BenchResult]] = [
     ingest.bench_ingest_one_tar,
     ingest.bench_ingest_memory,
     bench_inference,
+    scale.bench_scale,
 ]
 """Every bench, in the order they run; a bench's name is its function's name
 without the ``bench_`` prefix."""

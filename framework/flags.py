@@ -36,7 +36,7 @@ from apache_beam.runners.runner import PipelineRunner
 
 from datathon_etl.framework.manifest import UsageError, is_dry_run, uses_dataflow
 
-__all__ = ["local_processes", "local_runner", "parse_flags"]
+__all__ = ["local_runner", "parse_flags"]
 
 BEAM_EPILOG = """\
 Beam's own flags pass through unchanged, e.g. --runner (by default Beam's
@@ -156,13 +156,3 @@ def _flush_whole_elements_only() -> None:
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = -1
-
-
-def local_processes(options: PipelineOptions) -> int:
-    """How many local worker processes share the work (1 unless multi_processing)."""
-    from apache_beam.options.pipeline_options import DirectOptions
-
-    direct = options.view_as(DirectOptions)
-    if direct.direct_running_mode != "multi_processing":
-        return 1
-    return max(int(direct.direct_num_workers or 1), 1)

@@ -17,7 +17,7 @@ from datathon_etl.framework.cpu_pool import CpuPool, cpu_pool
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.ingest import transforms
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
-from datathon_etl.framework.ingest.transforms import ROWS_TAG, TransformFn
+from datathon_etl.framework.ingest.transforms import ROWS_TAG, Progress, TransformFn
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Reason
 from datathon_etl.framework.schema.example import Example
 
@@ -95,7 +95,7 @@ def test_transform_keeps_input_order_and_routes_refusals(
     bad.write_bytes(good[0].read_bytes()[:200])
     uris = [str(good[0]), str(bad), str(good[1]), str(good[0]), str(good[1])]
     elements = [_element(f"img{i}.png", uri, f"labels.csv:{i + 2}") for i, uri in enumerate(uris)]
-    fn = TransformFn("test", ImageSpec(32, 32), run_id="order")
+    fn = TransformFn(ImageSpec(32, 32), Progress("order", "test"))
 
     from_process, from_finish = _run_bundle(fn, elements)
 

@@ -12,7 +12,7 @@ import gzip
 import io
 import random
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -87,6 +87,7 @@ def write_sample(
     seed: int = 0,
     defects: bool = False,
     images_per_tar: int = 40,
+    jpeg: Callable[[int, int, int], bytes] = synthetic_cxr_jpeg,
 ) -> Sample:
     """Writes a synthetic legacy-layout sample.
 
@@ -101,6 +102,8 @@ def write_sample(
             conflicting duplicate label row, an unknown label code, a corrupt
             JPEG and a member whose path does not parse.
         images_per_tar: Images per tar file, like the release's ``train_p10.tar``.
+        jpeg: Makes an image's bytes from (seed, height, width); a bench at
+            scale passes one that cycles through a few made in advance.
 
     Returns:
         What was written.
@@ -114,7 +117,7 @@ def write_sample(
     for index, key in enumerate(keys):
         height, width = FULL_SIZE if index < full_size else (300 + index % 7, 256 + index % 5)
         path = format_path(key)
-        members.append((path, synthetic_cxr_jpeg(seed * 100_003 + index, height, width)))
+        members.append((path, jpeg(seed * 100_003 + index, height, width)))
         rows[key.dataset].append([path, key.view.name.lower(), *_label_cells(rng)])
 
     found: dict[str, str] = {}

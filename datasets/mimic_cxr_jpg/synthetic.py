@@ -14,7 +14,7 @@ import gzip
 import io
 import random
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -194,6 +194,8 @@ def write_sample(
     seed: int = 0,
     defects: bool = True,
     images_per_tar: int = 20,
+    jpeg: Callable[[int, int, int], bytes] = synthetic_cxr_jpeg,
+    tars: bool = True,
 ) -> Sample:
     """Writes a synthetic MIMIC-CXR-JPG 2.x sample.
 
@@ -209,6 +211,9 @@ def write_sample(
             unknown code, a label row without images, an identical duplicate
             label row, a corrupt JPEG, and a patient in two splits.
         images_per_tar: Images per tar file.
+        jpeg: Makes an image's bytes from (seed, height, width); a bench at
+            scale passes one that cycles through a few made in advance.
+        tars: Also pack the images in tars (the folder tree is always written).
 
     Returns:
         What was written.
@@ -265,21 +270,21 @@ def write_sample(
     for number, image in enumerate(i for s in studies for i in s.images):
         path = format_path(image.path)
         height, width = FULL_SIZE if number < full_size else image.size
-        data = synthetic_cxr_jpeg(seed * 100_003 + number, height, width)
+        data = jpeg(seed * 100_003 + number, height, width)
         files.append((path, data[:200] if path in corrupt else data))
     for path, data in files:
         target = out_dir / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    tars = []
-    for number, start in enumerate(range(0, len(files), images_per_tar)):
+    tar_paths = []
+    for number, start in enumerate(range(0, len(files), images_per_tar) if tars else ()):
         tar_path = out_dir / f"mimic-cxr-jpg-files-part{number:02d}.tar"
         with tarfile.open(tar_path, "w", format=tarfile.GNU_FORMAT) as tar:
             for name, data in files[start : start + images_per_tar]:
                 info = tarfile.TarInfo(name)
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 tar.addfile(info, io.BytesIO(data))
-        tars.append(tar_path)
+        tar_paths.append(tar_path)
 
     all_images = [(s, i) for s in studies for i in s.images]
     metadata = [
@@ -315,4 +320,4 @@ def write_sample(
     unlabelled = tuple(
         format_path(i.path) for s, i in all_images if s.study_id in unlabelled_studies
     )
-    return Sample(out_dir, tuple(tars), csvs, written, unlabelled, tuple(leaked), found)
+    return Sample(out_dir, tuple(tar_paths), csvs, written, unlabelled, tuple(leaked), found)

@@ -28,7 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
-from datathon_etl.framework.flags import local_processes, parse_flags
+from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.assemble import (
@@ -119,8 +119,6 @@ class IngestJob:
         bigquery_method: How rows reach a BigQuery table.
         path_match_regex: Only matching tar members are read.
         max_member_bytes: Larger tar members are quarantined.
-        expected_images: Label rows counted up front, for progress lines.
-        processes: Local worker processes, for progress lines.
         prefixes: Folders or globs of image files (``--input_prefix``).
         tables: Per study: each per-image table's CSV URIs, by table name.
     """
@@ -135,8 +133,6 @@ class IngestJob:
     bigquery_method: BigQueryWriteMethod = BigQueryWriteMethod.FILE_LOADS
     path_match_regex: str | None = None
     max_member_bytes: int = 2**31
-    expected_images: int | None = None
-    processes: int = 1
     prefixes: tuple[str, ...] = ()
     tables: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
 
@@ -200,8 +196,6 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         f"{spec.dataset} ingest",
         job.image,
         job.layout.run_id,
-        job.expected_images,
-        job.processes,
         JoinCodec(spec.key_type, spec.labels_type),
     )
     if spec.study_labels is None:
@@ -273,16 +267,6 @@ def _write_table(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -
     )
 
 
-def _count_rows(csvs: Sequence[str]) -> int:
-    from datathon_etl.framework.sources.csv_rows import open_text
-
-    total = 0
-    for uri in csvs:
-        with open_text(uri) as text:
-            total += max(sum(1 for _ in text) - 1, 0)
-    return total
-
-
 def _check_prefixes(prefixes: Sequence[str]) -> None:
     for pattern in prefixes:
         try:
@@ -305,13 +289,13 @@ def _check_columns(uris: Sequence[str], columns: Sequence[str]) -> None:
 
 def _study_csvs(
     spec: IngestSpec, csv_files: list[str], labels_source: str | None
-) -> tuple[list[str], dict[str, tuple[str, ...]], list[str]]:
-    """Returns (label CSVs, per-image tables' CSVs, CSVs counted for progress), checked."""
+) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """Returns (label CSVs, per-image tables' CSVs), checked."""
     if spec.study_labels is None:
         if labels_source is not None:
             raise UsageError(f"--labels_source: {spec.dataset} has one kind of label file")
         _check_columns(csv_files, spec.csv_columns)
-        return csv_files, {}, csv_files
+        return csv_files, {}
     try:
         tables, labels = csv_roles(spec.study_labels, csv_files, labels_source)
     except ValueError as e:
@@ -319,8 +303,7 @@ def _study_csvs(
     for table in spec.study_labels.tables:
         _check_columns(tables[table.name], table.columns)
     _check_columns(labels, spec.csv_columns)
-    # The first table (the metadata) has one row per image.
-    return list(labels), tables, list(tables[spec.study_labels.tables[0].name])
+    return list(labels), tables
 
 
 def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
@@ -355,7 +338,7 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
         tars = match_inputs(tar_options.input_tars or [], "--input_tars")
     _check_prefixes(prefixes)
     csvs = match_inputs(ingest.input_csv or [], "--input_csv")
-    csv_files, tables, counted = _study_csvs(
+    csv_files, tables = _study_csvs(
         spec,
         sorted({path for paths in csvs.values() for path in paths}),
         options.view_as(StudyLabelsOptions).labels_source,
@@ -378,8 +361,6 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
         bigquery_method=method,
         path_match_regex=regex,
         max_member_bytes=tar_options.max_member_bytes,
-        expected_images=_count_rows(counted),
-        processes=local_processes(options),
         prefixes=tuple(prefixes),
         tables=tables,
     )
@@ -444,8 +425,7 @@ def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
     folders = f", {len(job.prefixes)} image folder(s)" if job.prefixes else ""
     tables = "".join(f", {len(uris)} {name} file(s)" for name, uris in job.tables.items())
     print(
-        f"{prog}: {len(job.tars)} tar file(s){folders}{tables}, {len(job.csvs)} label file(s); "
-        f"{job.expected_images} images expected",
+        f"{prog}: {len(job.tars)} tar file(s){folders}{tables}, {len(job.csvs)} label file(s)",
         flush=True,
     )
     with beam.Pipeline(options=options) as p:

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from typing import Any, ClassVar, NamedTuple
 
 import apache_beam as beam
+import attrs
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -122,15 +123,69 @@ class KeyImageFn(beam.DoFn):
         yield self._spec.format_path(key), ImageItem(member.source, key, ref)
 
 
+@attrs.frozen
+class Progress:
+    """Prints images done, rate and time left from each worker process, every few seconds.
+
+    The join counts the images it packs (`found`); every image then counts as
+    done once written or refused (`done`). On the local runners the join's
+    grouping ends before the first image is transformed, so the count found in
+    a process is its whole share by then. State is per run and process, shared
+    by the threads that run bundles.
+
+    Attributes:
+        run_id: Identifies the run.
+        label: Starts each line (``mimic_cxr ingest``).
+    """
+
+    run_id: str
+    label: str
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    # run id -> [found, done, when the first was done, last print]
+    _runs: ClassVar[dict[str, list[float]]] = {}
+
+    def found(self) -> None:
+        """Counts one image the join will decide on."""
+        with self._lock:
+            self._runs.setdefault(self.run_id, [0, 0, 0.0, 0.0])[0] += 1
+
+    def done(self, count: int = 1) -> None:
+        """Counts images written or refused; prints a line every few seconds."""
+        now = time.monotonic()
+        with self._lock:
+            state = self._runs.setdefault(self.run_id, [0, 0, 0.0, 0.0])
+            if not state[1]:
+                state[2] = state[3] = now
+            state[1] += count
+            if now - state[3] < 5.0:
+                return
+            state[3] = now
+            found, done = int(state[0]), int(state[1])
+            rate = done / max(now - state[2], 1e-9)
+        left = max(found - done, 0) / rate
+        print(
+            f"{self.label}: {done} of {found} images done in this process, {rate:.1f}/s, "
+            f"about {left:.0f} s left [pid {os.getpid()}]",
+            flush=True,
+        )
+
+
+def _pack_image(pair: tuple[str, ImageItem[Any]], codec: JoinCodec, progress: Progress) -> Any:
+    progress.found()
+    return codec.pack_image(pair)
+
+
 class DecideFn(beam.DoFn):
     """``(path, {"images": [...], "rows": [...]})``, packed -> the pairs that make examples.
 
     Refused images go to the quarantine output, refused rows to `ROWS_TAG`.
     """
 
-    def __init__(self, codec: JoinCodec) -> None:
+    def __init__(self, codec: JoinCodec, progress: Progress) -> None:
         super().__init__()
         self._codec = codec
+        self._progress = progress
 
     def process(self, element: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
         """Applies `decide` to one path."""
@@ -138,39 +193,14 @@ class DecideFn(beam.DoFn):
         images = [self._codec.unpack_image(packed) for packed in group["images"]]
         rows = [self._codec.unpack_row(packed) for packed in group["rows"]]
         decision = decide(path, images, rows)
+        if decision.images:
+            self._progress.done(len(decision.images))
         for record in decision.images:
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, record)
         for record in decision.rows:
             yield beam.pvalue.TaggedOutput(ROWS_TAG, record)
         if decision.example is not None:
             yield path, decision.example
-
-
-class _Progress:
-    """Prints images done and rate from each worker process, every few seconds.
-
-    One counter per run and process, shared by the threads that run bundles.
-    """
-
-    _lock = threading.Lock()
-    _runs: ClassVar[dict[str, list[float]]] = {}  # run id -> [done, started, last print]
-
-    @classmethod
-    def tick(cls, run_id: str, label: str, expected: int | None, processes: int) -> None:
-        with cls._lock:
-            now = time.monotonic()
-            state = cls._runs.setdefault(run_id, [0, now, now])
-            state[0] += 1
-            if now - state[2] < 5.0:
-                return
-            state[2] = now
-            done, rate = int(state[0]), state[0] / max(now - state[1], 1e-9)
-        line = f"{label}: {done} images done in this process, {rate:.1f}/s"
-        if expected:
-            # Work spreads evenly over the processes, so each does about its share.
-            left = max(expected / processes - done, 0) / rate
-            line += f", about {left:.0f} s left ({expected} images in all)"
-        print(f"{line} [pid {os.getpid()}]", flush=True)
 
 
 class TransformFn(beam.DoFn):
@@ -189,20 +219,10 @@ class TransformFn(beam.DoFn):
     thread in flight; results come out in input order.
     """
 
-    def __init__(
-        self,
-        label: str,
-        image: ImageSpec,
-        run_id: str,
-        expected: int | None = None,
-        processes: int = 1,
-    ) -> None:
+    def __init__(self, image: ImageSpec, progress: Progress) -> None:
         super().__init__()
-        self._label = label
         self._image = image
-        self._run_id = run_id
-        self._expected = expected
-        self._processes = max(processes, 1)
+        self._progress = progress
         self._written = Metrics.counter("datathon_etl", "images_written")
         self._refused = Metrics.counter("datathon_etl", "images_quarantined")
 
@@ -261,13 +281,14 @@ class TransformFn(beam.DoFn):
             yield from self._refuse(path, item, record, e)
             return
         self._written.inc()
-        _Progress.tick(self._run_id, self._label, self._expected, self._processes)
+        self._progress.done()
         yield Example(image=data, path=path, key=item.key, labels=record.labels)
 
     def _refuse(
         self, path: str, item: ImageItem[Any], record: LabelRecord[Any, Any], e: ImageError
     ) -> Iterator[Any]:
         self._refused.inc()
+        self._progress.done()
         yield _refuse(path, Stage.DECODE, e.reason, e.detail, item.source)
         detail = f"its image {item.source} was refused: {e.detail}"
         row = Quarantined(path, Stage.DECODE, e.reason, detail, record.where)
@@ -314,35 +335,28 @@ class JoinAndTransform(beam.PTransform):
         label: Names the run in progress lines.
         image: The image transform.
         run_id: Identifies the run (progress counters are per run).
-        expected: The number of images expected, for progress lines.
-        processes: Local worker processes sharing the work, for progress lines.
         codec: Packs the records that the join holds (by default: keys and
             labels that are plain values already).
     """
 
     def __init__(
-        self,
-        label: str,
-        image: ImageSpec,
-        run_id: str,
-        expected: int | None = None,
-        processes: int = 1,
-        codec: JoinCodec | None = None,
+        self, label: str, image: ImageSpec, run_id: str, codec: JoinCodec | None = None
     ) -> None:
         super().__init__()
-        self._transform = TransformFn(label, image, run_id, expected, processes)
+        self._progress = Progress(run_id, label)
+        self._transform = TransformFn(image, self._progress)
         self._codec = codec or JoinCodec()
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> LabelledImages:
         """Joins on path (small packed references only), decides, then reads and transforms."""
         images, rows = inputs
         joined = {
-            "images": images | "PackImages" >> beam.Map(self._codec.pack_image),
+            "images": images | "PackImages" >> beam.Map(_pack_image, self._codec, self._progress),
             "rows": rows | "PackRows" >> beam.Map(self._codec.pack_row),
         } | "JoinOnPath" >> beam.CoGroupByKey()
-        decided = joined | "Decide" >> beam.ParDo(DecideFn(self._codec)).with_outputs(
-            QUARANTINE_TAG, ROWS_TAG, main="pairs"
-        )
+        decided = joined | "Decide" >> beam.ParDo(
+            DecideFn(self._codec, self._progress)
+        ).with_outputs(QUARANTINE_TAG, ROWS_TAG, main="pairs")
         transformed = decided.pairs | "Transform" >> beam.ParDo(self._transform).with_outputs(
             QUARANTINE_TAG, ROWS_TAG, main="examples"
         )

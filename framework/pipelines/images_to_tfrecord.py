@@ -39,7 +39,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import local_processes, parse_flags
+from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
@@ -105,7 +105,6 @@ class _Job:
     image: ImageSpec
     specs: tuple[FeatureSpec, ...]
     path_match_regex: str | None
-    processes: int = 1
 
 
 class _EncodeFn(beam.DoFn):
@@ -163,7 +162,7 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
     rows = p | "LabelRows" >> beam.Create(_key_rows(valid, roots))
     bad_rows = p | "NullPaths" >> beam.Create(_null_paths(job.labels))
     labelled = (files.images, rows) | "JoinAndTransform" >> JoinAndTransform(
-        PIPELINE, job.image, job.layout.run_id, job.labels.num_rows, job.processes
+        PIPELINE, job.image, job.layout.run_id
     )
     image_feature = f"{'jpg' if job.image.format is ImageFormat.JPEG else 'png'}_bytes"
     _ = (
@@ -277,7 +276,6 @@ def _job(options: PipelineOptions) -> _Job:
         image=image,
         specs=feature_specs(labels.schema, image_feature),
         path_match_regex=regex,
-        processes=local_processes(options),
     )
 
 
