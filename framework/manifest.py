@@ -62,6 +62,7 @@ from datathon_etl.framework.sharded_files import (
     ensure_a_shard,
     make_local_folders,
 )
+from datathon_etl.framework.sources.regular_files import NotARegularFileError, check_regular_file
 
 __all__ = [
     "EXIT_FAILED",
@@ -369,7 +370,9 @@ def match_inputs(patterns: Sequence[str], flag: str) -> dict[str, list[str]]:
     """Returns the files each glob matches (Beam's syntax: ``**`` crosses folders), sorted.
 
     Raises:
-        UsageError: No pattern given, or one that matches nothing.
+        UsageError: No pattern given, one that matches nothing, or a match
+            that is a FIFO, a device or a link to one (never opened: it
+            could hang the run or never end).
     """
     if not patterns:
         raise UsageError(f"{flag} is required")
@@ -382,6 +385,11 @@ def match_inputs(patterns: Sequence[str], flag: str) -> dict[str, list[str]]:
         paths = sorted(m.path for m in result.metadata_list)
         if not paths:
             raise UsageError(f"{flag}: {pattern!r} matches no file")
+        for path in paths:
+            try:
+                check_regular_file(path)
+            except NotARegularFileError as e:
+                raise UsageError(f"{flag}: {e}; name regular files only") from e
         found[pattern] = paths
     return found
 

@@ -51,6 +51,7 @@ class Reason(StrEnum):
     UNDECODABLE_IMAGE = "undecodable_image"
     TRUNCATED_IMAGE = "truncated_image"
     TOO_MANY_PIXELS = "too_many_pixels"
+    NOT_A_REGULAR_FILE = "not_a_regular_file"
     # Archives and compressed files.
     UNSAFE_MEMBER_PATH = "unsafe_member_path"
     LINK_MEMBER = "link_member"

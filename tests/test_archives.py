@@ -8,6 +8,7 @@ import io
 import lzma
 import os
 import tarfile
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from datathon_etl.framework.archives import (
     MemberRef,
     OutputWriteError,
     ReadTars,
+    StagedMember,
     UnsafePathError,
     atomic_create,
     output_path,
@@ -409,3 +411,89 @@ def test_index_tars_outputs_refs_for_plain_and_bytes_for_compressed(tmp_path: Pa
         index = p | beam.Create([plain, packed]) | IndexTars()
         assert_that(index.refs, equal_to([MemberRef(plain, "x.txt", offset, 1)]), label="Refs")
         assert_that(index.loaded, equal_to([LoadedMember(packed, "y.txt", b"y")]), label="Loaded")
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, made as they are read (a big member without holding it)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self._left)
+        buffer[:n] = bytes(n)
+        self._left -= n
+        return n
+
+
+def zeros_tar_gz(path: Path, size: int) -> str:
+    """A .tar.gz of one member of ``size`` zero bytes (it compresses about 1000:1)."""
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("big.bin")
+        info.size = size
+        tar.addfile(info, io.BufferedReader(_Zeros(size), 1 << 20))
+    return str(path)
+
+
+def peak_python_bytes(run: Any) -> int:
+    """The peak of Python's allocations while ``run()`` runs (tracemalloc: not timed)."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+BIG = 64 << 20
+
+
+@pytest.fixture(scope="module")
+def big_tar_gz(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return zeros_tar_gz(tmp_path_factory.mktemp("big") / "big.tar.gz", BIG)
+
+
+def test_staged_members_of_compressed_tars_never_sit_in_memory(
+    big_tar_gz: str, tmp_path: Path
+) -> None:
+    """With stage_dir, a 64 MiB member is copied in chunks: a few MiB of memory, not 64."""
+    items: list[Any] = []
+    peak = peak_python_bytes(lambda: items.extend(scan_tar(big_tar_gz, stage_dir=str(tmp_path))))
+    (staged,), records, summary = split(items)
+    assert isinstance(staged, StagedMember)
+    assert (staged.name, staged.size, records, summary.complete) == ("big.bin", BIG, [], True)
+    assert Path(staged.staged).read_bytes() == bytes(BIG)
+    assert peak < BIG // 8
+
+
+def test_loaded_members_of_compressed_tars_take_at_most_twice_their_size(big_tar_gz: str) -> None:
+    """Without stage_dir the member is in memory once, plus its chunks while they are joined."""
+    sizes: list[int] = []
+
+    def scan() -> None:
+        # Each item is dropped as soon as it is measured, as a fused step would.
+        sizes.extend(len(m.data) for m in scan_tar(big_tar_gz) if isinstance(m, LoadedMember))
+
+    peak = peak_python_bytes(scan)
+    assert sizes == [BIG]
+    assert peak < 2 * BIG + (BIG // 8)
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_a_huge_long_name_or_pax_header_is_refused_before_it_is_read(
+    tmp_path: Path, tar_format: int
+) -> None:
+    """Long names and pax headers are read whole by tarfile: over 1 MiB, the archive is refused."""
+    path = tmp_path / "x.tar.gz"
+    with tarfile.open(path, "w:gz", format=tar_format) as tar:
+        add(tar, "first.txt", b"kept")
+        add(tar, "d/" * (1 << 20) + "x.txt", b"long name")
+    items, records, summary = split(list(scan_tar(str(path))))
+    assert [m.name for m in items] == ["first.txt"]
+    assert [r.reason for r in records] == [Reason.CORRUPT_ARCHIVE]
+    assert "extended header" in records[0].detail
+    assert not summary.complete

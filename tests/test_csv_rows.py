@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from datathon_etl.framework.sources.csv_rows import missing_columns, read_csv_rows, read_header
+from datathon_etl.framework.sources.csv_rows import (
+    CsvFileError,
+    missing_columns,
+    read_csv_rows,
+    read_header,
+)
 
 GOOD = b"path,edema\na.jpg,1.0\nb.jpg,\n"
 
@@ -44,3 +50,47 @@ def test_untrustworthy_rows_are_flagged_not_dropped(tmp_path: Path, line: bytes,
     assert len(rows) == 3
     assert rows[2].problem == problem
     assert rows[2].where.endswith(":line 4")
+
+
+def test_a_cell_over_the_field_limit_flags_its_row_and_reading_goes_on(tmp_path: Path):
+    """The csv module's limit (131,072 characters) ends a row, not the file."""
+    path = tmp_path / "labels.csv"
+    path.write_bytes(GOOD + b"c.jpg," + b"9" * 131_073 + b"\nd.jpg,0.0\n")
+    rows = list(read_csv_rows(str(path)))
+    assert [(r.where.rsplit(":", 1)[1], r.problem is None) for r in rows] == [
+        ("line 2", True),
+        ("line 3", True),
+        ("line 4", False),
+        ("line 5", True),
+    ]
+    assert rows[2].cells == {}
+    assert rows[2].problem == "unreadable row: field larger than field limit (131072)"
+    assert rows[3].cells == {"path": "d.jpg", "edema": "0.0"}
+
+
+BAD_FILES: list[tuple[str, Callable[[], bytes], str]] = [
+    ("gzip_cut_short", lambda: gzip.compress(GOOD * 100)[:-20], "is cut short"),
+    (
+        "gzip_bad_crc",
+        lambda: gzip.compress(GOOD)[:-8] + b"\0\0\0\0" + gzip.compress(GOOD)[-4:],
+        "is corrupt",
+    ),
+    ("gzip_bad_deflate_data", lambda: gzip.compress(GOOD)[:10] + b"\xff" * 20, "is corrupt"),
+    ("repeated_name", lambda: b"path,edema,edema\na.jpg,1.0,0.0\n", "'edema' more than once"),
+    ("header_over_the_limit", lambda: b"path," + b"x" * 131_073 + b"\n", "unreadable header"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"), [row[1:] for row in BAD_FILES], ids=[row[0] for row in BAD_FILES]
+)
+def test_a_file_that_cannot_be_trusted_is_refused_whole(
+    tmp_path: Path, make: Callable[[], bytes], message: str
+):
+    """Damaged compression or an ambiguous header: one CsvFileError naming the file."""
+    path = tmp_path / "labels.csv.gz"
+    path.write_bytes(make())
+    with pytest.raises(CsvFileError) as caught:
+        missing_columns(str(path), ["path"])
+    assert str(caught.value).startswith(str(path))
+    assert message in str(caught.value)

@@ -152,6 +152,23 @@ def truncated(data: bytes, fraction: float = 0.5) -> bytes:
     return data[: int(len(data) * fraction)]
 
 
+def scan_cut_then_eoi(data: bytes, kept: float = 0.1) -> bytes:
+    """A JPEG with 90% of its scan data cut and its end marker (FF D9) put back.
+
+    libjpeg only warns ("premature end of data segment") and fills the rest
+    with grey; Pillow hides the warning.
+    """
+    scan = data.index(b"\xff\xda")
+    return data[: scan + int((len(data) - 2 - scan) * kept)] + b"\xff\xd9"
+
+
+def png_idat_cut_then_iend(data: bytes) -> bytes:
+    """A PNG cut inside its first IDAT chunk (CRC mended), its IEND chunk put back."""
+    offset, length, _ = next(chunk for chunk in png_chunks(data) if chunk[2] == b"IDAT")
+    cut = replace_chunk(data, offset, length, data[offset + 8 : offset + 8 + length // 10])
+    return cut[: offset + 12 + length // 10] + data[data.index(b"IEND") - 4 :]
+
+
 # --- detect_format ------------------------------------------------------------------------
 
 
@@ -411,6 +428,31 @@ REFUSALS: list[tuple[str, Callable[[], bytes], Reason]] = [
         Reason.TRUNCATED_IMAGE,
     ),
     ("png_truncated", lambda: truncated(encode(cxr(), "PNG")), Reason.TRUNCATED_IMAGE),
+    (
+        "jpeg_scan_cut_then_eoi",
+        lambda: scan_cut_then_eoi(encode(cxr(), "JPEG")),
+        Reason.TRUNCATED_IMAGE,
+    ),
+    (
+        "jpeg_progressive_scan_cut_then_eoi",
+        lambda: scan_cut_then_eoi(encode(cxr(), "JPEG", progressive=True)),
+        Reason.TRUNCATED_IMAGE,
+    ),
+    (
+        "jpeg_ycbcr_scan_cut_then_eoi",
+        lambda: scan_cut_then_eoi(encode(cxr().convert("RGB"), "JPEG")),
+        Reason.TRUNCATED_IMAGE,
+    ),
+    (
+        "jpeg_cmyk_scan_cut_then_eoi",
+        lambda: scan_cut_then_eoi(encode(cxr().convert("CMYK"), "JPEG")),
+        Reason.TRUNCATED_IMAGE,
+    ),
+    (
+        "png_idat_cut_then_iend",
+        lambda: png_idat_cut_then_iend(encode(cxr(), "PNG")),
+        Reason.TRUNCATED_IMAGE,
+    ),
     ("png_claims_10_gigapixels", lambda: png_claiming(100_000, 100_000), Reason.TOO_MANY_PIXELS),
 ]
 
@@ -418,10 +460,15 @@ REFUSALS: list[tuple[str, Callable[[], bytes], Reason]] = [
 @pytest.mark.parametrize(
     ("make", "reason"), [row[1:] for row in REFUSALS], ids=[row[0] for row in REFUSALS]
 )
-def test_refusal(make: Callable[[], bytes], reason: Reason) -> None:
-    """Each kind of bad input raises ImageError with its own reason."""
+@pytest.mark.parametrize(
+    "spec",
+    [SQUARE, attrs.evolve(SQUARE, height=512, width=512, channels=3, format="jpeg")],
+    ids=["scaled_decode_grey", "full_decode_colour"],
+)
+def test_refusal(make: Callable[[], bytes], reason: Reason, spec: ImageSpec) -> None:
+    """Each kind of bad input raises ImageError with its own reason, on every decode path."""
     with pytest.raises(ImageError) as caught:
-        transform_image(make(), SQUARE)
+        transform_image(make(), spec)
     assert caught.value.reason is reason
     assert caught.value.detail
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False

@@ -1,9 +1,9 @@
 """Archives and compressed files: safe, parallel tar reading and streaming decompression.
 
-* `IndexTars` / `ReadMembers` / `ReadTars` / `StageMembers` /
-  `ExtractMembers` (`tar`): tar archives as `MemberRef` (uncompressed: byte
-  ranges, shuffled and read on any worker) or `LoadedMember` (compressed:
-  streamed, bytes inline).
+* `IndexTars` / `ReadMembers` / `ReadTars` / `ExtractMembers` (`tar`): tar
+  archives as `MemberRef` (uncompressed: byte ranges, shuffled and read on
+  any worker) or `LoadedMember` (compressed: streamed, bytes inline) or
+  `StagedMember` (compressed: streamed to scratch files).
 * `DecompressFiles` / `decompress_file` (`decompress`): gzip, bzip2, xz,
   zstd and deflate files, copied in chunks under a size cap.
 * `UniqueOutputs`, `atomic_create`, `safe_relative_path` (`outputs`): writing
@@ -54,8 +54,6 @@ from datathon_etl.framework.archives.tar import (
     ReadMembers,
     ReadTars,
     StagedMember,
-    StageMembers,
-    StageResult,
     TarContents,
     TarIndex,
     read_member,
@@ -87,8 +85,6 @@ __all__ = [
     "ReadMembers",
     "ReadTars",
     "SourceReadError",
-    "StageMembers",
-    "StageResult",
     "StagedMember",
     "TarContents",
     "TarIndex",

@@ -17,6 +17,8 @@ from typing import BinaryIO, TypeVar
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from datathon_etl.framework.sources.regular_files import check_regular_file
+
 __all__ = [
     "ArchiveChangedError",
     "ArchiveHandles",
@@ -94,8 +96,13 @@ class GuardedSource(io.RawIOBase):
 
 
 def open_source(uri: str) -> BinaryIO:
-    """Opens ``uri`` for reading its raw bytes (never decompressed by extension)."""
+    """Opens ``uri`` for reading its raw bytes (never decompressed by extension).
+
+    A FIFO or a device is refused unopened (commands refuse them at start-up;
+    this covers one that replaced a file since).
+    """
     try:
+        check_regular_file(uri)
         handle: BinaryIO = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
     except OSError as e:
         raise SourceReadError(f"{uri}: {e}") from e

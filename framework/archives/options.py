@@ -38,8 +38,10 @@ class TarOptions(PipelineOptions):
             type=int,
             default=DEFAULT_MAX_MEMBER_BYTES,
             help=(
-                "Members larger than this are quarantined (member_too_large). A member "
-                "of a compressed archive is held in memory whole, so this also bounds "
-                f"a worker's memory. Default {DEFAULT_MAX_MEMBER_BYTES} (2 GiB)."
+                "Members larger than this are quarantined (member_too_large), from "
+                "their header, before any byte is read. Ingestion holds a member of a "
+                "compressed archive in memory (about 2.5 times its size at most), so this "
+                "bounds a worker's memory there; untar copies them to scratch files. "
+                f"Default {DEFAULT_MAX_MEMBER_BYTES} (2 GiB)."
             ),
         )

@@ -11,7 +11,9 @@ Two paths, chosen per archive from its first bytes (never its extension):
 * **Compressed** (gzip, bzip2, xz, zstd: no random access): the archive is
   streamed once by one worker, and each member's bytes are yielded inline as
   a `LoadedMember`, to be processed right there (Beam fuses the next step),
-  never shuffled.
+  never shuffled; or, given a scratch folder, copied there in chunks as the
+  stream goes by and yielded as a `StagedMember` (a name and a file), so
+  that memory does not grow with a member's size.
 
 `IndexTars` gives both as separate outputs (``refs`` and ``loaded``) plus
 ``quarantine`` and per-archive ``summaries``; `ReadTars` composes the whole
@@ -25,9 +27,12 @@ FIFOs, sparse and other non-regular members ``SPECIAL_MEMBER`` (these are
 reported even when ``path_match_regex`` would have skipped them: an archive
 that carries them deserves a look). Then members that do not match
 ``path_match_regex`` (a full match of the normalised name) are skipped and
-counted; members over ``max_member_bytes`` are ``MEMBER_TOO_LARGE``; a name
+counted; members over ``max_member_bytes`` are ``MEMBER_TOO_LARGE`` (from the
+header, before any byte is read); a name
 seen earlier in the same archive is ``DUPLICATE_OUTPUT_PATH`` (the first copy
-wins). All at `Stage.UNTAR`, with ``archive#member`` as the source.
+wins). All at `Stage.UNTAR`, with ``archive#member`` as the source. A GNU
+long-name or pax header over 1 MiB (tarfile would read it whole, whatever
+its size) makes the archive ``CORRUPT_ARCHIVE``.
 
 Damage: a truncated or corrupt archive yields the members read before the
 damage and then one ``TRUNCATED_ARCHIVE`` or ``CORRUPT_ARCHIVE`` record whose
@@ -48,7 +53,7 @@ import re
 import tarfile
 import zlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Final, NamedTuple, Self, TypeAlias
+from typing import IO, Any, BinaryIO, Final, NamedTuple, Self, TypeAlias
 
 import apache_beam as beam
 import attrs
@@ -91,8 +96,6 @@ __all__ = [
     "MemberRef",
     "ReadMembers",
     "ReadTars",
-    "StageMembers",
-    "StageResult",
     "StagedMember",
     "TarContents",
     "TarIndex",
@@ -109,6 +112,18 @@ ARCHIVE_REASONS: Final = frozenset({Reason.TRUNCATED_ARCHIVE, Reason.CORRUPT_ARC
 
 _HEAD: Final = 512
 _DRAIN: Final = 1 << 20
+_CHUNK: Final = 1 << 20
+_MAX_EXTENDED_HEADER: Final = 1 << 20
+"""Long names and pax headers are read whole by tarfile: a real one is a few KiB."""
+_EXTENDED_HEADERS: Final = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
 _STOP: Final = "_datathon_etl_stop"
 # tarfile's header errors, public in the module but not in typeshed.
 _EMPTY_HEADER: Final[type[Exception]] = vars(tarfile)["EmptyHeaderError"]
@@ -190,7 +205,7 @@ class ArchiveSummary:
     complete: bool
 
 
-TarItem: TypeAlias = MemberRef | LoadedMember | Quarantined | ArchiveSummary
+TarItem: TypeAlias = MemberRef | LoadedMember | StagedMember | Quarantined | ArchiveSummary
 """What `scan_tar` yields."""
 
 
@@ -215,7 +230,22 @@ class _Damage(Exception):
 
 
 class _RecordingTarInfo(tarfile.TarInfo):
-    """Remembers why tarfile stopped: it ends iteration silently on a bad header."""
+    """Remembers why tarfile stopped: it ends iteration silently on a bad header.
+
+    Also refuses a long-name or pax header larger than `_MAX_EXTENDED_HEADER`
+    before tarfile reads it into memory (a 1 MB gzip can hold a 1 GiB one).
+    """
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
+        info = super().frombuf(buf, encoding, errors)
+        if info.type in _EXTENDED_HEADERS and info.size > _MAX_EXTENDED_HEADER:
+            raise _Damage(
+                Reason.CORRUPT_ARCHIVE,
+                f"a {info.size}-byte extended header (type {info.type!r}); "
+                f"real ones are under {_MAX_EXTENDED_HEADER} bytes",
+            )
+        return info
 
     @classmethod
     def fromtarfile(cls, tar: tarfile.TarFile) -> Self:
@@ -350,7 +380,11 @@ def _scan_seekable(archive: str, source: GuardedSource, rules: _Rules) -> Iterat
 
 
 def _scan_stream(
-    archive: str, source: GuardedSource, compression: str, rules: _Rules
+    archive: str,
+    source: GuardedSource,
+    compression: str,
+    rules: _Rules,
+    stage_dir: str | None,
 ) -> Iterator[TarItem]:
     reader: Any = source if compression == UNCOMPRESSED else open_decompressed(source, compression)
     with tarfile.open(fileobj=reader, mode="r|", tarinfo=_RecordingTarInfo) as tar:
@@ -359,13 +393,10 @@ def _scan_stream(
             verdict = rules.judge(info)
             if isinstance(verdict, str):
                 member = tar.extractfile(info)
-                data = member.read() if member is not None else b""
-                if len(data) != info.size:
-                    raise _Damage(
-                        Reason.TRUNCATED_ARCHIVE,
-                        f"member {verdict!r} has {len(data)} of its {info.size} bytes",
-                    )
-                yield LoadedMember(archive, verdict, data)
+                if stage_dir is None:
+                    yield _load(archive, verdict, member, info.size)
+                else:
+                    yield _stage(archive, verdict, member, info.size, stage_dir)
             elif verdict is not None:
                 yield verdict
         _check_end(tar)
@@ -374,18 +405,53 @@ def _scan_stream(
         pass
 
 
+def _chunks(member: IO[bytes] | None, name: str, size: int) -> Iterator[bytes]:
+    """A streamed member's bytes in chunks: one read of the whole would hold copies."""
+    left = size
+    while left and member is not None and (data := member.read(min(left, _CHUNK))):
+        left -= len(data)
+        yield data
+    if left:
+        raise _Damage(
+            Reason.TRUNCATED_ARCHIVE, f"member {name!r} has {size - left} of its {size} bytes"
+        )
+
+
+def _load(archive: str, name: str, member: IO[bytes] | None, size: int) -> LoadedMember:
+    # The chunks and their join: at most twice the member at once.
+    return LoadedMember(archive, name, b"".join(_chunks(member, name, size)))
+
+
+def _stage(
+    archive: str, name: str, member: IO[bytes] | None, size: int, stage_dir: str
+) -> StagedMember | Quarantined:
+    """Copies a member to a scratch file in chunks: memory does not grow with its size."""
+    try:
+        with staged_file(stage_dir) as sink:
+            for chunk in _chunks(member, name, size):
+                sink.write(chunk)
+    except OutputWriteError as e:
+        # The rest of the member is skipped by tarfile's next().
+        source = f"{archive}#{name}"
+        return Quarantined(name, Stage.WRITE, Reason.WRITE_FAILED, str(e), source)
+    return StagedMember(archive, name, sink.uri, sink.bytes_written)
+
+
 def scan_tar(
     archive: str,
     *,
     path_match_regex: str | None = None,
     max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+    stage_dir: str | None = None,
 ) -> Iterator[TarItem]:
     """Reads one archive: refs or loaded members, refusals, then its summary.
 
-    Yields `MemberRef` for an uncompressed (seekable) archive, `LoadedMember`
-    for a compressed one, `Quarantined` for refused members and at most one
-    for damage, and last an `ArchiveSummary`. See the module docstring for
-    the rules.
+    Yields `MemberRef` for an uncompressed (seekable) archive; for a
+    compressed one, `LoadedMember` (its bytes in memory: at most twice a
+    member at once), or with ``stage_dir`` a `StagedMember` (its bytes copied
+    to a scratch file in chunks: memory does not grow with the member);
+    `Quarantined` for refused members and at most one for damage, and last an
+    `ArchiveSummary`. See the module docstring for the rules.
 
     Raises:
         SourceReadError: Reading the archive failed (not its contents).
@@ -401,7 +467,7 @@ def scan_tar(
                 yield from _scan_seekable(archive, guarded, rules)
             else:
                 prefixed = GuardedSource(handle, archive, prefix=head)
-                yield from _scan_stream(archive, prefixed, compression, rules)
+                yield from _scan_stream(archive, prefixed, compression, rules, stage_dir)
         except _DATA_ERRORS as e:
             damage = _classify(e)
         except _Damage as e:
@@ -439,8 +505,9 @@ class TarIndex(NamedTuple):
 
     refs: beam.PCollection[MemberRef]
     """Members of uncompressed archives, to read by range (`ReadMembers`)."""
-    loaded: beam.PCollection[LoadedMember]
-    """Members of compressed archives, bytes included: process them in place."""
+    loaded: beam.PCollection[LoadedMember | StagedMember]
+    """Members of compressed archives, bytes included (process them in place),
+    or staged to scratch files (with ``stage_dir``)."""
     quarantine: beam.PCollection[Quarantined]
     """Refused members and damaged archives."""
     summaries: beam.PCollection[ArchiveSummary]
@@ -448,21 +515,25 @@ class TarIndex(NamedTuple):
 
 
 class _IndexTarFn(beam.DoFn):
-    def __init__(self, path_match_regex: str | None, max_member_bytes: int) -> None:
+    def __init__(
+        self, path_match_regex: str | None, max_member_bytes: int, stage_dir: str | None
+    ) -> None:
         super().__init__()
         self._path_match_regex = path_match_regex
         self._max_member_bytes = max_member_bytes
+        self._stage_dir = stage_dir
 
     def process(self, archive: str) -> Iterator[Any]:
         items = scan_tar(
             archive,
             path_match_regex=self._path_match_regex,
             max_member_bytes=self._max_member_bytes,
+            stage_dir=self._stage_dir,
         )
         for item in items:
             if isinstance(item, MemberRef):
                 yield item
-            elif isinstance(item, LoadedMember):
+            elif isinstance(item, LoadedMember | StagedMember):
                 yield beam.pvalue.TaggedOutput(LOADED_TAG, item)
             elif isinstance(item, Quarantined):
                 yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, item)
@@ -479,6 +550,8 @@ class IndexTars(beam.PTransform[beam.PCollection[str], TarIndex]):
         path_match_regex: Only members whose normalised name fully matches
             are read; the others are counted in the summaries as skipped.
         max_member_bytes: Larger members are refused (``MEMBER_TOO_LARGE``).
+        stage_dir: If given, members of compressed archives are copied to
+            scratch files there (`StagedMember`) instead of loaded in memory.
     """
 
     def __init__(
@@ -486,11 +559,12 @@ class IndexTars(beam.PTransform[beam.PCollection[str], TarIndex]):
         *,
         path_match_regex: str | None = None,
         max_member_bytes: int = DEFAULT_MAX_MEMBER_BYTES,
+        stage_dir: str | None = None,
     ) -> None:
         super().__init__()
         if path_match_regex is not None:
             re.compile(path_match_regex)  # fail at construction, not on a worker
-        self._fn = _IndexTarFn(path_match_regex, max_member_bytes)
+        self._fn = _IndexTarFn(path_match_regex, max_member_bytes, stage_dir)
 
     def expand(self, archives: beam.PCollection[str]) -> TarIndex:
         """Scans every archive."""
@@ -566,52 +640,6 @@ class ReadTars(beam.PTransform[beam.PCollection[str], TarContents]):
         read = index.refs | "SpreadRefs" >> beam.Reshuffle() | "Read" >> ReadMembers()
         members = (read, index.loaded) | "Members" >> beam.Flatten()
         return TarContents(members, index.quarantine, index.summaries)
-
-
-class StageResult(NamedTuple):
-    """What `StageMembers` returns."""
-
-    staged: beam.PCollection[StagedMember]
-    quarantine: beam.PCollection[Quarantined]
-    """Members whose scratch file could not be written (``WRITE_FAILED``)."""
-
-
-class _StageFn(beam.DoFn):
-    def __init__(self, temp_dir: str) -> None:
-        super().__init__()
-        self._temp_dir = temp_dir
-
-    def process(self, member: LoadedMember) -> Iterator[Any]:
-        try:
-            with staged_file(self._temp_dir) as sink:
-                sink.write(member.data)
-        except OutputWriteError as e:
-            record = Quarantined(
-                member.name, Stage.WRITE, Reason.WRITE_FAILED, str(e), member.source
-            )
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, record)
-        else:
-            yield StagedMember(member.archive, member.name, sink.uri, sink.bytes_written)
-
-
-class StageMembers(beam.PTransform[beam.PCollection[LoadedMember], StageResult]):
-    """Writes loaded members' bytes to scratch files under ``temp_dir``, in place.
-
-    The result is small (`StagedMember`) and can be shuffled with refs, e.g.
-    through `UniqueOutputs`, then committed by `ExtractMembers` (a rename).
-    Scratch files that are never committed go when ``temp_dir`` is deleted.
-    """
-
-    def __init__(self, *, temp_dir: str) -> None:
-        super().__init__()
-        self._fn = _StageFn(temp_dir)
-
-    def expand(self, members: beam.PCollection[LoadedMember]) -> StageResult:
-        """Stages every member."""
-        results = members | "Stage" >> beam.ParDo(self._fn).with_outputs(
-            QUARANTINE_TAG, main="staged"
-        )
-        return StageResult(results.staged, results[QUARANTINE_TAG])
 
 
 class ExtractResult(NamedTuple):

@@ -19,6 +19,7 @@ from datathon_etl.framework.ingest.join import ImageItem
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
 from datathon_etl.framework.sources.options import input_glob, input_root, relative_path
+from datathon_etl.framework.sources.regular_files import irregular_kind
 
 __all__ = ["SKIPPED_TAG", "ImageFiles", "KeyImageFileFn", "ListImageFiles"]
 
@@ -27,7 +28,7 @@ SKIPPED_TAG = "skipped"
 
 
 class KeyImageFileFn(beam.DoFn):
-    """A listed file -> ``(path, ImageItem)``; an unparseable or oversized one is quarantined.
+    """A listed file -> ``(path, ImageItem)``; one that cannot be an image is quarantined.
 
     Args:
         spec: The dataset's ingestion spec (``parse_path``, ``format_path``).
@@ -35,6 +36,9 @@ class KeyImageFileFn(beam.DoFn):
         path_match_regex: Files whose relative path does not match in full
             are skipped (tagged `SKIPPED_TAG`).
         max_bytes: Larger files are quarantined (``member_too_large``).
+
+    FIFOs, devices and links to them are quarantined (``not_a_regular_file``)
+    without being opened.
     """
 
     def __init__(
@@ -61,6 +65,11 @@ class KeyImageFileFn(beam.DoFn):
         except ValueError as e:
             yield _refuse(path, Stage.PARSE_PATH, Reason.UNPARSEABLE_PATH, str(e), metadata.path)
             return
+        # Before the size: a FIFO or a device lists as 0 bytes.
+        kind = irregular_kind(metadata.path)
+        if kind is not None:
+            yield _refuse(path, Stage.READ, Reason.NOT_A_REGULAR_FILE, kind, metadata.path)
+            return
         if metadata.size_in_bytes > self._max_bytes:
             detail = f"{metadata.size_in_bytes} bytes > --max_member_bytes {self._max_bytes}"
             yield _refuse(path, Stage.READ, Reason.MEMBER_TOO_LARGE, detail, metadata.path)
@@ -82,7 +91,7 @@ class ImageFiles(NamedTuple):
     skipped: beam.PCollection
     """Relative paths left out by ``path_match_regex``."""
     quarantine: beam.PCollection
-    """`Quarantined` files (unparseable path, too large)."""
+    """`Quarantined` files (unparseable path, not a regular file, too large)."""
 
 
 class ListImageFiles(beam.PTransform):

@@ -162,12 +162,17 @@ def _images(
         index = tars | "IndexTars" >> IndexTars(
             path_match_regex=job.path_match_regex, max_member_bytes=job.max_member_bytes
         )
-        members = (index.refs, index.loaded) | "AllMembers" >> beam.Flatten()
-        by_name = members | "KeyImages" >> beam.ParDo(KeyImageFn(spec, job.image)).with_outputs(
-            QUARANTINE_TAG, main="images"
-        )
-        keyed.append(by_name.images)
-        refusals += [index.quarantine, by_name[QUARANTINE_TAG]]
+        # Refs and loaded members are keyed apart: a Flatten before the step
+        # that transforms loaded members would make the local runner pass
+        # their bytes between stages (encoded, copied) instead of fusing it.
+        key_images = KeyImageFn(spec, job.image)
+        for name, members in (("Refs", index.refs), ("Loaded", index.loaded)):
+            by_name = members | f"Key{name}" >> beam.ParDo(key_images).with_outputs(
+                QUARANTINE_TAG, main="images"
+            )
+            keyed.append(by_name.images)
+            refusals.append(by_name[QUARANTINE_TAG])
+        refusals.append(index.quarantine)
         tallies += [
             tars | "TallyTars" >> TallyEach(ARCHIVES, Outcome.INPUT),
             index.summaries | "TallySummaries" >> beam.FlatMap(_summary_tallies),

@@ -43,7 +43,12 @@ from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
-from datathon_etl.framework.ingest.transforms import IMAGES, LABEL_ROWS, JoinAndTransform
+from datathon_etl.framework.ingest.transforms import (
+    IMAGES,
+    LABEL_ROWS,
+    JoinAndTransform,
+    Refused,
+)
 from datathon_etl.framework.manifest import (
     EXIT_USAGE,
     TFRECORD_SHARDS,
@@ -72,6 +77,7 @@ from datathon_etl.framework.sources.options import (
     path_match_regex,
     relative_path,
 )
+from datathon_etl.framework.sources.regular_files import irregular_kind
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
     LabelsSourceOptions,
@@ -128,7 +134,10 @@ def _key_files(
     if regex is not None and not re.fullmatch(regex, path):
         yield beam.pvalue.TaggedOutput("skipped", path)
         return
-    yield path, ImageItem(metadata.path, path, metadata.path)
+    # A FIFO or a device is never opened: refused with its label row after the join.
+    kind = irregular_kind(metadata.path)
+    ref = metadata.path if kind is None else Refused(Reason.NOT_A_REGULAR_FILE, kind)
+    yield path, ImageItem(metadata.path, path, ref)
 
 
 def _key_rows(labels: pa.Table, roots: Sequence[str]) -> list[tuple[str, LabelRecord[str, Any]]]:

@@ -56,9 +56,6 @@ from datathon_etl.framework.archives import (
     ArchiveSummary,
     ExtractMembers,
     IndexTars,
-    LoadedMember,
-    MemberRef,
-    StageMembers,
     UniqueOutputs,
 )
 from datathon_etl.framework.archives.options import TarOptions
@@ -102,10 +99,6 @@ def _stage_of(record: Quarantined) -> str:
     return ARCHIVES if record.reason in ARCHIVE_REASONS else MEMBERS
 
 
-def _is_loaded(member: MemberRef | LoadedMember, _: int) -> int:
-    return 1 if isinstance(member, LoadedMember) else 0
-
-
 def _summary_tallies(summary: ArchiveSummary) -> Iterator[Tally]:
     if summary.complete:
         yield Tally(ARCHIVES, Outcome.WRITTEN)
@@ -140,20 +133,20 @@ def build_pipeline(
     """Adds the untar steps for ``archives`` (URIs) to ``p``."""
     # IndexTars spreads the archives over the workers itself.
     uris = p | "Archives" >> beam.Create(list(archives), reshuffle=False)
+    # Members of compressed archives are copied to scratch files as the
+    # archive streams by (memory does not grow with a member's size), and only
+    # their names join the refs in the shuffle that settles duplicate names
+    # and spreads the copies over the workers.
     index = uris | "Index" >> IndexTars(
-        path_match_regex=path_match_regex, max_member_bytes=max_member_bytes
+        path_match_regex=path_match_regex,
+        max_member_bytes=max_member_bytes,
+        stage_dir=layout.temp_dir,
     )
-    # Members of compressed archives carry bytes: they are written to scratch
-    # files where they are, and only their names join the refs in the shuffle
-    # that settles duplicate names and spreads the copies over the workers.
     checked = (index.refs, index.loaded) | "AllMembers" >> beam.Flatten()
     allowed = checked | "RefuseReserved" >> beam.ParDo(_RefuseReservedFn()).with_outputs(
         QUARANTINE_TAG, main="ok"
     )
-    loaded = allowed.ok | "SplitLoaded" >> beam.Partition(_is_loaded, 2)
-    staged = loaded[1] | "Stage" >> StageMembers(temp_dir=layout.temp_dir)
-    candidates = (loaded[0], staged.staged) | "Candidates" >> beam.Flatten()
-    unique = candidates | "UniqueNames" >> UniqueOutputs(
+    unique = allowed.ok | "UniqueNames" >> UniqueOutputs(
         attrgetter("name"), attrgetter("source"), Stage.UNTAR
     )
     extracted = unique.unique | "Extract" >> ExtractMembers(
@@ -163,7 +156,6 @@ def build_pipeline(
     quarantine = (
         index.quarantine,
         allowed[QUARANTINE_TAG],
-        staged.quarantine,
         unique.quarantine,
         extracted.quarantine,
     ) | "AllQuarantine" >> beam.Flatten()
