@@ -42,12 +42,11 @@ from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
     JoinAndTransform,
-    Refused,
 )
 from datathon_etl.framework.manifest import (
     EXIT_USAGE,
