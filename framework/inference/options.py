@@ -26,6 +26,7 @@ from enum import StrEnum
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.inference.preprocess import DEFAULT_NORMALIZE
+from datathon_etl.framework.sources.options import glob_flag
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -57,6 +58,7 @@ class InferenceOptions(PipelineOptions):
             "--tfrecords",
             dest="input_tfrecord_pattern",
             nargs="+",
+            type=glob_flag,
             default=None,
             help=(
                 "One or more globs of TFRecord files written by the dataset's ingestion, "

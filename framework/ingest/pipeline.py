@@ -28,7 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
-from datathon_etl.framework.flags import local_processes, parse_flags
+from datathon_etl.framework.flags import local_processes, parse_flags, resolve_output_dir
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.assemble import (
@@ -60,7 +60,6 @@ from datathon_etl.framework.manifest import (
     TallyQuarantine,
     UsageError,
     WriteRunRecords,
-    check_output_options,
     finish_run,
     is_dry_run,
     match_inputs,
@@ -320,7 +319,10 @@ def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
     tar_options = options.view_as(TarOptions)
     prefixes: list[str] = options.view_as(InputFilesOptions).input_prefix or []
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
-    output_dir, _ = check_output_options(options.view_as(OutputOptions))
+    # The original had no --output_dir: by default the run's records go with its outputs.
+    output_dir, _ = resolve_output_dir(
+        f"datathon-etl {spec.dataset} ingest", options, tfrecord_dir or ingest.output_jpg_dir
+    )
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_labels"
     try:
@@ -397,6 +399,8 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
                 ImageOptions,
             ],
             argv,
+            required=["input_csv"],
+            output_dir_default="the --output_tfrecord_dir folder, else the --output_jpg_dir one",
         )
         max_bad_fraction = options.view_as(OutputOptions).max_bad_fraction
         job = _job_from_options(spec, options)

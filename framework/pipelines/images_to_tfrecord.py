@@ -24,6 +24,7 @@ quarantined, with its reason, in ``<output_dir>/_quarantine/``.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -39,7 +40,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import local_processes, parse_flags
+from datathon_etl.framework.flags import local_processes, parse_flags, resolve_output_dir
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
@@ -90,9 +91,30 @@ from datathon_etl.framework.tfrecords.shards import (
     write_features_file,
 )
 
-__all__ = ["build_pipeline", "feature_specs", "main"]
+__all__ = ["ImageFormatOptions", "build_pipeline", "feature_specs", "main"]
 
 PIPELINE = "images-to-tfrecord"
+_FORMAT_NAMES = {"jpg": ImageFormat.JPEG, "jpeg": ImageFormat.JPEG, "png": ImageFormat.PNG}
+
+
+class ImageFormatOptions(PipelineOptions):
+    """The original ``images_to_tfrecord``'s ``--image_format``."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("input format")
+        group.add_argument(
+            "--image_format",
+            choices=sorted(_FORMAT_NAMES),
+            default=None,
+            help=(
+                "The input images' format, as in the original: only images whose "
+                "bytes are in it are read (others are quarantined as "
+                "wrong_image_format), and the output is written in it, as the "
+                "feature jpg_bytes or png_bytes. Default: JPEG and PNG inputs, "
+                "written as --output_image_format."
+            ),
+        )
 
 
 @attrs.frozen
@@ -131,12 +153,22 @@ def _key_files(
     yield path, ImageItem(metadata.path, path, metadata.path)
 
 
-def _key_rows(labels: pa.Table, roots: Sequence[str]) -> list[tuple[str, LabelRecord[str, Any]]]:
-    keyed = []
+def _key_rows(
+    labels: pa.Table, roots: Sequence[str], regex: str | None
+) -> tuple[list[tuple[str, LabelRecord[str, Any]]], list[str]]:
+    """Returns the label rows keyed by relative path, and the paths --path_match_regex skips.
+
+    The rows of images that --path_match_regex leaves out are skipped with
+    them, not quarantined as labels without an image.
+    """
+    keyed, skipped = [], []
     for number, row in enumerate(labels.to_pylist(), start=1):
         path = relative_path(str(row.pop(PATH_COLUMN)), roots)
-        keyed.append((path, LabelRecord(f"query row {number}", path, row)))
-    return keyed
+        if regex is not None and not re.fullmatch(regex, path):
+            skipped.append(path)
+        else:
+            keyed.append((path, LabelRecord(f"query row {number}", path, row)))
+    return keyed, skipped
 
 
 def _null_paths(labels: pa.Table) -> list[Quarantined]:
@@ -159,7 +191,9 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         )
     )
     valid = job.labels.filter(pc.is_valid(job.labels[PATH_COLUMN]))
-    rows = p | "LabelRows" >> beam.Create(_key_rows(valid, roots))
+    keyed, skipped = _key_rows(valid, roots, job.path_match_regex)
+    rows = p | "LabelRows" >> beam.Create(keyed)
+    skipped_rows = p | "SkippedLabelRows" >> beam.Create(skipped)
     bad_rows = p | "NullPaths" >> beam.Create(_null_paths(job.labels))
     labelled = (files.images, rows) | "JoinAndTransform" >> JoinAndTransform(
         PIPELINE, job.image, job.layout.run_id, job.labels.num_rows, job.processes
@@ -178,6 +212,8 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         files.skipped | "TallyImagesSkippedIn" >> TallyEach(IMAGES, Outcome.INPUT),
         files.skipped | "TallySkipped" >> TallyEach(IMAGES, Outcome.SKIPPED),
         rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
+        skipped_rows | "TallySkippedRowsIn" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
+        skipped_rows | "TallySkippedRows" >> TallyEach(LABEL_ROWS, Outcome.SKIPPED),
         bad_rows | "TallyBadRowsIn" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
         labelled.image_refusals | "TallyImageRefusals" >> TallyQuarantine(IMAGES),
         row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
@@ -237,7 +273,7 @@ def _job(options: PipelineOptions) -> _Job:
     if not output_tfrecord_dir:
         raise UsageError("--output_tfrecord_dir is required")
     tfrecord_dir = output_tfrecord_dir.rstrip("/")
-    output_dir = (options.view_as(OutputOptions).output_dir or tfrecord_dir).rstrip("/")
+    output_dir, _ = resolve_output_dir(f"datathon-etl {PIPELINE}", options, tfrecord_dir)
     _preflight(options, own.input_prefix, tfrecord_dir, output_dir)
     for pattern in own.input_prefix:
         try:
@@ -258,9 +294,13 @@ def _job(options: PipelineOptions) -> _Job:
     except (ValueError, SchemaError) as e:
         raise UsageError(f"--query: {e}") from e
     except Exception as e:  # the backend's own error (syntax, missing file, ...)
-        raise UsageError(f"--query failed: {type(e).__name__}: {e}") from e
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UsageError(f"--query failed: {type(e).__name__}: {first_line}") from e
+    source_format = options.view_as(ImageFormatOptions).image_format
     try:
-        image = image_spec_from_options(options)
+        image = image_spec_from_options(
+            options, _FORMAT_NAMES[source_format] if source_format else None
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
     image_feature = f"{'jpg' if image.format is ImageFormat.JPEG else 'png'}_bytes"
@@ -289,9 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 TFRecordOptions,
                 OutputOptions,
                 LabelsSourceOptions,
+                ImageFormatOptions,
                 ImageOptions,
             ],
             argv,
+            required=["input_prefix", "output_tfrecord_dir"],
+            output_dir_default="the --output_tfrecord_dir folder",
         )
         job = _job(options)
         fraction = options.view_as(OutputOptions).max_bad_fraction

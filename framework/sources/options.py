@@ -13,11 +13,26 @@ from datathon_etl.framework.manifest import UsageError
 __all__ = [
     "InputFilesOptions",
     "MatchOptions",
+    "glob_flag",
     "input_glob",
     "input_root",
     "path_match_regex",
     "relative_path",
 ]
+
+
+def glob_flag(pattern: str) -> str:
+    """Reads a glob given as a flag's value as a shell would: relative to the current folder.
+
+    Beam lists a local glob from the folder in front of its first wildcard,
+    and finds none in ``part0*.tar``; ``./part0*.tar`` is the same glob with
+    that folder spelt out. The ``type`` of every input glob flag.
+    """
+    fixed = re.match(r"^[^[*?]*", pattern)
+    head = fixed.group(0) if fixed else ""
+    if head != pattern and "/" not in head and "://" not in pattern:
+        return f"./{pattern}"
+    return pattern
 
 
 class MatchOptions(PipelineOptions):
@@ -64,6 +79,7 @@ class InputFilesOptions(PipelineOptions):
             "--gcs_input_prefix",
             dest="input_prefix",
             nargs="+",
+            type=glob_flag,
             default=None,
             help=(
                 "One or more folders (ending in '/': everything below them) or globs "
