@@ -73,6 +73,7 @@ from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
     input_glob,
+    input_patterns,
     path_match_regex,
 )
 from datathon_etl.framework.tables import (
@@ -317,7 +318,7 @@ def _study_csvs(
 def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
     ingest = options.view_as(IngestOptions)
     tar_options = options.view_as(TarOptions)
-    prefixes: list[str] = options.view_as(InputFilesOptions).input_prefix or []
+    prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
     # The original had no --output_dir: by default the run's records go with its outputs.
     output_dir, _ = resolve_output_dir(

@@ -68,6 +68,7 @@ from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
     input_glob,
+    input_patterns,
     input_root,
     path_match_regex,
     relative_path,
@@ -266,18 +267,18 @@ def _preflight(
 
 
 def _job(options: PipelineOptions) -> _Job:
-    own = options.view_as(InputFilesOptions)
+    patterns = input_patterns(options)
     output_tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
-    if not own.input_prefix:
-        raise UsageError("--input_prefix is required")
+    if not patterns:
+        raise UsageError("--input_prefix (or --gcs_input_prefix) is required")
     if not output_tfrecord_dir:
         raise UsageError("--output_tfrecord_dir is required")
     tfrecord_dir = output_tfrecord_dir.rstrip("/")
     output_dir, _ = resolve_output_dir(f"datathon-etl {PIPELINE}", options, tfrecord_dir)
-    _preflight(options, own.input_prefix, tfrecord_dir, output_dir)
-    for pattern in own.input_prefix:
+    _preflight(options, patterns, tfrecord_dir, output_dir)
+    for pattern in patterns:
         try:
-            (found,) = FileSystems.match([input_glob(pattern)], limits=[1])
+            (found,) = FileSystems.match([pattern], limits=[1])
         except BeamIOError as e:
             raise UsageError(f"--input_prefix: cannot list {pattern!r}: {e}") from e
         if not found.metadata_list:
@@ -305,7 +306,7 @@ def _job(options: PipelineOptions) -> _Job:
         raise UsageError(str(e)) from e
     image_feature = f"{'jpg' if image.format is ImageFormat.JPEG else 'png'}_bytes"
     return _Job(
-        patterns=tuple(own.input_prefix),
+        patterns=tuple(patterns),
         labels=labels,
         layout=RunLayout(output_dir),
         tfrecord_dir=tfrecord_dir,
@@ -333,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ImageOptions,
             ],
             argv,
-            required=["input_prefix", "output_tfrecord_dir"],
+            required=["output_tfrecord_dir"],
             output_dir_default="the --output_tfrecord_dir folder",
         )
         job = _job(options)

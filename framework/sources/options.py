@@ -15,8 +15,10 @@ __all__ = [
     "MatchOptions",
     "glob_flag",
     "input_glob",
+    "input_patterns",
     "input_root",
     "path_match_regex",
+    "prefix_glob",
     "relative_path",
 ]
 
@@ -76,7 +78,6 @@ class InputFilesOptions(PipelineOptions):
         group.add_argument(
             "--input_prefix",
             "--input_pattern",
-            "--gcs_input_prefix",
             dest="input_prefix",
             nargs="+",
             type=glob_flag,
@@ -84,10 +85,35 @@ class InputFilesOptions(PipelineOptions):
             help=(
                 "One or more folders (ending in '/': everything below them) or globs "
                 "('**' crosses folders), local or gs://. A file's relative path is its "
-                "location under the folder its pattern starts in. --input_pattern and "
-                "--gcs_input_prefix (the original pipelines' name) are aliases."
+                "location under the folder its pattern starts in. --input_pattern is "
+                "an alias."
             ),
         )
+        group.add_argument(
+            "--gcs_input_prefix",
+            nargs="+",
+            default=None,
+            help=(
+                "The original pipelines' flag: every file whose location starts with "
+                "this prefix (local or gs://; a value with a wildcard is a glob). "
+                "Relative paths are as for --input_prefix."
+            ),
+        )
+
+
+def input_patterns(options: PipelineOptions) -> list[str]:
+    """Returns the globs that ``--input_prefix`` and ``--gcs_input_prefix`` name, in order."""
+    files = options.view_as(InputFilesOptions)
+    return [input_glob(p) for p in files.input_prefix or []] + [
+        prefix_glob(p) for p in files.gcs_input_prefix or []
+    ]
+
+
+def prefix_glob(prefix: str) -> str:
+    """Returns the glob of every file whose location starts with ``prefix`` (a glob: itself)."""
+    if re.search(r"[\[*?]", prefix):
+        return glob_flag(prefix)
+    return glob_flag(prefix + "**")
 
 
 def input_glob(pattern: str) -> str:
