@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
     PipelineOptions,
     StandardOptions,
     TypeOptions,
@@ -64,6 +65,8 @@ Beam's own flags pass through unchanged, e.g. --runner (by default Beam's
 FnApiRunner, on this machine; DataflowRunner), --project, --region, --temp_location,
 --staging_location, --setup_file, --direct_num_workers,
 --direct_running_mode (in_memory, multi_threading, multi_processing).
+DataflowRunner without --region: gcloud's compute/region, else us-central1
+(as when the original pipelines were written).
 """
 
 
@@ -213,6 +216,8 @@ def parse_flags(
             "--dry_run needs --runner DataflowRunner (it builds and checks the Dataflow job); "
             "other runners would run the pipeline and write its outputs"
         )
+    if uses_dataflow(options):
+        _default_region(options)
     options.view_as(TypeOptions).pipeline_type_check = False
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
@@ -240,6 +245,25 @@ def resolve_output_dir(
     if not output.output_dir:
         print(f"{prog}: no --output_dir: manifest and quarantine go to {output_dir}", flush=True)
     return output_dir, fraction
+
+
+DEFAULT_REGION = "us-central1"
+"""Dataflow's region when neither --region nor gcloud names one, as when the original ran."""
+
+
+def _default_region(options: PipelineOptions) -> None:
+    """Gives a Dataflow run without ``--region`` Beam's default, else `DEFAULT_REGION`.
+
+    Beam finds a default in ``$CLOUDSDK_COMPUTE_REGION`` or gcloud's
+    ``compute/region``; without one it stops with a traceback, where the
+    original pipelines' command lines (which give none) ran in us-central1.
+    """
+    from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
+
+    cloud = options.view_as(GoogleCloudOptions)
+    if cloud.region:
+        return
+    cloud.region = DataflowRunner().get_default_gcp_region() or DEFAULT_REGION
 
 
 _frozen = False

@@ -13,6 +13,7 @@ from datathon_etl.framework.cli import main, version
 from datathon_etl.framework.flags import parse_flags, split_spaced_values
 from datathon_etl.framework.images import ImageFormat
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
+from datathon_etl.framework.inference.options import tfrecord_glob
 from datathon_etl.framework.manifest import OutputOptions, UsageError, match_inputs
 from datathon_etl.framework.sources.options import InputFilesOptions, glob_flag
 from datathon_etl.framework.tables import LabelsSourceOptions
@@ -179,3 +180,33 @@ def test_dataset_help_lists_its_commands(capsys):
     assert out.startswith("usage: datathon-etl mimic_cxr COMMAND")
     for sub in ("ingest", "infer", "evaluate"):
         assert f"\n  {sub} " in out
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("gs://b/resized_tfrecord/valid/*", "gs://b/resized_tfrecord/valid/**.tfrecord"),
+        ("out/valid/*", "out/valid/**.tfrecord"),
+        ("out/valid/*.tfrecord", "out/valid/*.tfrecord"),
+        ("out/**.tfrecord", "out/**.tfrecord"),
+        ("data-*", "./data-*"),
+    ],
+)
+def test_tfrecord_glob_reads_the_originals_folder_pattern(pattern, expected):
+    """`dir/*` (the original's) reads every shard below dir; other globs are left alone."""
+    assert tfrecord_glob(pattern) == expected
+
+
+def test_dataflow_without_region_gets_gclouds_or_us_central1(monkeypatch):
+    """The original's command lines give no --region; Beam alone would stop with a traceback."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    dataflow = ["--runner", "DataflowRunner"]
+    monkeypatch.setenv("CLOUDSDK_COMPUTE_REGION", "europe-west4")
+    assert parse_flags("p", "t", [], dataflow).view_as(GoogleCloudOptions).region == "europe-west4"
+    given = parse_flags("p", "t", [], [*dataflow, "--region", "asia-east1"])
+    assert given.view_as(GoogleCloudOptions).region == "asia-east1"
+    monkeypatch.delenv("CLOUDSDK_COMPUTE_REGION")
+    monkeypatch.setenv("PATH", "")  # no gcloud to ask
+    assert parse_flags("p", "t", [], dataflow).view_as(GoogleCloudOptions).region == "us-central1"
+    assert parse_flags("p", "t", [], []).view_as(GoogleCloudOptions).region is None

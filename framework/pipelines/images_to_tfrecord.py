@@ -81,6 +81,7 @@ from datathon_etl.framework.tables import (
     labels_query_from_options,
     parse_table_spec,
 )
+from datathon_etl.framework.tables.options import query_backend
 from datathon_etl.framework.tfrecords import FeatureSpec, write_features
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
@@ -262,7 +263,7 @@ def _preflight(
         },
         tables={"--labels_table": labels_table},
         bigquery_query=bool(tables.labels_query)
-        and QueryBackend(tables.query_backend) is QueryBackend.BIGQUERY,
+        and query_backend(options) is QueryBackend.BIGQUERY,
     )
 
 
