@@ -70,12 +70,16 @@ DataflowRunner without --region: gcloud's compute/region, else us-central1
 """
 
 
-class _AllFlags(_BeamArgumentParser):
-    """Beam's parser, with `UsageError` for a malformed value of one of Beam's flags."""
+class _UsageErrors(argparse.ArgumentParser):
+    """An argparse parser whose errors are `UsageError` (one line), not usage text and exit."""
 
     def error(self, message: str) -> Any:
         """Raises `UsageError` with argparse's ``message``."""
         raise UsageError(f"{message}; see --help")
+
+
+class _AllFlags(_UsageErrors, _BeamArgumentParser):
+    """Beam's parser, whose errors (a malformed value of one of Beam's flags) are one line."""
 
 
 def _all_flags_parser() -> argparse.ArgumentParser:
@@ -85,14 +89,6 @@ def _all_flags_parser() -> argparse.ArgumentParser:
     for cls in classes.values():
         cls._add_argparse_args(parser)
     return parser
-
-
-class _OneLineErrors(argparse.ArgumentParser):
-    """An argparse parser whose errors are `UsageError` (one line), not usage text and exit."""
-
-    def error(self, message: str) -> Any:
-        """Raises `UsageError` with argparse's ``message``."""
-        raise UsageError(f"{message}; see --help")
 
 
 def _formatter(required: frozenset[str]) -> type[argparse.HelpFormatter]:
@@ -182,7 +178,7 @@ def parse_flags(
     """
     args = split_spaced_values(sys.argv[1:] if argv is None else argv)
     needed = frozenset(required)
-    ours = _OneLineErrors(
+    ours = _UsageErrors(
         prog=prog,
         description=description,
         epilog=BEAM_EPILOG,

@@ -308,6 +308,9 @@ def test_mimic_cxr_ingest_and_inference_as_written(
     dataset.delete_table(TABLE.replace(":", "."), not_found_ok=True)
     _dry_run(infer, argv, capsys)
     assert infer(_local(argv)) == 0, capsys.readouterr().err
+    records = f"{bucket}/mimic-cxr-models/my_model.h5.infer"
+    assert f"no --output_dir: manifest and quarantine go to {records}" in capsys.readouterr().out
+    Manifest.read(f"{records}/_manifest.json").check()
     assert _bigquery_schema(dataset, TABLE) == _original_schema(
         "mimic_cxr_bigquery_predictions_schema.json"
     )
