@@ -105,10 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0
-    if args[0] == "--version":
+    datasets = _datasets()
+    if "--version" in args[: 2 if args[0] in datasets else 1]:
         print(f"datathon-etl {version()}")
         return 0
-    datasets = _datasets()
     if args[0] in datasets and args[1:2] in (["-h"], ["--help"]):
         print(_dataset_usage(args[0], datasets[args[0]]))
         return 0

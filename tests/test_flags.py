@@ -161,7 +161,15 @@ def test_usage_marks_required_flags_and_help_says_the_output_default(capsys):
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["untar"], ["images-to-tfrecord"], ["mimic_cxr", "ingest"], ["mimic_cxr", "infer"]],
+    [
+        [],
+        ["untar"],
+        ["images-to-tfrecord"],
+        ["mimic_cxr"],
+        ["mimic_cxr", "ingest"],
+        ["mimic_cxr", "infer"],
+        ["mimic_cxr", "evaluate"],
+    ],
 )
 def test_version_at_every_level(command, capsys):
     """`--version` prints the installed version, for the umbrella and each command."""

@@ -589,6 +589,7 @@ def run_evaluation(
             "--labels_db when given.",
             [PredictionsOptions, EvaluationOptions, LabelsSourceOptions, TableOutputOptions],
             argv,
+            required=["predictions_table"],
         )
         job = job_from_options(spec, options)
     except UsageError as e:
