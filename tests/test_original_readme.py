@@ -319,6 +319,13 @@ def test_mimic_cxr_ingest_and_inference_as_written(
         row[0] for row in _valid_rows(sample.csvs)
     )
 
+    # evaluate (which the original lacked) names a table that is not there in one line.
+    missing = ["--predictions_table", "project:bigquery_dataset.nope", "--project", "project"]
+    assert cli(["mimic_cxr", "evaluate", *missing]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1
+    assert "project:bigquery_dataset.nope: no such table" in stderr
+
 
 def _valid_rows(csvs: Sequence[Path]) -> list[list[str]]:
     [valid] = [csv for csv in csvs if csv.name.startswith("valid")]
