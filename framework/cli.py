@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import NoReturn
 
-__all__ = ["COMMANDS", "DATASET_COMMANDS", "entry_point", "exit_process", "main"]
+__all__ = ["COMMANDS", "DATASET_COMMANDS", "entry_point", "exit_process", "main", "version"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "codegen": (
@@ -46,6 +47,11 @@ DATASET_COMMANDS: dict[str, str] = {
 """Per-dataset subcommand -> one-line help; each is a generated module."""
 
 
+def version() -> str:
+    """The installed package's version."""
+    return importlib.metadata.version("datathon-etl")
+
+
 def _datasets() -> dict[str, list[str]]:
     """Dataset name -> its generated subcommands, found without importing them."""
     found: dict[str, list[str]] = {}
@@ -64,7 +70,15 @@ def _usage() -> str:
     for dataset, subcommands in _datasets().items():
         for sub in subcommands:
             lines.append(f"  {dataset} {sub}: {DATASET_COMMANDS[sub]}")
-    lines += ["", "`datathon-etl COMMAND --help` describes each command."]
+    lines += ["", "`datathon-etl COMMAND --help` describes each command; --version."]
+    return "\n".join(lines)
+
+
+def _dataset_usage(dataset: str, subcommands: Sequence[str]) -> str:
+    lines = [f"usage: datathon-etl {dataset} COMMAND [ARGS...]", "", "commands:"]
+    width = max(len(sub) for sub in subcommands)
+    lines += [f"  {sub:<{width}}  {DATASET_COMMANDS[sub]}" for sub in subcommands]
+    lines += ["", f"`datathon-etl {dataset} COMMAND --help` describes each command."]
     return "\n".join(lines)
 
 
@@ -90,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    datasets = _datasets()
+    if "--version" in args[: 2 if args[0] in datasets else 1]:
+        print(f"datathon-etl {version()}")
+        return 0
+    if args[0] in datasets and args[1:2] in (["-h"], ["--help"]):
+        print(_dataset_usage(args[0], datasets[args[0]]))
         return 0
     resolved = _resolve(args)
     if isinstance(resolved, str):

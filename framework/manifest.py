@@ -351,13 +351,17 @@ class OutputOptions(PipelineOptions):
         )
 
 
-def check_output_options(options: OutputOptions) -> tuple[str, float]:
+def check_output_options(options: OutputOptions, default: str | None = None) -> tuple[str, float]:
     """Returns (output_dir, max_bad_fraction), validated.
+
+    Args:
+        options: The flags.
+        default: The output folder without ``--output_dir`` (None: required).
 
     Raises:
         UsageError: ``--output_dir`` missing, or the fraction outside [0, 1].
     """
-    output_dir: str | None = options.output_dir
+    output_dir: str | None = options.output_dir or default
     if not output_dir:
         raise UsageError("--output_dir is required")
     fraction: float = options.max_bad_fraction

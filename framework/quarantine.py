@@ -48,6 +48,7 @@ class Reason(StrEnum):
     # Images.
     EMPTY_FILE = "empty_file"
     NOT_AN_IMAGE = "not_an_image"
+    WRONG_IMAGE_FORMAT = "wrong_image_format"
     UNDECODABLE_IMAGE = "undecodable_image"
     TRUNCATED_IMAGE = "truncated_image"
     TOO_MANY_PIXELS = "too_many_pixels"

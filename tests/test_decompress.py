@@ -393,3 +393,131 @@ def test_decompress_on_gcs(gcs: GcsHandle) -> None:
     manifest = Manifest.read(f"{bucket}/out/_manifest.json")
     manifest.check()
     assert manifest.stages["files"].quarantined == {"corrupt_compressed_file": 1}
+
+
+# --- The original's way: --gcs_input_prefix, full locations rewritten --------
+
+
+def _original(*argv: str) -> int:
+    return decompress.main(list(argv))
+
+
+def test_gcs_input_prefix_drops_the_extension_beside_the_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r"""The original's first pattern: `\.gz$` -> '' writes beside each input; re-runs work."""
+    src = tmp_path / "raw"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.csv.gz").write_bytes(gzip.compress(b"a"))
+    (src / "sub" / "b.csv.gz").write_bytes(gzip.compress(b"b"))
+    argv = ["--gcs_input_prefix", f"{src}/", "--path_sub_pattern", r"\.gz$", "--path_sub_repl="]
+
+    assert _original(*argv) == 0
+    assert (src / "a.csv").read_bytes() == b"a"
+    assert (src / "sub" / "b.csv").read_bytes() == b"b"
+    records = tmp_path / "raw.decompress"
+    assert f"no --output_dir: manifest and quarantine go to {records}" in capsys.readouterr().out
+    files = Manifest.read(str(records / "_manifest.json")).stages["files"]
+    assert (files.input, files.written, files.skipped) == (2, 2, 0)
+
+    # The outputs are listed now, skipped by the pattern, and replaced.
+    (src / "a.csv").write_bytes(b"stale")
+    assert _original(*argv) == 0
+    assert (src / "a.csv").read_bytes() == b"a"
+    files = Manifest.read(str(records / "_manifest.json")).stages["files"]
+    assert (files.input, files.written, files.skipped) == (4, 2, 2)
+
+
+def test_gcs_input_prefix_moves_into_a_sibling_folder(tmp_path: Path) -> None:
+    """The original's second pattern: the full location rewritten into another folder."""
+    src = tmp_path / "raw"
+    src.mkdir()
+    (src / "a.csv.gz").write_bytes(gzip.compress(b"a"))
+    (src / "notes.txt").write_text("skipped")
+    code = _original(
+        "--gcs_input_prefix",
+        f"{src}/",
+        "--path_sub_pattern",
+        rf"^{tmp_path}/raw/(.*)\.gz$",
+        "--path_sub_repl",
+        rf"{tmp_path}/unzipped/\1",
+        "--output_dir",
+        str(tmp_path / "records"),
+    )
+    assert code == 0
+    assert (tmp_path / "unzipped" / "a.csv").read_bytes() == b"a"
+    assert files_under(tmp_path / "unzipped") == {"a.csv"}
+    files = Manifest.read(str(tmp_path / "records" / "_manifest.json")).stages["files"]
+    assert (files.input, files.written, files.skipped) == (2, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "repl", "message"),
+    [
+        (r"\.gz$", ".gz", "write {src}/a.csv.gz over itself"),
+        (r"^(.*)/[ab]\.csv\.gz$", r"\1/b.csv.gz", "over {src}/b.csv.gz, an input of this run"),
+    ],
+)
+def test_gcs_input_prefix_never_overwrites_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pattern: str, repl: str, message: str
+) -> None:
+    """A rewrite onto a file the run reads stops it before anything runs, in one line."""
+    src = tmp_path / "raw"
+    src.mkdir()
+    (src / "a.csv.gz").write_bytes(gzip.compress(b"a"))
+    (src / "b.csv.gz").write_bytes(gzip.compress(b"b"))
+    argv = ["--gcs_input_prefix", f"{src}/", "--path_sub_pattern", pattern]
+
+    assert _original(*argv, "--path_sub_repl", repl) == 2
+
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1
+    assert message.format(src=src) in stderr
+    assert (src / "a.csv.gz").read_bytes() == gzip.compress(b"a")
+    assert not (tmp_path / "raw.decompress").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--gcs_input_prefix", "/"], "give --output_dir"),
+        (["--gcs_input_prefix", "{tmp}/", "--input_pattern", "{tmp}/*"], "not both"),
+    ],
+)
+def test_gcs_input_prefix_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """No folder beside the inputs, or both input flags: one line, exit 2."""
+    (tmp_path / "x.gz").write_bytes(gzip.compress(b"x"))
+    assert _original(*[a.format(tmp=tmp_path) for a in argv]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1
+    assert message in stderr
+
+
+@pytest.mark.parametrize(
+    ("repl", "detail"),
+    [
+        ("x", "not a location of the input's kind"),
+        ("gs://bucket/x", "not a location of the input's kind"),
+        (r"{tmp}/../\1", "'..' component"),
+        (r"{tmp}/raw.decompress/_manifest.json", "reserved for the run's own files"),
+    ],
+)
+def test_gcs_input_prefix_refuses_unsafe_rewrites(tmp_path: Path, repl: str, detail: str) -> None:
+    """A rewrite to another kind of location, up a folder or onto the run's records: quarantined."""
+    src = tmp_path / "raw"
+    src.mkdir()
+    (src / "a.gz").write_bytes(gzip.compress(b"a"))
+    argv = ["--gcs_input_prefix", f"{src}/", "--path_sub_pattern", r"^.*/(a)\.gz$"]
+
+    assert _original(*argv, "--path_sub_repl", repl.format(tmp=tmp_path)) == 1
+
+    [record] = read_quarantine(tmp_path / "raw.decompress")
+    assert record.reason is Reason.UNSAFE_OUTPUT_PATH
+    assert detail in record.detail
+    assert files_under(tmp_path) == {
+        "raw/a.gz",
+        "raw.decompress/_manifest.json",
+        "raw.decompress/_quarantine/quarantine-00000-of-00001.jsonl",
+    }

@@ -218,7 +218,7 @@ def test_command_prints_and_writes_the_leaderboard(tmp_path, capsys):
 
 
 def test_command_errors(tmp_path, capsys):
-    """Missing flag, file or mixed backends: usage (2); a missing table: failure (1)."""
+    """Missing flag, file, table or mixed backends: one line, exit 2, nothing written."""
     database = tmp_path / "t.duckdb"
     _known_case(database)
     assert evaluate_main([]) == 2
@@ -234,8 +234,13 @@ def test_command_errors(tmp_path, capsys):
     assert evaluate_main(["--predictions_table", f"{tmp_path / 'none.duckdb'}:team_a"]) == 2
     assert "none.duckdb:team_a: no such DuckDB file" in capsys.readouterr().err
     missing = ["--predictions_table", f"{database}:team_a", "--output_table", "team_a_scores"]
-    assert evaluate_main(missing) == 1
-    assert "team_a" in capsys.readouterr().err
+    assert evaluate_main(missing) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1
+    assert f"--predictions_table {database}:team_a: no such table" in stderr
+    missing_labels = ["--predictions_table", f"{database}:mimic_cxr_predictions"]
+    assert evaluate_main([*missing_labels, "--labels_table", "nope"]) == 2
+    assert f"--labels_table {database}:nope: no such table" in capsys.readouterr().err
     with duckdb.connect(str(database), read_only=True) as con:
         tables = {row[0] for row in con.sql("SHOW TABLES").fetchall()}
     assert "team_a_scores" not in tables

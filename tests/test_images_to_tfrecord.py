@@ -147,13 +147,124 @@ def test_duplicate_label_rows_never_multiply_examples(images, tmp_path):
 def test_usage_errors_stop_before_the_pipeline(images, tmp_path, capsys, args, message):
     """Bad queries, inputs and flags exit 2 with a one-line reason and write nothing."""
     assert _run(images, tmp_path / "out", *args) == 2
-    assert message in capsys.readouterr().err
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1
+    assert message in stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_a_malformed_flag_value_is_refused_by_argparse(images, tmp_path, capsys):
-    """A value outside a flag's choices exits 2 with argparse's message."""
-    with pytest.raises(SystemExit) as exit_:
-        _run(images, tmp_path / "out", "--output_channels", "2")
-    assert exit_.value.code == 2
-    assert "--output_channels: invalid choice: 2" in capsys.readouterr().err
+def test_a_malformed_flag_value_is_one_line(images, tmp_path, capsys):
+    """A value outside a flag's choices exits 2 with argparse's message, in one line."""
+    assert _run(images, tmp_path / "out", "--output_channels", "2") == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1
+    assert "--output_channels: invalid choice: 2" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real PNG and a real image saved as JPEG, each with a label row in the CSV."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("mixed")
+    shutil.copy(DATA / "images" / "00000001_000.png", root / "00000001_000.png")
+    with Image.open(DATA / "images" / "00027426_000.png") as image:
+        image.convert("L").save(root / "00027426_000.jpg", quality=90)
+    return root
+
+
+MIXED_QUERY = QUERY.replace(
+    '"Image Index" AS path',
+    "replace(\"Image Index\", '00027426_000.png', '00027426_000.jpg') AS path",
+)
+
+
+def _run_mixed(mixed: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "--input_prefix",
+            f"{mixed}/",
+            f"--query={MIXED_QUERY}",
+            "--output_image_shape",
+            "32",
+            "32",
+            "1",
+            "--output_tfrecord_dir",
+            str(out / "tfrecords"),
+            "--output_dir",
+            str(out),
+            "--max_bad_fraction",
+            "1",
+            *extra,
+        ]
+    )
+
+
+def _written(out: Path, feature: str) -> dict[str, bytes]:
+    shards = sorted(str(p) for p in (out / "tfrecords").glob("data-*.tfrecord"))
+    spec = {
+        feature: tf.io.FixedLenFeature([], tf.string),
+        "path": tf.io.FixedLenFeature([], tf.string),
+    }
+    return {
+        parsed["path"].numpy().decode(): parsed[feature].numpy()
+        for parsed in (
+            tf.io.parse_single_example(record, spec) for record in tf.data.TFRecordDataset(shards)
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    ("image_format", "kept", "refused", "magic"),
+    [
+        ("jpg", "00027426_000.jpg", "00000001_000.png", b"\xff\xd8\xff"),
+        ("png", "00000001_000.png", "00027426_000.jpg", b"\x89PNG"),
+    ],
+)
+def test_image_format_checks_the_bytes_and_names_the_feature(
+    mixed, tmp_path, image_format, kept, refused, magic
+):
+    """--image_format: images in it are written in it as <format>_bytes; others quarantined."""
+    assert _run_mixed(mixed, tmp_path, "--image_format", image_format) == 0
+    feature = f"{image_format}_bytes"
+    written = _written(tmp_path, feature)
+    assert list(written) == [kept]
+    assert written[kept].startswith(magic)
+    assert tuple(tf.io.decode_image(written[kept]).shape) == (32, 32, 1)
+    assert _quarantine(tmp_path)[refused] is Reason.WRONG_IMAGE_FORMAT
+    features = json.loads((tmp_path / "tfrecords" / "features.json").read_text())["features"]
+    assert feature in features
+
+
+def test_label_rows_of_images_skipped_by_the_regex_are_skipped(mixed, tmp_path):
+    r"""Rows of the PNGs that --path_match_regex '.*\.jpg' leaves out: skipped, exit 0."""
+    code = _run_mixed(mixed, tmp_path, "--path_match_regex=.*\\.jpg", "--max_bad_fraction", "0")
+    assert code == 0
+    manifest = Manifest.read(str(tmp_path / "_manifest.json"))
+    manifest.check()
+    rows = manifest.stages["label_rows"]
+    assert (rows.input, rows.written, rows.skipped, rows.quarantined_total) == (201, 1, 200, 0)
+    images = manifest.stages["images"]
+    assert (images.input, images.written, images.skipped) == (2, 1, 1)
+
+
+def test_output_dir_defaults_to_the_tfrecord_folder(mixed, tmp_path, capsys):
+    """Without --output_dir (the original had none) the records go with the TFRecords, said."""
+    code = main(
+        [
+            "--input_prefix",
+            f"{mixed}/",
+            "--path_match_regex",
+            r".*\.jpg",
+            "--query",
+            MIXED_QUERY,
+            "--output_tfrecord_dir",
+            str(tmp_path / "tfrecords"),
+        ]
+    )
+    assert code == 0
+    Manifest.read(str(tmp_path / "tfrecords" / "_manifest.json")).check()
+    assert (tmp_path / "tfrecords" / "_quarantine").is_dir()
+    out = capsys.readouterr().out
+    assert f"no --output_dir: manifest and quarantine go to {tmp_path}/tfrecords" in out

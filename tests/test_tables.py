@@ -42,6 +42,7 @@ from datathon_etl.framework.tables import (
 )
 from datathon_etl.framework.tables._rows import rows_to_table
 from datathon_etl.framework.tables.duckdb_sink import staging_root
+from datathon_etl.framework.tables.options import query_backend
 from datathon_etl.framework.tables.write import table_sink
 
 # --- Table specs -------------------------------------------------------------
@@ -666,9 +667,26 @@ def test_table_options_output_flags() -> None:
     options = PipelineOptions(["--output_bq_table", "my-project:ds.t"]).view_as(TableOutputOptions)
     assert options.output_table == "my-project:ds.t"
     assert options.bigquery_write_method == "FILE_LOADS"
-    assert PipelineOptions([]).view_as(LabelsSourceOptions).query_backend == "duckdb"
+    assert PipelineOptions([]).view_as(LabelsSourceOptions).query_backend == "auto"
     options = PipelineOptions(["--output_table=x.duckdb:t"]).view_as(TableOutputOptions)
     assert options.output_table == "x.duckdb:t"
+
+
+@pytest.mark.parametrize(
+    ("argv", "backend"),
+    [
+        (["--query", "SELECT path FROM `project.dataset.table`"], QueryBackend.BIGQUERY),
+        (["--query", "SELECT path FROM `dataset.table` t"], QueryBackend.BIGQUERY),
+        (["--query", "SELECT path FROM read_csv('a.csv')"], QueryBackend.DUCKDB),
+        (["--query", "SELECT `a b` AS path FROM t"], QueryBackend.DUCKDB),
+        (["--query", "SELECT path FROM `x`"], QueryBackend.DUCKDB),
+        (["--query", "SELECT 1 FROM `a.b`", "--query_backend", "duckdb"], QueryBackend.DUCKDB),
+        (["--query", "SELECT 1", "--query_backend", "bigquery"], QueryBackend.BIGQUERY),
+    ],
+)
+def test_query_backend_auto(argv: list[str], backend: QueryBackend) -> None:
+    """auto: BigQuery for a backticked dataset.table name (the original's queries), else DuckDB."""
+    assert query_backend(PipelineOptions(argv)) is backend
 
 
 def test_write_table_from_options(tmp_path: Path) -> None:

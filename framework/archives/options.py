@@ -12,6 +12,7 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives.tar import DEFAULT_MAX_MEMBER_BYTES
+from datathon_etl.framework.sources.options import glob_flag
 
 __all__ = ["TarOptions"]
 
@@ -25,6 +26,7 @@ class TarOptions(PipelineOptions):
         group.add_argument(
             "--input_tars",
             nargs="+",
+            type=glob_flag,
             default=None,
             help=(
                 "One or more globs of tar archives, local or gs:// ('**' crosses "

@@ -21,22 +21,25 @@ class ImageOptions(PipelineOptions):
         group.add_argument(
             "--output_image_shape",
             type=int,
-            nargs=2,
-            metavar=("HEIGHT", "WIDTH"),
+            nargs="+",
+            metavar="HEIGHT WIDTH [CHANNELS]",
             default=[320, 320],
-            help="Output height and width in pixels (default: 320 320).",
+            help=(
+                "Output height and width in pixels (default: 320 320), optionally "
+                "followed by the channels (1 or 3), as the original pipelines took it."
+            ),
         )
         group.add_argument(
             "--output_channels",
             type=int,
             choices=(1, 3),
-            default=1,
+            default=None,
             help="1 for grayscale (default), 3 for RGB.",
         )
         group.add_argument(
             "--output_image_format",
             choices=[f.value for f in ImageFormat],
-            default=ImageFormat.JPEG.value,
+            default=None,
             help="Encoding of the output images (default: jpeg).",
         )
         group.add_argument(
@@ -61,16 +64,44 @@ class ImageOptions(PipelineOptions):
         )
 
 
-def image_spec_from_options(options: PipelineOptions) -> ImageSpec:
-    """Builds the `ImageSpec`; raises ValueError naming the flag that is wrong."""
+def image_spec_from_options(
+    options: PipelineOptions, source_format: ImageFormat | None = None
+) -> ImageSpec:
+    """Builds the `ImageSpec`; raises ValueError naming the flag that is wrong.
+
+    Args:
+        options: The pipeline's options.
+        source_format: The only input format accepted (the original
+            ``--image_format``), which is also the output's unless
+            ``--output_image_format`` says the same; None: any.
+    """
     image = options.view_as(ImageOptions)
-    height, width = image.output_image_shape
+    shape = list(image.output_image_shape)
+    if len(shape) not in (2, 3):
+        raise ValueError(
+            f"--output_image_shape takes HEIGHT WIDTH [CHANNELS], got {len(shape)} values"
+        )
+    height, width, *channels = shape
+    if channels and image.output_channels not in (None, channels[0]):
+        raise ValueError(
+            f"--output_image_shape says {channels[0]} channels, --output_channels "
+            f"{image.output_channels}; give one"
+        )
+    if channels and channels[0] not in (1, 3):
+        raise ValueError(f"--output_image_shape: channels must be 1 or 3, got {channels[0]}")
+    output_format = image.output_image_format or source_format or ImageFormat.JPEG
+    if source_format is not None and ImageFormat(output_format) is not source_format:
+        raise ValueError(
+            f"--image_format {source_format} writes {source_format} images, as the "
+            f"original did; --output_image_format {output_format} contradicts it"
+        )
     try:
         return ImageSpec(
             height=height,
             width=width,
-            channels=image.output_channels,
-            format=ImageFormat(image.output_image_format),
+            channels=(channels or [image.output_channels or 1])[0],
+            format=ImageFormat(output_format),
+            source_format=source_format,
             jpeg_quality=image.jpeg_quality,
             aspect=Aspect(image.aspect),
             max_pixels=image.max_pixels,

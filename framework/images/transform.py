@@ -84,6 +84,10 @@ def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) ->
         raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
 
 
+def _optional_format(value: str | None) -> ImageFormat | None:
+    return None if value is None else ImageFormat(value)
+
+
 @attrs.frozen
 class ImageSpec:
     """What `transform_image` produces.
@@ -101,6 +105,8 @@ class ImageSpec:
             Pillow's own global limit (``Image.MAX_IMAGE_PIXELS``) still
             applies on top: raising this above it warns (``DecompressionBombWarning``)
             and above twice that is refused too.
+        source_format: The only input format accepted (others are refused
+            as `Reason.WRONG_IMAGE_FORMAT`); None: JPEG and PNG.
     """
 
     height: int = attrs.field(validator=_positive)
@@ -113,6 +119,7 @@ class ImageSpec:
     )
     aspect: Aspect = attrs.field(default=Aspect.STRETCH, converter=Aspect)
     max_pixels: int = attrs.field(default=DEFAULT_MAX_PIXELS, validator=_positive)
+    source_format: ImageFormat | None = attrs.field(default=None, converter=_optional_format)
 
 
 class ImageError(Exception):
@@ -159,7 +166,7 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
         ``spec.channels`` channels.
 
     Raises:
-        ImageError: With reason EMPTY_FILE, NOT_AN_IMAGE, TOO_MANY_PIXELS,
+        ImageError: With reason EMPTY_FILE, NOT_AN_IMAGE, WRONG_IMAGE_FORMAT, TOO_MANY_PIXELS,
             TRUNCATED_IMAGE or UNDECODABLE_IMAGE.
     """
     if not data:
@@ -168,6 +175,10 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
     if source_format is None:
         raise ImageError(
             Reason.NOT_AN_IMAGE, f"no JPEG or PNG signature (starts with {data[:8].hex()})"
+        )
+    if spec.source_format not in (None, source_format):
+        raise ImageError(
+            Reason.WRONG_IMAGE_FORMAT, f"{source_format} bytes, expected {spec.source_format}"
         )
     source = _open(data, source_format, spec)
     # Geometry from the header's size, so that a scaled JPEG decode gives the

@@ -542,7 +542,33 @@ def job_from_options(spec: EvaluationSpec, options: PipelineOptions) -> Evaluati
     for flag, table in (("--predictions_table", predictions), ("--labels_table", labels)):
         if isinstance(table, DuckDBTable) and not os.path.isfile(table.database):
             raise UsageError(f"{flag} {table}: no such DuckDB file")
+        if not _table_exists(table, job.project):
+            raise UsageError(f"{flag} {table}: no such table; check the name")
     return job
+
+
+def _table_exists(table: TableSpec, project: str | None) -> bool:
+    """Whether ``table`` exists (a DuckDB table or view, or a BigQuery table)."""
+    if isinstance(table, DuckDBTable):
+        import duckdb
+
+        with duckdb.connect(table.database, read_only=True) as con:
+            found = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE lower(table_name) = lower(?)",
+                [table.table],
+            ).fetchone()
+        return bool(found and found[0])
+    from google.api_core import exceptions
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project=project or table.project)
+    try:
+        client.get_table(f"{table.project}.{table.dataset}.{table.table}")
+    except exceptions.NotFound:
+        return False
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+    return True
 
 
 def run_evaluation(
@@ -563,6 +589,7 @@ def run_evaluation(
             "--labels_db when given.",
             [PredictionsOptions, EvaluationOptions, LabelsSourceOptions, TableOutputOptions],
             argv,
+            required=["predictions_table"],
         )
         job = job_from_options(spec, options)
     except UsageError as e:

@@ -26,6 +26,7 @@ from enum import StrEnum
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.inference.preprocess import DEFAULT_NORMALIZE
+from datathon_etl.framework.sources.options import glob_flag
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -33,9 +34,23 @@ __all__ = [
     "InferenceOptions",
     "PredictionsOptions",
     "UncertainPolicy",
+    "tfrecord_glob",
 ]
 
 DEFAULT_BATCH_SIZE = 32
+
+
+def tfrecord_glob(pattern: str) -> str:
+    """Reads a TFRecord glob flag: ``dir/*`` means every ``.tfrecord`` below ``dir``.
+
+    The original pipelines wrote a split's shards into one folder and read
+    them back with ``dir/*``; the ingestion here writes ``dir/<split>/<view>/``
+    beside ``features.json`` and the run's records, which ``dir/*`` would
+    miss or mistake for shards.
+    """
+    if pattern.endswith("/*"):
+        pattern = pattern[:-1] + "**.tfrecord"
+    return glob_flag(pattern)
 
 
 class UncertainPolicy(StrEnum):
@@ -57,10 +72,14 @@ class InferenceOptions(PipelineOptions):
             "--tfrecords",
             dest="input_tfrecord_pattern",
             nargs="+",
+            type=tfrecord_glob,
             default=None,
             help=(
                 "One or more globs of TFRecord files written by the dataset's ingestion, "
-                "local or gs:// ('**' crosses folders). --tfrecords is an alias."
+                "local or gs:// ('**' crosses folders). One ending in '/*' (the original "
+                "pipelines' 'every file of this folder') reads every .tfrecord below "
+                "that folder, as the ingestion writes a folder per split and view. "
+                "--tfrecords is an alias."
             ),
         )
         group.add_argument(

@@ -58,7 +58,7 @@ import attrs
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from datathon_etl.framework.flags import parse_flags
+from datathon_etl.framework.flags import parse_flags, resolve_output_dir
 from datathon_etl.framework.inference.model_handler import (
     KerasModelHandler,
     ModelSignature,
@@ -83,7 +83,6 @@ from datathon_etl.framework.manifest import (
     TallyQuarantine,
     UsageError,
     WriteRunRecords,
-    check_output_options,
     finish_run,
     match_inputs,
 )
@@ -245,7 +244,12 @@ def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> Inference
             model that does not load or does not fit the dataset.
     """
     flags = options.view_as(InferenceOptions)
-    output_dir, _ = check_output_options(options.view_as(OutputOptions))
+    # The original had no --output_dir: by default the run's records go beside the model.
+    output_dir, _ = resolve_output_dir(
+        f"datathon-etl {spec.dataset} infer",
+        options,
+        f"{flags.keras_model.rstrip('/')}.infer" if flags.keras_model else None,
+    )
     if not flags.keras_model:
         raise UsageError("--keras_model is required")
     if flags.batch_size < 1:
@@ -324,6 +328,8 @@ def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
             "into a predictions table (DuckDB or BigQuery): the ids and one logit per label.",
             [InferenceOptions, PredictionsOptions, OutputOptions, TableOutputOptions],
             argv,
+            required=["input_tfrecord_pattern", "keras_model"],
+            output_dir_default="<--keras_model>.infer, beside the model",
         )
         max_bad_fraction = options.view_as(OutputOptions).max_bad_fraction
         job = job_from_options(spec, options)

@@ -6,6 +6,8 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from datathon_etl.framework.sources.options import glob_flag
+
 __all__ = ["IngestOptions"]
 
 
@@ -22,6 +24,7 @@ class IngestOptions(PipelineOptions):
         group.add_argument(
             "--input_csv",
             nargs="+",
+            type=glob_flag,
             default=None,
             help="One or more globs of label CSVs (plain or gzipped).",
         )

@@ -28,7 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
-from datathon_etl.framework.flags import parse_flags
+from datathon_etl.framework.flags import parse_flags, resolve_output_dir
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.assemble import (
@@ -61,7 +61,6 @@ from datathon_etl.framework.manifest import (
     TallyQuarantine,
     UsageError,
     WriteRunRecords,
-    check_output_options,
     finish_run,
     is_dry_run,
     match_inputs,
@@ -76,6 +75,7 @@ from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
     input_glob,
+    input_patterns,
     path_match_regex,
 )
 from datathon_etl.framework.tables import (
@@ -314,9 +314,12 @@ def _study_csvs(
 def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
     ingest = options.view_as(IngestOptions)
     tar_options = options.view_as(TarOptions)
-    prefixes: list[str] = options.view_as(InputFilesOptions).input_prefix or []
+    prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
-    output_dir, _ = check_output_options(options.view_as(OutputOptions))
+    # The original had no --output_dir: by default the run's records go with its outputs.
+    output_dir, _ = resolve_output_dir(
+        f"datathon-etl {spec.dataset} ingest", options, tfrecord_dir or ingest.output_jpg_dir
+    )
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_labels"
     try:
@@ -415,6 +418,8 @@ def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
                 ImageOptions,
             ],
             argv,
+            required=["input_csv"],
+            output_dir_default="the --output_tfrecord_dir folder, else the --output_jpg_dir one",
         )
         max_bad_fraction = options.view_as(OutputOptions).max_bad_fraction
         job = _job_from_options(spec, options)

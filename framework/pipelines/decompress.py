@@ -17,10 +17,23 @@ them by. The default removes a compression extension::
     # Into a sibling folder, keeping only .csv.gz files:
     --path_sub_pattern '^(.*)\.csv\.gz$' --path_sub_repl 'csv/\1.csv'
 
-``--gcs_input_prefix`` (the original's flag) is an alias of
-``--input_pattern``; unlike the original, a value is a glob like any other:
-``gs://bucket/raw/`` matches the files directly in that folder, use
-``gs://bucket/raw/**`` to include subfolders.
+With ``--gcs_input_prefix`` (the original's flag) instead, the rewrite
+applies to each file's full location and gives its output's, as the
+original did: every file whose location starts with the prefix, the output
+anywhere on the same file system (never over a file the run reads: a
+rewrite that would overwrite one stops the run before it starts, in one
+line; files the pattern skips, such as an earlier run's outputs, may be
+replaced). The
+original's two uses::
+
+    # Beside the input: gs://bucket/raw/a.csv.gz -> gs://bucket/raw/a.csv
+    --gcs_input_prefix gs://bucket/raw/ --path_sub_pattern '\.gz$' --path_sub_repl ''
+    # Into a sibling folder: -> gs://bucket/unzipped/a.csv
+    --gcs_input_prefix gs://bucket/raw/ \
+        --path_sub_pattern 'gs://bucket/raw/(.*)\.gz$' --path_sub_repl 'gs://bucket/unzipped/\1'
+
+``--output_dir`` then holds only the run's records (manifest, quarantine,
+scratch files); by default a folder beside the inputs' (``gs://bucket/raw.decompress``).
 
 The format comes from each file's first bytes (``--compression=auto``) or
 is forced. Every file is decompressed in a streaming copy of constant memory,
@@ -45,11 +58,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from operator import attrgetter
-from typing import Any
 
 import apache_beam as beam
+import attrs
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -64,7 +77,7 @@ from datathon_etl.framework.archives import (
     safe_relative_path,
 )
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import parse_flags
+from datathon_etl.framework.flags import parse_flags, resolve_output_dir
 from datathon_etl.framework.manifest import (
     EXIT_USAGE,
     Outcome,
@@ -74,7 +87,6 @@ from datathon_etl.framework.manifest import (
     TallyQuarantine,
     UsageError,
     WriteRunRecords,
-    check_output_options,
     finish_run,
     is_dry_run,
     match_inputs,
@@ -82,19 +94,26 @@ from datathon_etl.framework.manifest import (
 from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
-    QUARANTINE_TAG,
     Quarantined,
     Reason,
     Stage,
 )
-from datathon_etl.framework.sources.options import InputFilesOptions, input_glob, input_root
+from datathon_etl.framework.sources.options import (
+    InputFilesOptions,
+    input_patterns,
+    input_root,
+    relative_path,
+)
 
 __all__ = [
     "DEFAULT_PATH_SUB_PATTERN",
     "FILES",
     "DecompressOptions",
+    "Plan",
     "build_pipeline",
     "main",
+    "plan_outputs",
+    "records_beside",
     "relative_inputs",
 ]
 
@@ -102,7 +121,6 @@ PIPELINE = "decompress"
 FILES = "files"
 """Manifest stage: the files matched by --input_pattern."""
 DEFAULT_PATH_SUB_PATTERN = r"^(.*)\.(?:gz|gzip|bz2|xz|lzma|zst|zstd|deflate|zz)$"
-_SKIPPED_TAG = "skipped"
 _GROUP_REFERENCE = re.compile(r"\\(?:g<([^>]*)>|(\d{1,2}))")
 
 
@@ -156,55 +174,117 @@ def relative_inputs(matched: dict[str, list[str]]) -> list[tuple[str, str]]:
     return sorted(relative.items())
 
 
-class _PlanFn(beam.DoFn):
-    """(path, relative path) -> a job, a skip, or a refusal of the output path."""
+@attrs.frozen
+class Plan:
+    """Each input's fate, settled before the pipeline runs.
 
-    def __init__(self, output_dir: str, pattern: str, repl: str) -> None:
-        super().__init__()
-        self._output_dir = output_dir
-        self._pattern = pattern
-        self._repl = repl
+    Attributes:
+        jobs: The files to decompress, with their outputs.
+        skipped: Inputs --path_sub_pattern does not match.
+        refused: Inputs whose output location is unsafe.
+    """
 
-    def setup(self) -> None:
-        self._regex = re.compile(self._pattern)
-
-    def process(self, element: tuple[str, str]) -> Iterator[Any]:
-        source, relative = element
-        if not self._regex.search(relative):
-            yield beam.pvalue.TaggedOutput(_SKIPPED_TAG, source)
-            return
-        target = self._regex.sub(self._repl, relative, count=1)
-        try:
-            target = safe_relative_path(target)
-            if RunLayout.is_reserved(target):
-                raise UnsafePathError("reserved for the run's own files")
-        except UnsafePathError as e:
-            detail = f"{relative!r} -> {target!r}: {e}"
-            record = Quarantined(
-                relative, Stage.DECOMPRESS, Reason.UNSAFE_OUTPUT_PATH, detail, source
-            )
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, record)
-            return
-        yield DecompressJob(source, output_path(self._output_dir, target))
+    jobs: tuple[DecompressJob, ...]
+    skipped: tuple[str, ...]
+    refused: tuple[Quarantined, ...]
 
 
-def build_pipeline(
-    p: beam.Pipeline,
+def _full_location(target: str, source: str) -> str:
+    """Checks and normalises an output location rewritten from the input's full location.
+
+    Raises:
+        UnsafePathError: A location of another kind than the input's (gs://,
+            an absolute or a relative local path), or with a ``..`` component.
+    """
+
+    def kind(location: str) -> str:
+        return "gs" if location.startswith("gs://") else str(location.startswith("/"))
+
+    if kind(source) != kind(target):
+        raise UnsafePathError("not a location of the input's kind (gs://, absolute, relative)")
+    if target.startswith("gs://"):
+        bucket, _, rest = target[len("gs://") :].partition("/")
+        return f"gs://{bucket}/{safe_relative_path(rest)}"
+    if target.startswith("/"):
+        return "/" + safe_relative_path(target[1:])
+    return safe_relative_path(target)
+
+
+def plan_outputs(
     inputs: Sequence[tuple[str, str]],
     layout: RunLayout,
     *,
     path_sub_pattern: str = DEFAULT_PATH_SUB_PATTERN,
     path_sub_repl: str = r"\1",
+    full_locations: bool = False,
+) -> Plan:
+    """Rewrites each input's path into its output's location.
+
+    Args:
+        inputs: (location, path relative to its glob's folder) pairs.
+        layout: The run's folder: outputs go under it, unless ``full_locations``.
+        path_sub_pattern: Inputs it does not match (``re.search``) are skipped.
+        path_sub_repl: Replaces the pattern's first match.
+        full_locations: The original's way: the rewrite applies to each
+            input's full location and gives its output's, anywhere on the
+            same file system but in the run's own folder.
+
+    Raises:
+        UsageError: An output would replace a file the run reads (itself or
+            another).
+    """
+    regex = re.compile(path_sub_pattern)
+    jobs, skipped, refused = [], [], []
+    for source, relative in inputs:
+        name = source if full_locations else relative
+        if not regex.search(name):
+            skipped.append(source)
+            continue
+        target = regex.sub(path_sub_repl, name, count=1)
+        try:
+            if full_locations:
+                destination = _full_location(target, source)
+                inside = relative_path(destination, [f"{layout.output_dir}/"])
+                if inside != destination and RunLayout.is_reserved(inside):
+                    raise UnsafePathError("reserved for the run's own files")
+            else:
+                destination = output_path(layout.output_dir, safe_relative_path(target))
+                if RunLayout.is_reserved(safe_relative_path(target)):
+                    raise UnsafePathError("reserved for the run's own files")
+        except UnsafePathError as e:
+            detail = f"{name!r} -> {target!r}: {e}"
+            refused.append(
+                Quarantined(relative, Stage.DECOMPRESS, Reason.UNSAFE_OUTPUT_PATH, detail, source)
+            )
+            continue
+        jobs.append(DecompressJob(source, destination))
+    # Files the pattern skips are not read: a re-run replaces its earlier outputs.
+    read = {job.source for job in jobs}
+    for job in jobs:
+        if job.destination in read:
+            what = "itself" if job.destination == job.source else job.destination
+            raise UsageError(
+                f"--path_sub_pattern {path_sub_pattern!r} and --path_sub_repl "
+                f"{path_sub_repl!r} write {job.source} over {what}, an input of this run; "
+                "rewrite each input to a location that is not one"
+            )
+    return Plan(tuple(jobs), tuple(skipped), tuple(refused))
+
+
+def build_pipeline(
+    p: beam.Pipeline,
+    plan: Plan,
+    layout: RunLayout,
+    *,
     compression: str = CompressionTypes.AUTO,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ) -> None:
-    """Adds the decompress steps for ``inputs`` ((path, relative path) pairs) to ``p``."""
-    files = p | "Files" >> beam.Create(list(inputs))
-    plan = files | "Plan" >> beam.ParDo(
-        _PlanFn(layout.output_dir, path_sub_pattern, path_sub_repl)
-    ).with_outputs(QUARANTINE_TAG, _SKIPPED_TAG, main="jobs")
+    """Adds the decompress steps of ``plan`` to ``p``."""
+    jobs = p | "Jobs" >> beam.Create(list(plan.jobs))
+    skipped = p | "Skipped" >> beam.Create(list(plan.skipped))
+    refused = p | "UnsafeOutputs" >> beam.Create(list(plan.refused))
     # Grouping by destination settles clashes and spreads the files over workers.
-    unique = plan.jobs | "UniqueDestinations" >> UniqueOutputs(
+    unique = jobs | "UniqueDestinations" >> UniqueOutputs(
         attrgetter("destination"), attrgetter("source"), Stage.DECOMPRESS
     )
     results = unique.unique | "Decompress" >> DecompressFiles(
@@ -214,18 +294,37 @@ def build_pipeline(
     )
 
     quarantine = (
-        plan[QUARANTINE_TAG],
+        refused,
         unique.quarantine,
         results.quarantine,
     ) | "AllQuarantine" >> beam.Flatten()
 
     tallies = (
-        files | "TallyFiles" >> TallyEach(FILES, Outcome.INPUT),
-        plan[_SKIPPED_TAG] | "TallySkipped" >> TallyEach(FILES, Outcome.SKIPPED),
+        jobs | "TallyFiles" >> TallyEach(FILES, Outcome.INPUT),
+        skipped | "TallySkippedIn" >> TallyEach(FILES, Outcome.INPUT),
+        refused | "TallyRefusedIn" >> TallyEach(FILES, Outcome.INPUT),
+        skipped | "TallySkipped" >> TallyEach(FILES, Outcome.SKIPPED),
         results.written | "TallyWritten" >> TallyEach(FILES, Outcome.WRITTEN),
         quarantine | "TallyQuarantine" >> TallyQuarantine(FILES),
     ) | "AllTallies" >> beam.Flatten()
     _ = (quarantine, tallies) | "WriteRunRecords" >> WriteRunRecords(layout)
+
+
+def records_beside(patterns: Sequence[str]) -> str:
+    """The default folder of a run's records with --gcs_input_prefix: beside the inputs' folder.
+
+    ``gs://bucket/raw/`` gives ``gs://bucket/raw.decompress``.
+
+    Raises:
+        UsageError: The inputs' folder is a bucket's or file system's top.
+    """
+    folder = input_root(patterns[0]).rstrip("/")
+    if folder in ("", ".") or folder.endswith(":/") or re.fullmatch(r"gs://[^/]*", folder):
+        raise UsageError(
+            f"--gcs_input_prefix {patterns[0]!r} is at the top of its file system or bucket, "
+            "with no folder beside it for the run's manifest and quarantine: give --output_dir"
+        )
+    return f"{folder}.decompress"
 
 
 def _check_substitution(pattern: str, repl: str) -> None:
@@ -249,44 +348,68 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    prog = f"datathon-etl {PIPELINE}"
     try:
         options = parse_flags(
-            f"datathon-etl {PIPELINE}",
-            "Decompress gzip, bzip2, xz, zstd and deflate files under --output_dir.",
+            prog,
+            "Decompress gzip, bzip2, xz, zstd and deflate files under --output_dir, or, "
+            "with --gcs_input_prefix, where --path_sub_repl says (as the original did).",
             [InputFilesOptions, DecompressOptions, OutputOptions],
             argv,
+            output_dir_default=(
+                "required with --input_pattern; with --gcs_input_prefix, a folder "
+                "beside the inputs' (gs://bucket/raw/ -> gs://bucket/raw.decompress) "
+                "that holds the run's records only"
+            ),
         )
         flags = options.view_as(DecompressOptions)
-        patterns = [input_glob(p) for p in options.view_as(InputFilesOptions).input_prefix or []]
-        output_dir, max_bad_fraction = check_output_options(options.view_as(OutputOptions))
+        files = options.view_as(InputFilesOptions)
+        full_locations = bool(files.gcs_input_prefix)
+        if full_locations and files.input_prefix:
+            raise UsageError(
+                "give --gcs_input_prefix (each file's full location rewritten, as the "
+                "original did) or --input_pattern (paths under --output_dir), not both"
+            )
+        flag = "--gcs_input_prefix" if full_locations else "--input_pattern"
+        patterns = input_patterns(options)
+        if not patterns:
+            raise UsageError("--input_pattern (or --gcs_input_prefix) is required")
+        output_dir, max_bad_fraction = resolve_output_dir(
+            prog, options, records_beside(patterns) if full_locations else None
+        )
         _check_substitution(flags.path_sub_pattern, flags.path_sub_repl)
         if flags.max_decompressed_bytes <= 0:
             raise UsageError("--max_decompressed_bytes must be positive")
-        check_cloud_resources(
-            options, locations={"--input_pattern": patterns, "--output_dir": output_dir}
+        check_cloud_resources(options, locations={flag: patterns, "--output_dir": output_dir})
+        matched = match_inputs(patterns, flag)
+        layout = RunLayout(output_dir)
+        inputs = relative_inputs(matched)
+        plan = plan_outputs(
+            [(source, source) for source, _ in inputs] if full_locations else inputs,
+            layout,
+            path_sub_pattern=flags.path_sub_pattern,
+            path_sub_repl=flags.path_sub_repl,
+            full_locations=full_locations,
         )
-        matched = match_inputs(patterns, "--input_pattern")
-        check_apart({"--output_dir": output_dir}, {"--input_pattern": patterns})
+        check_apart({"--output_dir": output_dir}, {flag: patterns})
     except UsageError as e:
         print(f"{PIPELINE}: {e}", file=sys.stderr)
         return EXIT_USAGE
 
-    layout = RunLayout(output_dir)
     if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
         claim_outputs({"--output_dir": output_dir})
         layout.prepare()
     with beam.Pipeline(options=options) as p:
         build_pipeline(
             p,
-            relative_inputs(matched),
+            plan,
             layout,
-            path_sub_pattern=flags.path_sub_pattern,
-            path_sub_repl=flags.path_sub_repl,
             compression=flags.compression,
             max_decompressed_bytes=flags.max_decompressed_bytes,
         )
     parameters = {
         "input_pattern": patterns,
+        "full_locations": full_locations,
         "path_sub_pattern": flags.path_sub_pattern,
         "path_sub_repl": flags.path_sub_repl,
         "compression": flags.compression,

@@ -24,6 +24,7 @@ quarantined, with its reason, in ``<output_dir>/_quarantine/``.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -39,7 +40,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import parse_flags
+from datathon_etl.framework.flags import parse_flags, resolve_output_dir
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
@@ -72,6 +73,7 @@ from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
     input_glob,
+    input_patterns,
     input_root,
     path_match_regex,
     relative_path,
@@ -85,6 +87,7 @@ from datathon_etl.framework.tables import (
     labels_query_from_options,
     parse_table_spec,
 )
+from datathon_etl.framework.tables.options import query_backend
 from datathon_etl.framework.tfrecords import FeatureSpec, write_features
 from datathon_etl.framework.tfrecords.options import TFRecordOptions
 from datathon_etl.framework.tfrecords.shards import (
@@ -96,9 +99,30 @@ from datathon_etl.framework.tfrecords.shards import (
     write_features_file,
 )
 
-__all__ = ["build_pipeline", "feature_specs", "main"]
+__all__ = ["ImageFormatOptions", "build_pipeline", "feature_specs", "main"]
 
 PIPELINE = "images-to-tfrecord"
+_FORMAT_NAMES = {"jpg": ImageFormat.JPEG, "jpeg": ImageFormat.JPEG, "png": ImageFormat.PNG}
+
+
+class ImageFormatOptions(PipelineOptions):
+    """The original ``images_to_tfrecord``'s ``--image_format``."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group("input format")
+        group.add_argument(
+            "--image_format",
+            choices=sorted(_FORMAT_NAMES),
+            default=None,
+            help=(
+                "The input images' format, as in the original: only images whose "
+                "bytes are in it are read (others are quarantined as "
+                "wrong_image_format), and the output is written in it, as the "
+                "feature jpg_bytes or png_bytes. Default: JPEG and PNG inputs, "
+                "written as --output_image_format."
+            ),
+        )
 
 
 @attrs.frozen
@@ -139,12 +163,22 @@ def _key_files(
     yield path, ImageItem(metadata.path, path, ref)
 
 
-def _key_rows(labels: pa.Table, roots: Sequence[str]) -> list[tuple[str, LabelRecord[str, Any]]]:
-    keyed = []
+def _key_rows(
+    labels: pa.Table, roots: Sequence[str], regex: str | None
+) -> tuple[list[tuple[str, LabelRecord[str, Any]]], list[str]]:
+    """Returns the label rows keyed by relative path, and the paths --path_match_regex skips.
+
+    The rows of images that --path_match_regex leaves out are skipped with
+    them, not quarantined as labels without an image.
+    """
+    keyed, skipped = [], []
     for number, row in enumerate(labels.to_pylist(), start=1):
         path = relative_path(str(row.pop(PATH_COLUMN)), roots)
-        keyed.append((path, LabelRecord(f"query row {number}", path, row)))
-    return keyed
+        if regex is not None and not re.fullmatch(regex, path):
+            skipped.append(path)
+        else:
+            keyed.append((path, LabelRecord(f"query row {number}", path, row)))
+    return keyed, skipped
 
 
 def _null_paths(labels: pa.Table) -> list[Quarantined]:
@@ -167,7 +201,9 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         )
     )
     valid = job.labels.filter(pc.is_valid(job.labels[PATH_COLUMN]))
-    rows = p | "LabelRows" >> beam.Create(_key_rows(valid, roots))
+    keyed, skipped = _key_rows(valid, roots, job.path_match_regex)
+    rows = p | "LabelRows" >> beam.Create(keyed)
+    skipped_rows = p | "SkippedLabelRows" >> beam.Create(skipped)
     bad_rows = p | "NullPaths" >> beam.Create(_null_paths(job.labels))
     labelled = (files.images, rows) | "JoinAndTransform" >> JoinAndTransform(
         PIPELINE, job.image, job.layout.run_id
@@ -186,6 +222,8 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         files.skipped | "TallyImagesSkippedIn" >> TallyEach(IMAGES, Outcome.INPUT),
         files.skipped | "TallySkipped" >> TallyEach(IMAGES, Outcome.SKIPPED),
         rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
+        skipped_rows | "TallySkippedRowsIn" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
+        skipped_rows | "TallySkippedRows" >> TallyEach(LABEL_ROWS, Outcome.SKIPPED),
         bad_rows | "TallyBadRowsIn" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
         labelled.image_refusals | "TallyImageRefusals" >> TallyQuarantine(IMAGES),
         row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
@@ -233,27 +271,27 @@ def _preflight(
         },
         tables={"--labels_table": labels_table},
         bigquery_query=bool(tables.labels_query)
-        and QueryBackend(tables.query_backend) is QueryBackend.BIGQUERY,
+        and query_backend(options) is QueryBackend.BIGQUERY,
     )
 
 
 def _job(options: PipelineOptions) -> _Job:
-    own = options.view_as(InputFilesOptions)
+    patterns = input_patterns(options)
     output_tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
-    if not own.input_prefix:
-        raise UsageError("--input_prefix is required")
+    if not patterns:
+        raise UsageError("--input_prefix (or --gcs_input_prefix) is required")
     if not output_tfrecord_dir:
         raise UsageError("--output_tfrecord_dir is required")
     tfrecord_dir = output_tfrecord_dir.rstrip("/")
-    output_dir = (options.view_as(OutputOptions).output_dir or tfrecord_dir).rstrip("/")
-    _preflight(options, own.input_prefix, tfrecord_dir, output_dir)
+    output_dir, _ = resolve_output_dir(f"datathon-etl {PIPELINE}", options, tfrecord_dir)
+    _preflight(options, patterns, tfrecord_dir, output_dir)
     check_apart(
         {"--output_tfrecord_dir": tfrecord_dir, "--output_dir": output_dir},
-        {"--input_prefix": [input_glob(pattern) for pattern in own.input_prefix]},
+        {"--input_prefix": patterns},
     )
-    for pattern in own.input_prefix:
+    for pattern in patterns:
         try:
-            (found,) = FileSystems.match([input_glob(pattern)], limits=[1])
+            (found,) = FileSystems.match([pattern], limits=[1])
         except BeamIOError as e:
             raise UsageError(f"--input_prefix: cannot list {pattern!r}: {e}") from e
         if not found.metadata_list:
@@ -270,14 +308,18 @@ def _job(options: PipelineOptions) -> _Job:
     except (ValueError, SchemaError) as e:
         raise UsageError(f"--query: {e}") from e
     except Exception as e:  # the backend's own error (syntax, missing file, ...)
-        raise UsageError(f"--query failed: {type(e).__name__}: {e}") from e
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UsageError(f"--query failed: {type(e).__name__}: {first_line}") from e
+    source_format = options.view_as(ImageFormatOptions).image_format
     try:
-        image = image_spec_from_options(options)
+        image = image_spec_from_options(
+            options, _FORMAT_NAMES[source_format] if source_format else None
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
     image_feature = f"{'jpg' if image.format is ImageFormat.JPEG else 'png'}_bytes"
     return _Job(
-        patterns=tuple(own.input_prefix),
+        patterns=tuple(patterns),
         labels=labels,
         layout=RunLayout(output_dir),
         tfrecord_dir=tfrecord_dir,
@@ -304,9 +346,12 @@ def _main(prog: str, argv: Sequence[str] | None) -> int:
                 TFRecordOptions,
                 OutputOptions,
                 LabelsSourceOptions,
+                ImageFormatOptions,
                 ImageOptions,
             ],
             argv,
+            required=["output_tfrecord_dir"],
+            output_dir_default="the --output_tfrecord_dir folder",
         )
         job = _job(options)
         fraction = options.view_as(OutputOptions).max_bad_fraction

@@ -181,6 +181,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "Extract tar archives (plain, gzip, bzip2, xz, zstd) under --output_dir.",
             [TarOptions, MatchOptions, OutputOptions],
             argv,
+            required=["input_tars", "output_dir"],
         )
         tars = options.view_as(TarOptions)
         output_dir, max_bad_fraction = check_output_options(options.view_as(OutputOptions))

@@ -13,11 +13,28 @@ from datathon_etl.framework.manifest import UsageError
 __all__ = [
     "InputFilesOptions",
     "MatchOptions",
+    "glob_flag",
     "input_glob",
+    "input_patterns",
     "input_root",
     "path_match_regex",
+    "prefix_glob",
     "relative_path",
 ]
+
+
+def glob_flag(pattern: str) -> str:
+    """Reads a glob given as a flag's value as a shell would: relative to the current folder.
+
+    Beam lists a local glob from the folder in front of its first wildcard,
+    and finds none in ``part0*.tar``; ``./part0*.tar`` is the same glob with
+    that folder spelt out. The ``type`` of every input glob flag.
+    """
+    fixed = re.match(r"^[^[*?]*", pattern)
+    head = fixed.group(0) if fixed else ""
+    if head != pattern and "/" not in head and "://" not in pattern:
+        return f"./{pattern}"
+    return pattern
 
 
 class MatchOptions(PipelineOptions):
@@ -61,17 +78,42 @@ class InputFilesOptions(PipelineOptions):
         group.add_argument(
             "--input_prefix",
             "--input_pattern",
-            "--gcs_input_prefix",
             dest="input_prefix",
             nargs="+",
+            type=glob_flag,
             default=None,
             help=(
                 "One or more folders (ending in '/': everything below them) or globs "
                 "('**' crosses folders), local or gs://. A file's relative path is its "
-                "location under the folder its pattern starts in. --input_pattern and "
-                "--gcs_input_prefix (the original pipelines' name) are aliases."
+                "location under the folder its pattern starts in. --input_pattern is "
+                "an alias."
             ),
         )
+        group.add_argument(
+            "--gcs_input_prefix",
+            nargs="+",
+            default=None,
+            help=(
+                "The original pipelines' flag: every file whose location starts with "
+                "this prefix (local or gs://; a value with a wildcard is a glob). "
+                "Relative paths are as for --input_prefix."
+            ),
+        )
+
+
+def input_patterns(options: PipelineOptions) -> list[str]:
+    """Returns the globs that ``--input_prefix`` and ``--gcs_input_prefix`` name, in order."""
+    files = options.view_as(InputFilesOptions)
+    return [input_glob(p) for p in files.input_prefix or []] + [
+        prefix_glob(p) for p in files.gcs_input_prefix or []
+    ]
+
+
+def prefix_glob(prefix: str) -> str:
+    """Returns the glob of every file whose location starts with ``prefix`` (a glob: itself)."""
+    if re.search(r"[\[*?]", prefix):
+        return glob_flag(prefix)
+    return glob_flag(prefix + "**")
 
 
 def input_glob(pattern: str) -> str:

@@ -20,6 +20,7 @@ queries anything while flags are parsed.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "LabelsSourceOptions",
     "TableOutputOptions",
     "labels_query_from_options",
+    "query_backend",
     "write_table_from_options",
 ]
 
@@ -108,13 +110,30 @@ class LabelsSourceOptions(PipelineOptions):
         )
         group.add_argument(
             "--query_backend",
-            default=QueryBackend.DUCKDB.value,
-            choices=[backend.value for backend in QueryBackend],
+            default=AUTO_BACKEND,
+            choices=[AUTO_BACKEND, *(backend.value for backend in QueryBackend)],
             help=(
-                "Where --labels_query runs: duckdb (default; SQL over CSV, CSV.gz, "
-                "Parquet or --labels_db) or bigquery (GoogleSQL, billed to --project)."
+                "Where --labels_query runs: duckdb (SQL over CSV, CSV.gz, Parquet or "
+                "--labels_db) or bigquery (GoogleSQL, billed to --project). Default "
+                "auto: bigquery when the query names a table as `dataset.table` or "
+                "`project.dataset.table` in backticks (as the original pipelines' "
+                "queries do), else duckdb."
             ),
         )
+
+
+AUTO_BACKEND = "auto"
+_BIGQUERY_TABLE_NAME = re.compile(r"`[^`.\s]+(\.[^`.\s]+){1,2}`")
+
+
+def query_backend(options: PipelineOptions) -> QueryBackend:
+    """Where ``--labels_query`` runs: ``--query_backend``, with ``auto`` resolved."""
+    tables = options.view_as(LabelsSourceOptions)
+    if tables.query_backend != AUTO_BACKEND:
+        return QueryBackend(tables.query_backend)
+    if _BIGQUERY_TABLE_NAME.search(tables.labels_query or ""):
+        return QueryBackend.BIGQUERY
+    return QueryBackend.DUCKDB
 
 
 def labels_query_from_options(options: PipelineOptions) -> LabelsQuery | None:
@@ -140,7 +159,7 @@ def labels_query_from_options(options: PipelineOptions) -> LabelsQuery | None:
         )
     if not tables.labels_query:
         return None
-    backend = QueryBackend(tables.query_backend)
+    backend = query_backend(options)
     if backend is QueryBackend.BIGQUERY:
         if tables.labels_db:
             raise ValueError(
