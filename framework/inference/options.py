@@ -75,6 +75,17 @@ class InferenceOptions(PipelineOptions):
             ),
         )
         group.add_argument(
+            "--trusted_model",
+            action="store_true",
+            help=(
+                "Load the model without the safety checks: Keras' safe mode is off "
+                "(Lambda layers and arbitrary Python objects run) and a SavedModel's ops "
+                "are not checked (it may read, write or delete any file the command can, "
+                "open connections, run Python). Only for a model whose code you have read "
+                "or wrote yourself; never for a team's submission."
+            ),
+        )
+        group.add_argument(
             "--batch_size",
             type=int,
             default=DEFAULT_BATCH_SIZE,
