@@ -21,9 +21,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from datathon_etl.datasets.mimic_cxr.parsing import format_path
 from datathon_etl.datasets.mimic_cxr.schema import Finding
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
+from datathon_etl.framework.evaluate import UncertainPolicy
 from datathon_etl.framework.inference import (
     InferenceJob,
-    UncertainPolicy,
     build_pipeline,
     decode_pixels,
     load_keras_model,

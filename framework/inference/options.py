@@ -1,4 +1,4 @@
-"""Flags of inference and evaluation, one `PipelineOptions` class per concern.
+"""Flags of inference (and the predictions table, shared with evaluation).
 
 Table flags, one meaning each in every command:
 
@@ -13,6 +13,8 @@ Table flags, one meaning each in every command:
   ``--predictions_table``; giving both with different values is an error),
   the leaderboard for ``evaluate``.
 
+Evaluation's own flags are in ``framework/evaluate/options.py``.
+
 Beam builds one parser from every `PipelineOptions` subclass imported and
 argparse refuses a flag defined twice, so no flag here repeats one of
 the table options' or Beam's.
@@ -21,7 +23,6 @@ the table options' or Beam's.
 from __future__ import annotations
 
 import argparse
-from enum import StrEnum
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -29,21 +30,11 @@ from datathon_etl.framework.inference.preprocess import DEFAULT_NORMALIZE
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "EvaluationOptions",
     "InferenceOptions",
     "PredictionsOptions",
-    "UncertainPolicy",
 ]
 
 DEFAULT_BATCH_SIZE = 32
-
-
-class UncertainPolicy(StrEnum):
-    """What an uncertain label counts as, in training and in evaluation."""
-
-    IGNORE = "ignore"
-    NEGATIVE = "negative"
-    POSITIVE = "positive"
 
 
 class InferenceOptions(PipelineOptions):
@@ -119,22 +110,5 @@ class PredictionsOptions(PipelineOptions):
                 "DuckDB file; a bare 'table' (infer only): in <output_dir>/tables.duckdb. "
                 "infer replaces it (default <dataset>_predictions); evaluate reads it. "
                 "--bigquery_table is an alias (the original's name)."
-            ),
-        )
-
-
-class EvaluationOptions(PipelineOptions):
-    """How ``evaluate`` scores predictions against labels."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("evaluation")
-        group.add_argument(
-            "--uncertain",
-            default=UncertainPolicy.IGNORE.value,
-            choices=[policy.value for policy in UncertainPolicy],
-            help=(
-                "What an uncertain label counts as: ignore (default: left out of that "
-                "label's AUROC and prevalence), negative or positive."
             ),
         )
