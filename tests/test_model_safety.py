@@ -219,3 +219,43 @@ def _save_keras(folder: Path) -> Path:
 def _write_bytes(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_an_onnx_model_with_external_data_is_refused(tfrecord, tmp_path, capsys):
+    """Weights in a side file named inside the model (a path it chose): refused, one line."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.ones((1, WIDTH), np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["image"], ["pooled"], name="pool"),
+            helper.make_node("Flatten", ["pooled"], ["flat"], name="flat"),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"], name="dense"),
+        ],
+        "team",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, 1, SIZE, SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, WIDTH])],
+        [weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    inline = tmp_path / "inline.onnx"
+    onnx.save_model(model, str(inline))
+    external = tmp_path / "external.onnx"
+    onnx.save_model(
+        model, str(external), save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
+    assert (tmp_path / "weights.bin").is_file()
+    x = np.random.default_rng(0).random((2, 1, SIZE, SIZE), dtype=np.float32)
+    np.testing.assert_allclose(
+        load_keras_model(str(inline)).predict_on_batch(x),
+        np.repeat(x.mean(axis=(2, 3)), WIDTH, axis=1),
+        rtol=1e-6,
+    )
+    out = tmp_path / "out"
+    argv = ["--tfrecords", str(tfrecord), "--model", str(external), "--output_dir", str(out)]
+    assert infer(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "refused: the ONNX model stores tensors in external files" in err
+    assert not out.exists()

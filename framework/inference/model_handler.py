@@ -16,9 +16,13 @@ loads it once and every thread and bundle of that process uses the same
 instance (`load_model` is called once per process, not per element or
 bundle).
 
-What loads: a Keras v3 ``.keras`` file, a legacy ``.h5``/``.hdf5`` file, or a
+What loads: a Keras v3 ``.keras`` file, a legacy ``.h5``/``.hdf5`` file, a
 TensorFlow SavedModel folder (its ``serving_default`` signature, which must
-take one image batch and return one output). Local paths or any URI Beam's
+take one image batch and return one output), or an ``.onnx`` file (what
+PyTorch exports), run by onnxruntime (`OnnxPredictor`). Beam's own
+``OnnxModelHandlerNumpy`` is not used: it loads the file by path, external
+data and all, which a team's model must not do; batching, sharing and the
+dead-letter output stay `RunInference`'s. Local paths or any URI Beam's
 ``FileSystems`` reads (``gs://...``): a remote model is copied to a local
 temporary folder once per process, inside `load_model`, then loaded (Keras
 and TensorFlow cannot read through Beam's filesystems); a ``.keras``/``.h5``
@@ -30,8 +34,9 @@ A team's model is untrusted: loading and running it must not run the
 team's code or touch a file. Unless the model is declared trusted
 (``trusted=True``, the ``--trusted_model`` flag), Keras files load in Keras'
 safe mode (no ``Lambda`` layers, no arbitrary Python objects in the
-config), and a SavedModel's ops are checked against an allow-list before
-TensorFlow loads it (`check_saved_model`). The check runs in every load, so
+config), a SavedModel's ops are checked against an allow-list before
+TensorFlow loads it (`check_saved_model`), and an ONNX model must hold all
+its tensors (no external data file). The check runs in every load, so
 in the driver and on each worker alike.
 """
 
@@ -53,6 +58,7 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from datathon_etl.framework.inference.onnx_model import ONNX_SUFFIX, OnnxPredictor
 from datathon_etl.framework.inference.saved_model_check import UnsafeModelError, check_saved_model
 
 __all__ = [
@@ -177,7 +183,7 @@ def inspect_model(model: Any, what: str = "model") -> ModelSignature:
         ValueError: The model does not take one input tensor and give one
             ``[batch, width]`` output, or its input shape is unknown.
     """
-    if isinstance(model, SavedModelPredictor):
+    if isinstance(model, SavedModelPredictor | OnnxPredictor):
         return model.signature
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
@@ -258,7 +264,7 @@ def _is_saved_model(path: str) -> bool:
 
 
 def load_keras_model(uri: str, *, trusted: bool = False) -> Any:
-    """Loads a ``.keras``, ``.h5`` or SavedModel, local or remote (see the module docstring).
+    """Loads a ``.keras``, ``.h5``, SavedModel or ``.onnx``, local or remote (module docstring).
 
     Args:
         uri: A file path, a SavedModel folder, or a URI such as ``gs://b/m.keras``.
@@ -266,8 +272,8 @@ def load_keras_model(uri: str, *, trusted: bool = False) -> Any:
             check): only for a model whose code the organiser trusts.
 
     Returns:
-        A ``keras.Model`` (compiled: no), or a `SavedModelPredictor`; both
-        have ``predict_on_batch``.
+        A ``keras.Model`` (compiled: no), a `SavedModelPredictor` or an
+        `OnnxPredictor`; each has ``predict_on_batch``.
 
     Raises:
         ValueError: The model cannot be found or loaded, or is refused by a
@@ -290,6 +296,13 @@ def load_keras_model(uri: str, *, trusted: bool = False) -> Any:
                 raise ValueError(f"{uri}: cannot load the SavedModel: {_one_line(e)}") from e
         if not os.path.isfile(path):
             raise ValueError(f"{uri}: no such model file or SavedModel folder")
+        if path.endswith(ONNX_SUFFIX):
+            try:
+                return OnnxPredictor(path, trusted=trusted)
+            except UnsafeModelError as e:
+                raise UnsafeModelError(f"{uri}: refused: {e}{_TRUST_HINT}") from e
+            except ValueError as e:
+                raise ValueError(f"{uri}: {e}") from e
         import keras
 
         try:

@@ -60,9 +60,11 @@ class InferenceOptions(PipelineOptions):
             dest="keras_model",
             default=None,
             help=(
-                "The model: a .keras or .h5 file, or a TensorFlow SavedModel folder, "
-                "local or gs://. It must take one image batch [batch, H, W, C] and "
-                "output one logit per label [batch, labels]. --model is an alias."
+                "The model: a .keras or .h5 file, a TensorFlow SavedModel folder (pure "
+                "tensor ops only), or an .onnx file (e.g. exported from PyTorch, with a "
+                "dynamic batch dimension), local or gs://. It must take one image batch "
+                "(what --normalize gives, stacked) and output one logit per label "
+                "[batch, labels]. --model is an alias."
             ),
         )
         group.add_argument(
