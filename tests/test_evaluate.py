@@ -469,7 +469,7 @@ def test_the_same_seed_gives_the_same_intervals(organiser, tmp_path, capsys):
 
 
 def test_command_usage_errors(organiser, tmp_path, capsys):
-    """Bad flags: exit 2 with one line, before anything is read."""
+    """Bad flags: exit 2 with one line, before anything is read; unreadable labels: 1."""
     team = _rows_table(tmp_path / "t.duckdb", [], arrow_schema.PREDICTIONS)
     cases = {
         "no submission": ["--labels_db", str(organiser), "--split", "valid"],
@@ -513,6 +513,11 @@ def test_command_usage_errors(organiser, tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err, err
         assert len(err.strip().splitlines()) == 1
+    missing = ["--labels_table", f"{organiser}:no_such_table", "--split", "valid"]
+    assert evaluate_main([*missing, "--submissions", str(team)]) == 1
+    err = capsys.readouterr().err
+    assert "no_such_table" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_codegen_rule_for_bool_and_unscored_labels():
@@ -567,7 +572,8 @@ def test_bigquery_labels_submissions_and_leaderboard(bigquery, organiser, tmp_pa
     view.view_query = f"SELECT * FROM `{bigquery.project}.{dataset}.mimic_cxr_labels`"
     bigquery.client.create_table(view)
     common = ["--split", "valid", "--bootstrap_samples", "20", "--project", bigquery.project]
-    argv = ["--labels_table", labels, "--submissions", f"good={team}", f"view={team[:-4]}view"]
+    view_spec = f"{bigquery.project}:{dataset}.view"
+    argv = ["--labels_table", labels, "--submissions", f"good={team}", f"view={view_spec}"]
     assert evaluate_main([*common, *argv]) == 1
     captured = capsys.readouterr()
     assert "view refused" in captured.err
