@@ -194,9 +194,10 @@ def _lambda_model(path: Path) -> Path:
             "cannot load the Keras model: KeyError",
         ),
         (lambda d: _lambda_model(d / "lambda.keras"), "cannot load the Keras model"),
+        (lambda d: _lambda_model(d / "lambda.h5"), "cannot load the Keras model"),
         (lambda d: _write_bytes(d / "garbage.keras", b"not a zip"), "cannot load the Keras model"),
     ],
-    ids=["layer without a name", "Lambda layer (safe mode)", "not a zip"],
+    ids=["layer without a name", "Lambda layer (safe mode)", "Lambda layer in .h5", "not a zip"],
 )
 def test_a_bad_keras_file_is_one_line(make, message, tfrecord, tmp_path, capsys):
     """Malformed or unsafe .keras files: exit 2 with one line, never a traceback."""

@@ -1,4 +1,4 @@
-"""The generic inference: TFRecords -> `RunInference` (Keras) -> predictions table.
+"""The generic inference: TFRecords -> `RunInference` (a team's model) -> predictions table.
 
 Replaces the original ``inference_to_bigquery.py``, which predicted one
 example at a time. Here:
@@ -323,8 +323,10 @@ def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
     try:
         options = parse_flags(
             prog,
-            f"Predict {spec.dataset} TFRecords with a Keras model (batched, Beam RunInference) "
-            "into a predictions table (DuckDB or BigQuery): the ids and one logit per label.",
+            f"Predict {spec.dataset} TFRecords with a team's model (.keras, .h5, SavedModel or "
+            ".onnx; refused before it runs if it could touch a file or run Python) in batches "
+            "(Beam RunInference) into a predictions table (DuckDB or BigQuery): the ids and "
+            "one logit per label.",
             [InferenceOptions, PredictionsOptions, OutputOptions, TableOutputOptions],
             argv,
         )
