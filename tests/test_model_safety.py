@@ -260,3 +260,12 @@ def test_an_onnx_model_with_external_data_is_refused(tfrecord, tmp_path, capsys)
     assert len(err.strip().splitlines()) == 1, err
     assert "refused: the ONNX model stores tensors in external files" in err
     assert not out.exists()
+
+
+def test_common_architectures_pass_the_op_check(tmp_path):
+    """An honest team's usual network (here MobileNetV3, batch norm, hard-swish, SE blocks) runs."""
+    model = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3), weights=None, classes=WIDTH, classifier_activation=None
+    )
+    model.export(str(tmp_path / "mobilenet"), verbose=False)
+    check_saved_model(str(tmp_path / "mobilenet"))
