@@ -13,6 +13,7 @@ ranked labels with its interval from the same replicates.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import attrs
@@ -297,7 +298,8 @@ def _score(
     mean = float(np.mean([points[i] for i in chosen]))
     bounds = None
     if settings.samples:
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # a replicate without any AUROC: NaN, left out
+            warnings.simplefilter("ignore", RuntimeWarning)
             bounds = interval(np.nanmean(replicates[chosen], axis=0))
     return TeamResult(
         team,
