@@ -66,7 +66,7 @@ def _class_imports(ir: DatasetIR) -> list[str]:
 def _label_codes(column: Column) -> str | None:
     """The ``LabelCodes(...)`` of a label evaluate can score, or None.
 
-    The rule (see ``framework/inference/evaluate.py``): for a coded label, the
+    The rule (see ``framework/evaluate/policy.py``): for a coded label, the
     code named ``positive`` is positive, ``uncertain`` is uncertain and every
     other code negative; for a ``bool`` label, true is positive.
     """

@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from datathon_etl.datasets.mimic_cxr.schema import Finding
-from datathon_etl.framework.inference import UncertainPolicy
+from datathon_etl.framework.evaluate import UncertainPolicy
 from datathon_etl.generated.mimic_cxr import features, rows
 
 IGNORED = -1.0

@@ -41,8 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 DATASET_COMMANDS: dict[str, str] = {
     "ingest": "tars of images + label CSVs -> JPG tree, TFRecords, labels table",
-    "infer": "TFRecords + a Keras model -> predictions table (batched RunInference)",
-    "evaluate": "predictions + labels tables -> per-label AUROC leaderboard (SQL)",
+    "infer": "TFRecords + a model (Keras, SavedModel, ONNX) -> predictions table (batched)",
+    "evaluate": "teams' predictions + labels -> leaderboard, AUROC with bootstrap intervals",
 }
 """Per-dataset subcommand -> one-line help; each is a generated module."""
 

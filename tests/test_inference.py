@@ -21,9 +21,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from datathon_etl.datasets.mimic_cxr.parsing import format_path
 from datathon_etl.datasets.mimic_cxr.schema import Finding
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
+from datathon_etl.framework.evaluate import UncertainPolicy
 from datathon_etl.framework.inference import (
     InferenceJob,
-    UncertainPolicy,
     build_pipeline,
     decode_pixels,
     load_keras_model,
@@ -364,3 +364,41 @@ def test_the_training_example_saves_a_model_infer_accepts(tfrecords, tmp_path, c
     signature = read_signature(SPEC, str(model))
     assert (signature.input_shape, signature.output_width) == ((SIZE, SIZE, 1), 14)
     assert f"saved to {model}" in capsys.readouterr().out
+
+
+def _to_onnx(model_path: Path, target: Path, *, channels_first: bool) -> Path:
+    """The Keras model converted with tf2onnx; channels first as PyTorch's image models take."""
+    import tf2onnx
+
+    model = keras.models.load_model(model_path)
+    shape = (None, 1, SIZE, SIZE) if channels_first else (None, SIZE, SIZE, 1)
+
+    def serve(x: tf.Tensor) -> tf.Tensor:
+        return model(tf.transpose(x, [0, 2, 3, 1]) if channels_first else x, training=False)
+
+    spec = (tf.TensorSpec(shape, tf.float32, name="image"),)
+    tf2onnx.convert.from_function(
+        tf.function(serve), input_signature=spec, opset=17, output_path=str(target)
+    )
+    return target
+
+
+@pytest.mark.parametrize(
+    ("channels_first", "normalize"),
+    [
+        (False, []),
+        (True, ["--normalize", f"{scale_to_unit.__module__}:scale_to_unit_channels_first"]),
+    ],
+    ids=["channels last", "channels first (PyTorch's layout)"],
+)
+def test_an_onnx_model_predicts_as_the_keras_model_it_came_from(
+    tfrecords, model_file, tmp_path, channels_first, normalize
+):
+    """Run by onnxruntime through infer: the same logits as Keras, row by row."""
+    onnx_model = _to_onnx(model_file, tmp_path / "team.onnx", channels_first=channels_first)
+    out = tmp_path / "out"
+    argv = ["--tfrecords", str(tfrecords[0].parents[2] / "*" / "*" / "*.tfrecord")]
+    argv += ["--model", str(onnx_model), "--output_dir", str(out), "--batch_size", "8"]
+    assert infer([*argv, *normalize]) == 0
+    _assert_predictions(_table(out / "tables.duckdb"), _expected(tfrecords, model_file))
+    Manifest.read(str(out / "_manifest.json")).check()

@@ -8,9 +8,10 @@ embedded defaults (local files, DuckDB):
 2. ``examples/train_mimic_cxr.py``: one short epoch of a small CNN on the
    train split's TFRecords, saved as ``.keras``;
 3. ``datathon-etl mimic_cxr infer``: batched predictions of the valid split
-   into a predictions table beside the labels;
-4. ``datathon-etl mimic_cxr evaluate``: per-label AUROC, prevalence and
-   counts, printed and written as a table.
+   into a team's predictions file (``teams/small_cnn.duckdb``);
+4. ``datathon-etl mimic_cxr evaluate``: the teams folder scored against the
+   valid split's labels: per-label and mean AUROC with bootstrap intervals,
+   a leaderboard printed and written as a table beside the labels.
 
 Everything lands under ``demo-output/``. The labels are random, so expect
 AUROCs near 0.5: the point is the path, not the model.
@@ -97,14 +98,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = _train(out / "tfrecords", model)
     if code != 0:
         return code
-    predictions = f"{database}:mimic_cxr_predictions"
+    teams = args.out / "teams"
+    teams.mkdir(parents=True, exist_ok=True)
+    predictions = f"{teams / 'small_cnn.duckdb'}:mimic_cxr_predictions"
     code = _infer(out / "tfrecords", model, args.out / "infer", predictions, args.workers)
     if code != 0:
         return code
 
     from datathon_etl.generated.mimic_cxr.evaluate import main as evaluate
 
-    command = ["--predictions_table", predictions]
+    # The sample is small: a label needs only 2 positives and 2 negatives to be ranked.
+    command = ["--submissions", str(teams), "--labels_db", str(database), "--split", "valid"]
+    command += ["--min_positives", "2"]
     print("\ndemo: datathon-etl mimic_cxr evaluate " + " ".join(command), flush=True)
     code = evaluate(command)
     if code != 0:
@@ -115,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo: outputs\n"
         f"  resized JPGs       {out / 'jpg'}/\n"
         f"  TFRecords          {out / 'tfrecords'}/<split>/<view>/data-*.tfrecord\n"
-        f"  tables             {database} (mimic_cxr_labels, mimic_cxr_predictions, "
-        "mimic_cxr_evaluation)\n"
+        f"  tables             {database} (mimic_cxr_labels, mimic_cxr_leaderboard)\n"
+        f"  predictions        {predictions}\n"
         f"  trained model      {model}\n"
         f"  manifests          {out / '_manifest.json'}, {args.out / 'infer' / '_manifest.json'}\n"
         f"demo: done in {time.monotonic() - started:.0f} s"

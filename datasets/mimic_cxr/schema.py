@@ -100,6 +100,8 @@ DATASET = Dataset(
     ),
     key=ImageKey,
     labels=Labels,
+    split="dataset",
+    patient="patient",
     image_feature="jpg_bytes",
     path_description="The relative path to the .jpg file.",
     layout="datathon_etl.datasets.mimic_cxr.parsing",

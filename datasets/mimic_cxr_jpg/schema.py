@@ -101,6 +101,8 @@ DATASET = Dataset(
     ),
     key=ImageKey,
     labels=Labels,
+    split="split",
+    patient="subject_id",
     image_feature="jpg_bytes",
     path_description=(
         "The relative path to the .jpg file: files/p<NN>/p<subject_id>/s<study_id>/<dicom_id>.jpg."

@@ -1,4 +1,4 @@
-"""Batched Keras inference into predictions tables, and per-label evaluation.
+"""Batched inference of a team's model into a predictions table.
 
 * `KerasModelHandler` (`model_handler`): Beam's `ModelHandler` for a
   ``.keras``, ``.h5`` or SavedModel model, local or gs://; `RunInference`
@@ -8,24 +8,15 @@
 * `InferenceSpec` (`spec`), `InferenceJob`, `build_pipeline`, `run`
   (`pipeline`): the generic inference pipeline that generated
   ``generated/<dataset>/infer.py`` entry points run.
-* `EvaluationSpec`, `LabelCodes`, `evaluation_sql`, `evaluate`,
-  `run_evaluation` (`evaluate`): per-label AUROC, prevalence and counts,
-  computed in SQL (DuckDB or BigQuery), the ``evaluate`` entry points.
-* `InferenceOptions`, `PredictionsOptions`, `EvaluationOptions`,
-  `UncertainPolicy` (`options`): the flags.
+* `check_saved_model` (`saved_model_check`): a SavedModel's ops against an
+  allow-list of pure tensor ops, before it loads.
+* `InferenceOptions`, `PredictionsOptions` (`options`): the flags.
+
+Scoring the predictions is `datathon_etl.framework.evaluate`'s job.
 """
 
 from __future__ import annotations
 
-from datathon_etl.framework.inference.evaluate import (
-    EVALUATION_SCHEMA,
-    EvaluationSpec,
-    LabelCodes,
-    evaluate,
-    evaluation_sql,
-    format_leaderboard,
-    run_evaluation,
-)
 from datathon_etl.framework.inference.model_handler import (
     KerasModelHandler,
     ModelSignature,
@@ -35,10 +26,8 @@ from datathon_etl.framework.inference.model_handler import (
 )
 from datathon_etl.framework.inference.options import (
     DEFAULT_BATCH_SIZE,
-    EvaluationOptions,
     InferenceOptions,
     PredictionsOptions,
-    UncertainPolicy,
 )
 from datathon_etl.framework.inference.pipeline import (
     EXAMPLES,
@@ -56,38 +45,35 @@ from datathon_etl.framework.inference.preprocess import (
     resolve_function,
     scale_to_unit,
 )
+from datathon_etl.framework.inference.saved_model_check import (
+    UnsafeModelError,
+    check_saved_model,
+)
 from datathon_etl.framework.inference.spec import InferenceSpec, check_output_width
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_NORMALIZE",
-    "EVALUATION_SCHEMA",
     "EXAMPLES",
-    "EvaluationOptions",
-    "EvaluationSpec",
     "InferenceJob",
     "InferenceOptions",
     "InferenceSpec",
     "KerasModelHandler",
-    "LabelCodes",
     "ModelSignature",
     "Normalize",
     "PredictionsOptions",
     "PrepareExample",
     "SavedModelPredictor",
-    "UncertainPolicy",
+    "UnsafeModelError",
     "build_pipeline",
     "check_output_width",
+    "check_saved_model",
     "decode_pixels",
-    "evaluate",
-    "evaluation_sql",
-    "format_leaderboard",
     "inspect_model",
     "job_from_options",
     "load_keras_model",
     "read_signature",
     "resolve_function",
     "run",
-    "run_evaluation",
     "scale_to_unit",
 ]

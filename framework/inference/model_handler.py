@@ -16,15 +16,28 @@ loads it once and every thread and bundle of that process uses the same
 instance (`load_model` is called once per process, not per element or
 bundle).
 
-What loads: a Keras v3 ``.keras`` file, a legacy ``.h5``/``.hdf5`` file, or a
+What loads: a Keras v3 ``.keras`` file, a legacy ``.h5``/``.hdf5`` file, a
 TensorFlow SavedModel folder (its ``serving_default`` signature, which must
-take one image batch and return one output). Local paths or any URI Beam's
+take one image batch and return one output), or an ``.onnx`` file (what
+PyTorch exports), run by onnxruntime (`OnnxPredictor`). Beam's own
+``OnnxModelHandlerNumpy`` is not used: it loads the file by path, external
+data and all, which a team's model must not do; batching, sharing and the
+dead-letter output stay `RunInference`'s. Local paths or any URI Beam's
 ``FileSystems`` reads (``gs://...``): a remote model is copied to a local
 temporary folder once per process, inside `load_model`, then loaded (Keras
 and TensorFlow cannot read through Beam's filesystems); a ``.keras``/``.h5``
 copy is deleted as soon as it is loaded. Keras models are loaded with
 ``compile=False``: inference needs no optimizer or loss, so a team's custom
 training loss never stops its model from loading.
+
+A team's model is untrusted: loading and running it must not run the
+team's code or touch a file. Unless the model is declared trusted
+(``trusted=True``, the ``--trusted_model`` flag), Keras files load in Keras'
+safe mode (no ``Lambda`` layers, no arbitrary Python objects in the
+config), a SavedModel's ops are checked against an allow-list before
+TensorFlow loads it (`check_saved_model`), and an ONNX model must hold all
+its tensors (no external data file). The check runs in every load, so
+in the driver and on each worker alike.
 """
 
 from __future__ import annotations
@@ -44,6 +57,9 @@ import numpy.typing as npt
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from datathon_etl.framework.inference.onnx_model import ONNX_SUFFIX, OnnxPredictor
+from datathon_etl.framework.inference.saved_model_check import UnsafeModelError, check_saved_model
 
 __all__ = [
     "SAVED_MODEL_SIGNATURE",
@@ -167,7 +183,7 @@ def inspect_model(model: Any, what: str = "model") -> ModelSignature:
         ValueError: The model does not take one input tensor and give one
             ``[batch, width]`` output, or its input shape is unknown.
     """
-    if isinstance(model, SavedModelPredictor):
+    if isinstance(model, SavedModelPredictor | OnnxPredictor):
         return model.signature
     try:
         inputs, outputs = list(model.inputs), list(model.outputs)
@@ -247,32 +263,63 @@ def _is_saved_model(path: str) -> bool:
     return os.path.isfile(os.path.join(path, _SAVED_MODEL_FILE))
 
 
-def load_keras_model(uri: str) -> Any:
-    """Loads a ``.keras``, ``.h5`` or SavedModel, local or remote (see the module docstring).
+def load_keras_model(uri: str, *, trusted: bool = False) -> Any:
+    """Loads a ``.keras``, ``.h5``, SavedModel or ``.onnx``, local or remote (module docstring).
 
     Args:
         uri: A file path, a SavedModel folder, or a URI such as ``gs://b/m.keras``.
+        trusted: Skip the safety checks (Keras' safe mode, the SavedModel op
+            check): only for a model whose code the organiser trusts.
 
     Returns:
-        A ``keras.Model`` (compiled: no), or a `SavedModelPredictor`; both
-        have ``predict_on_batch``.
+        A ``keras.Model`` (compiled: no), a `SavedModelPredictor` or an
+        `OnnxPredictor`; each has ``predict_on_batch``.
 
     Raises:
-        ValueError: The model cannot be found or loaded.
+        ValueError: The model cannot be found or loaded, or is refused by a
+            safety check (`UnsafeModelError`).
     """
     with _local_copy(uri) as path:
         if os.path.isdir(path):
             if not _is_saved_model(path):
                 raise ValueError(f"{uri}: a folder, but not a SavedModel (no {_SAVED_MODEL_FILE})")
-            return SavedModelPredictor(path)
+            if not trusted:
+                try:
+                    check_saved_model(path)
+                except UnsafeModelError as e:
+                    raise UnsafeModelError(f"{uri}: refused: {e}{_TRUST_HINT}") from e
+            try:
+                return SavedModelPredictor(path)
+            except ValueError:
+                raise
+            except Exception as e:  # TensorFlow's errors on a malformed model are many.
+                raise ValueError(f"{uri}: cannot load the SavedModel: {_one_line(e)}") from e
         if not os.path.isfile(path):
             raise ValueError(f"{uri}: no such model file or SavedModel folder")
+        if path.endswith(ONNX_SUFFIX):
+            try:
+                return OnnxPredictor(path, trusted=trusted)
+            except UnsafeModelError as e:
+                raise UnsafeModelError(f"{uri}: refused: {e}{_TRUST_HINT}") from e
+            except ValueError as e:
+                raise ValueError(f"{uri}: {e}") from e
         import keras
 
         try:
-            return keras.models.load_model(path, compile=False)
-        except (ValueError, OSError, TypeError) as e:
-            raise ValueError(f"{uri}: cannot load the Keras model: {e}") from e
+            return keras.models.load_model(path, compile=False, safe_mode=not trusted)
+        except Exception as e:  # A malformed config raises anything (KeyError, ...).
+            raise ValueError(f"{uri}: cannot load the Keras model: {_one_line(e)}") from e
+
+
+_TRUST_HINT = (
+    "; only pure tensor ops run by default (--trusted_model skips this check, "
+    "for a model whose code you trust)"
+)
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or "no message"
+    return f"{type(error).__name__}: {text}"
 
 
 class KerasModelHandler(ModelHandler[npt.NDArray[Any], PredictionResult, Any]):
@@ -286,7 +333,7 @@ class KerasModelHandler(ModelHandler[npt.NDArray[Any], PredictionResult, Any]):
         ``arrays | RunInference(KerasModelHandler("model.keras", batch_size=32))``
     """
 
-    def __init__(self, model_uri: str, *, batch_size: int = 32) -> None:
+    def __init__(self, model_uri: str, *, batch_size: int = 32, trusted: bool = False) -> None:
         """Configures the handler; nothing is loaded until a worker needs it.
 
         Args:
@@ -294,6 +341,7 @@ class KerasModelHandler(ModelHandler[npt.NDArray[Any], PredictionResult, Any]):
             batch_size: Examples per model call: `RunInference` batches with
                 ``min_batch_size = max_batch_size = batch_size`` (a bundle's
                 last batch may be smaller).
+            trusted: Load without the safety checks (see `load_keras_model`).
 
         Raises:
             ValueError: ``batch_size`` is not positive.
@@ -303,9 +351,13 @@ class KerasModelHandler(ModelHandler[npt.NDArray[Any], PredictionResult, Any]):
         super().__init__(min_batch_size=batch_size, max_batch_size=batch_size)
         self._model_uri = model_uri
         self._batch_size = batch_size
+        self._trusted = trusted
 
     def __repr__(self) -> str:
-        return f"KerasModelHandler({self._model_uri!r}, batch_size={self._batch_size})"
+        return (
+            f"KerasModelHandler({self._model_uri!r}, batch_size={self._batch_size}, "
+            f"trusted={self._trusted})"
+        )
 
     @property
     def model_uri(self) -> str:
@@ -314,7 +366,7 @@ class KerasModelHandler(ModelHandler[npt.NDArray[Any], PredictionResult, Any]):
 
     def load_model(self) -> Any:
         """Loads the model (once per worker process: `RunInference` shares it)."""
-        return _load_for_worker(self._model_uri)
+        return _load_for_worker(self._model_uri, self._trusted)
 
     def update_model_path(self, model_path: str | None = None) -> None:
         """Points the handler at another model (Beam's model refresh)."""
@@ -356,7 +408,7 @@ class KerasModelHandler(ModelHandler[npt.NDArray[Any], PredictionResult, Any]):
         return "datathon_etl_keras"
 
 
-def _load_for_worker(uri: str) -> Any:
+def _load_for_worker(uri: str, trusted: bool) -> Any:
     # TensorFlow's start-up chatter would otherwise fill every worker's log.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return load_keras_model(uri)
+    return load_keras_model(uri, trusted=trusted)

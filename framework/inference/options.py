@@ -1,4 +1,4 @@
-"""Flags of inference and evaluation, one `PipelineOptions` class per concern.
+"""Flags of inference (and the predictions table, shared with evaluation).
 
 Table flags, one meaning each in every command:
 
@@ -13,6 +13,8 @@ Table flags, one meaning each in every command:
   ``--predictions_table``; giving both with different values is an error),
   the leaderboard for ``evaluate``.
 
+Evaluation's own flags are in ``framework/evaluate/options.py``.
+
 Beam builds one parser from every `PipelineOptions` subclass imported and
 argparse refuses a flag defined twice, so no flag here repeats one of
 the table options' or Beam's.
@@ -21,7 +23,6 @@ the table options' or Beam's.
 from __future__ import annotations
 
 import argparse
-from enum import StrEnum
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -30,10 +31,8 @@ from datathon_etl.framework.sources.options import glob_flag
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "EvaluationOptions",
     "InferenceOptions",
     "PredictionsOptions",
-    "UncertainPolicy",
     "tfrecord_glob",
 ]
 
@@ -51,14 +50,6 @@ def tfrecord_glob(pattern: str) -> str:
     if pattern.endswith("/*"):
         pattern = pattern[:-1] + "**.tfrecord"
     return glob_flag(pattern)
-
-
-class UncertainPolicy(StrEnum):
-    """What an uncertain label counts as, in training and in evaluation."""
-
-    IGNORE = "ignore"
-    NEGATIVE = "negative"
-    POSITIVE = "positive"
 
 
 class InferenceOptions(PipelineOptions):
@@ -88,9 +79,22 @@ class InferenceOptions(PipelineOptions):
             dest="keras_model",
             default=None,
             help=(
-                "The model: a .keras or .h5 file, or a TensorFlow SavedModel folder, "
-                "local or gs://. It must take one image batch [batch, H, W, C] and "
-                "output one logit per label [batch, labels]. --model is an alias."
+                "The model: a .keras or .h5 file, a TensorFlow SavedModel folder (pure "
+                "tensor ops only), or an .onnx file (e.g. exported from PyTorch, with a "
+                "dynamic batch dimension), local or gs://. It must take one image batch "
+                "(what --normalize gives, stacked) and output one logit per label "
+                "[batch, labels]. --model is an alias."
+            ),
+        )
+        group.add_argument(
+            "--trusted_model",
+            action="store_true",
+            help=(
+                "Load the model without the safety checks: Keras' safe mode is off "
+                "(Lambda layers and arbitrary Python objects run) and a SavedModel's ops "
+                "are not checked (it may read, write or delete any file the command can, "
+                "open connections, run Python). Only for a model whose code you have read "
+                "or wrote yourself; never for a team's submission."
             ),
         )
         group.add_argument(
@@ -127,22 +131,5 @@ class PredictionsOptions(PipelineOptions):
                 "DuckDB file; a bare 'table' (infer only): in <output_dir>/tables.duckdb. "
                 "infer replaces it (default <dataset>_predictions); evaluate reads it. "
                 "--bigquery_table is an alias (the original's name)."
-            ),
-        )
-
-
-class EvaluationOptions(PipelineOptions):
-    """How ``evaluate`` scores predictions against labels."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("evaluation")
-        group.add_argument(
-            "--uncertain",
-            default=UncertainPolicy.IGNORE.value,
-            choices=[policy.value for policy in UncertainPolicy],
-            help=(
-                "What an uncertain label counts as: ignore (default: left out of that "
-                "label's AUROC and prevalence), negative or positive."
             ),
         )

@@ -1,4 +1,4 @@
-"""The generic inference: TFRecords -> `RunInference` (Keras) -> predictions table.
+"""The generic inference: TFRecords -> `RunInference` (a team's model) -> predictions table.
 
 Replaces the original ``inference_to_bigquery.py``, which predicted one
 example at a time. Here:
@@ -125,6 +125,7 @@ class InferenceJob:
         batch_size: Examples per model call.
         normalize: Decoded pixels -> model input.
         bigquery_method: How rows reach a BigQuery table.
+        trusted: Load the model without the safety checks (``--trusted_model``).
     """
 
     tfrecords: tuple[str, ...]
@@ -135,17 +136,18 @@ class InferenceJob:
     batch_size: int = 32
     normalize: Normalize = scale_to_unit
     bigquery_method: BigQueryWriteMethod = BigQueryWriteMethod.FILE_LOADS
+    trusted: bool = False
 
 
-def read_signature(spec: InferenceSpec, model: str) -> ModelSignature:
+def read_signature(spec: InferenceSpec, model: str, *, trusted: bool = False) -> ModelSignature:
     """Loads the model once in the driver and checks it against the dataset.
 
     Raises:
-        ValueError: The model does not load, is not one input -> one vector,
-            or its output width is not the label count (the generated row
-            mapper's message).
+        ValueError: The model does not load or is refused by a safety check,
+            is not one input -> one vector, or its output width is not the
+            label count (the generated row mapper's message).
     """
-    signature = inspect_model(load_keras_model(model), model)
+    signature = inspect_model(load_keras_model(model, trusted=trusted), model)
     check_output_width(spec, signature.output_width)
     return signature
 
@@ -209,7 +211,7 @@ def build_pipeline(p: beam.Pipeline, spec: InferenceSpec, job: InferenceJob) -> 
         signature=job.signature,
     )
     handler = KeyedModelHandler(
-        KerasModelHandler(job.model, batch_size=job.batch_size)
+        KerasModelHandler(job.model, batch_size=job.batch_size, trusted=job.trusted)
     ).with_preprocess_fn(prepare)
     predictions, dead_letters = (
         records | "RunInference" >> RunInference(handler).with_exception_handling()
@@ -287,7 +289,7 @@ def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> Inference
     )
     patterns = match_inputs(flags.input_tfrecord_pattern or [], "--input_tfrecord_pattern")
     try:
-        signature = read_signature(spec, flags.keras_model)
+        signature = read_signature(spec, flags.keras_model, trusted=flags.trusted_model)
     except ValueError as e:
         raise UsageError(f"--keras_model: {e}") from e
     return InferenceJob(
@@ -299,6 +301,7 @@ def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> Inference
         batch_size=flags.batch_size,
         normalize=normalize,
         bigquery_method=BigQueryWriteMethod(tables.bigquery_write_method),
+        trusted=flags.trusted_model,
     )
 
 
@@ -324,8 +327,10 @@ def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
     try:
         options = parse_flags(
             prog,
-            f"Predict {spec.dataset} TFRecords with a Keras model (batched, Beam RunInference) "
-            "into a predictions table (DuckDB or BigQuery): the ids and one logit per label.",
+            f"Predict {spec.dataset} TFRecords with a team's model (.keras, .h5, SavedModel or "
+            ".onnx; refused before it runs if it could touch a file or run Python) in batches "
+            "(Beam RunInference) into a predictions table (DuckDB or BigQuery): the ids and "
+            "one logit per label.",
             [InferenceOptions, PredictionsOptions, OutputOptions, TableOutputOptions],
             argv,
             required=["input_tfrecord_pattern", "keras_model"],
@@ -351,6 +356,7 @@ def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
         "predictions_table": job.table,
         "batch_size": job.batch_size,
         "normalize": options.view_as(InferenceOptions).normalize,
+        "trusted_model": job.trusted,
     }
     code = finish_run(
         job.layout,

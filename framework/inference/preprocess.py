@@ -31,6 +31,7 @@ __all__ = [
     "record_identity",
     "resolve_function",
     "scale_to_unit",
+    "scale_to_unit_channels_first",
 ]
 
 Normalize = Callable[[npt.NDArray[np.uint8]], npt.NDArray[Any]]
@@ -40,6 +41,11 @@ Normalize = Callable[[npt.NDArray[np.uint8]], npt.NDArray[Any]]
 def scale_to_unit(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """Scales ``uint8`` pixels to ``float32`` in [0, 1]: ``pixels / 255`` (the default)."""
     return pixels.astype(np.float32) / np.float32(255)
+
+
+def scale_to_unit_channels_first(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """`scale_to_unit`, then ``[C, H, W]``: the layout PyTorch's image models take."""
+    return np.ascontiguousarray(np.moveaxis(scale_to_unit(pixels), -1, 0))
 
 
 DEFAULT_NORMALIZE = "datathon_etl.framework.inference.preprocess:scale_to_unit"

@@ -22,6 +22,11 @@ class Dataset:
             ingestion needs (``parse_path``, ``format_path``,
             ``parse_label_row``, ``partition``, ``PARTITIONS``); codegen
             emits an ``ingest`` entry point when it is set.
+        split: The key field holding the split (an enum): ``evaluate``
+            scores one split, named by its code's name (``--split valid``).
+        patient: The key field naming the patient: ``evaluate``'s bootstrap
+            resamples patients, since one patient's images are not
+            independent.
     """
 
     name: str
@@ -31,3 +36,5 @@ class Dataset:
     image_feature: str = "jpg_bytes"
     path_description: str = "The image's path relative to the data set's root."
     layout: str | None = None
+    split: str | None = None
+    patient: str | None = None

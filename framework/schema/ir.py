@@ -117,6 +117,8 @@ class DatasetIR:
         features: TFRecord features after the image: ``path``, key, labels.
         enums: Every enum used by a column, in first-use order.
         layout: Import path of the dataset's layout module, if any.
+        split: The key column holding the split (coded), if declared.
+        patient: The key column naming the patient, if declared.
     """
 
     name: str
@@ -131,6 +133,8 @@ class DatasetIR:
     features: tuple[Column, ...]
     enums: tuple[EnumRef, ...]
     layout: str | None = None
+    split: Column | None = None
+    patient: Column | None = None
 
 
 def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
@@ -183,7 +187,21 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
         features=(path, *key.columns, *labels.columns),
         enums=tuple(enums.values()),
         layout=dataset.layout,
+        split=_key_column(dataset.name, key, dataset.split, "split", coded=True),
+        patient=_key_column(dataset.name, key, dataset.patient, "patient", coded=False),
     )
+
+
+def _key_column(
+    dataset: str, key: ClassRef, name: str | None, role: str, *, coded: bool
+) -> Column | None:
+    if name is None:
+        return None
+    found = {c.name: c for c in key.columns}.get(name)
+    if found is None or (coded and found.enum is None):
+        kind = "a coded (enum) key field" if coded else "a key field"
+        raise SchemaError(f"{dataset}: {role}={name!r} must name {kind}")
+    return found
 
 
 def _read_class(dataset: str, cls: type) -> ClassRef:

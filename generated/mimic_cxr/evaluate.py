@@ -1,7 +1,7 @@
 """Evaluation entry point of mimic_cxr: `datathon-etl mimic_cxr evaluate`.
 
-Scores a predictions table against the labels table in SQL: per-label AUROC,
-prevalence and counts. Run it with ``--help``.
+Scores teams' predictions against the labels of one split: per-label and
+mean AUROC with bootstrap intervals, a leaderboard. Run it with ``--help``.
 
 Which stored label values count as positive, negative or uncertain (the
 framework's rule, read from the declaration: the code named ``positive`` is
@@ -18,10 +18,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.inference import EvaluationSpec, LabelCodes, run_evaluation
+from datathon_etl.framework.evaluate import EvaluationSpec, LabelCodes, run_evaluation
+
+from . import arrow_schema
 
 SPEC = EvaluationSpec(
     dataset="mimic_cxr",
+    predictions_schema=arrow_schema.PREDICTIONS,
+    ids=(
+        "patient",
+        "study",
+        "image",
+        "view",
+        "dataset",
+        "path",
+    ),
+    split="dataset",
+    splits={
+        "train": 0,
+        "valid": 1,
+    },
+    patient="patient",
     labels=[
         LabelCodes("no_finding", positive=(3,), negative=(0, 1), uncertain=(2,)),
         LabelCodes("enlarged_cardiomediastinum", positive=(3,), negative=(0, 1), uncertain=(2,)),

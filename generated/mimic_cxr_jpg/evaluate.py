@@ -1,7 +1,7 @@
 """Evaluation entry point of mimic_cxr_jpg: `datathon-etl mimic_cxr_jpg evaluate`.
 
-Scores a predictions table against the labels table in SQL: per-label AUROC,
-prevalence and counts. Run it with ``--help``.
+Scores teams' predictions against the labels of one split: per-label and
+mean AUROC with bootstrap intervals, a leaderboard. Run it with ``--help``.
 
 Which stored label values count as positive, negative or uncertain (the
 framework's rule, read from the declaration: the code named ``positive`` is
@@ -18,10 +18,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.inference import EvaluationSpec, LabelCodes, run_evaluation
+from datathon_etl.framework.evaluate import EvaluationSpec, LabelCodes, run_evaluation
+
+from . import arrow_schema
 
 SPEC = EvaluationSpec(
     dataset="mimic_cxr_jpg",
+    predictions_schema=arrow_schema.PREDICTIONS,
+    ids=(
+        "subject_id",
+        "study_id",
+        "dicom_id",
+        "view_position",
+        "view",
+        "split",
+        "path",
+    ),
+    split="split",
+    splits={
+        "train": 0,
+        "validate": 1,
+        "test": 2,
+    },
+    patient="subject_id",
     labels=[
         LabelCodes("atelectasis", positive=(3,), negative=(0, 1), uncertain=(2,)),
         LabelCodes("cardiomegaly", positive=(3,), negative=(0, 1), uncertain=(2,)),
