@@ -633,3 +633,14 @@ def test_any_valid_image_gives_exactly_the_spec(
         assert image.size == (spec.width, spec.height)
         assert image.mode == ("L" if spec.channels == 1 else "RGB")
         image.load()
+
+
+@pytest.mark.parametrize(("width", "height"), [(7, 95), (95, 7), (3, 299), (299, 3), (10, 10)])
+def test_crop_of_a_source_with_the_target_shape_keeps_it_whole(width: int, height: int) -> None:
+    """Found by hypothesis: in floats a 7x95 crop box began a hair above the image."""
+    data = io.BytesIO()
+    Image.new("L", (width, height), 77).save(data, "PNG")
+    spec = ImageSpec(height, width, aspect=Aspect.CROP, format=ImageFormat.PNG)
+    with Image.open(io.BytesIO(transform_image(data.getvalue(), spec))) as image:
+        assert image.size == (width, height)
+        assert image.getextrema() == (77, 77)

@@ -277,13 +277,14 @@ def _resized_size(width: int, height: int, spec: ImageSpec) -> tuple[int, int]:
 
 def _source_box(width: int, height: int, spec: ImageSpec) -> tuple[float, float, float, float]:
     """The region of the source that is resized: all of it, or a centred crop."""
-    if spec.aspect is not Aspect.CROP:
+    # Compared in integers: a source of the target's exact shape is not cropped
+    # (in floats, 7 / (7 / 95) is 95.00000000000001, a box past the edge).
+    if spec.aspect is not Aspect.CROP or width * spec.height == height * spec.width:
         return 0.0, 0.0, float(width), float(height)
-    target = spec.width / spec.height
-    if width / height > target:
-        crop = height * target
+    if width * spec.height > height * spec.width:
+        crop = height * spec.width / spec.height
         return (width - crop) / 2, 0.0, (width + crop) / 2, float(height)
-    crop = width / target
+    crop = width * spec.height / spec.width
     return 0.0, (height - crop) / 2, float(width), (height + crop) / 2
 
 
