@@ -376,3 +376,18 @@ def test_a_big_member_of_a_compressed_tar_is_held_at_most_a_few_times(sample, tm
     finally:
         tracemalloc.stop()
     assert peak < 3.5 * size
+
+
+def test_label_rows_of_images_left_out_by_the_regex_are_skipped_with_them(tmp_path):
+    """Issue 23: --path_match_regex leaves images out on purpose; their rows are skipped too."""
+    sample = write_sample(tmp_path / "in", images=40, full_size=0, images_per_tar=16)
+    valid = [path for path in sample.images if path.startswith("valid/")]
+    assert valid  # the sample has both splits
+    out = tmp_path / "out"
+    assert main(_args(sample, out, "--path_match_regex", r"train/.*\.jpg")) == 0
+    manifest = Manifest.read(str(out / "_manifest.json"))
+    manifest.check()
+    images, label_rows = manifest.stages["images"], manifest.stages["label_rows"]
+    assert (images.skipped, label_rows.skipped) == (len(valid), len(valid))
+    assert images.written == label_rows.written == len(sample.images) - len(valid)
+    assert images.quarantined == label_rows.quarantined == {}

@@ -45,6 +45,7 @@ from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
+    SKIPPED_TAG,
     JoinAndTransform,
     KeyImageFn,
     ParseLabelRowFn,
@@ -208,9 +209,9 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         # A handful of files: spreading them is not worth a shuffle's start-up cost.
         files = p | "LabelFiles" >> beam.Create(list(job.csvs), reshuffle=False)
         rows = files | "ReadRows" >> ReadCsvRows()
-        parsed = rows | "ParseRows" >> beam.ParDo(ParseLabelRowFn(spec)).with_outputs(
-            QUARANTINE_TAG, main="records"
-        )
+        parsed = rows | "ParseRows" >> beam.ParDo(
+            ParseLabelRowFn(spec, job.path_match_regex)
+        ).with_outputs(QUARANTINE_TAG, SKIPPED_TAG, main="records")
         labelled = (images, parsed.records) | "JoinAndTransform" >> join
         row_refusals = (
             parsed[QUARANTINE_TAG],
@@ -220,6 +221,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
             rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
             row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
             labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
+            parsed[SKIPPED_TAG] | "TallyRowsSkipped" >> TallyEach(LABEL_ROWS, Outcome.SKIPPED),
         ]
     else:
         # Per-image tables and study label rows -> one label record per image.

@@ -9,6 +9,7 @@ where they are streamed and only the small result joins.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -46,6 +47,7 @@ __all__ = [
     "IMAGES",
     "LABEL_ROWS",
     "ROWS_TAG",
+    "SKIPPED_TAG",
     "DecideFn",
     "JoinAndTransform",
     "KeyImageFn",
@@ -59,18 +61,33 @@ LABEL_ROWS = "label_rows"
 """Manifest stage: the data rows of the label CSVs."""
 ROWS_TAG = "refused_rows"
 """Tagged output of label rows refused after the join (main quarantine: images)."""
+SKIPPED_TAG = "skipped"
+"""Tagged output of label rows whose image ``--path_match_regex`` leaves out."""
 
 
 class ParseLabelRowFn(beam.DoFn):
-    """`CsvRow` -> ``(path, LabelRecord)``; a row that does not parse is quarantined."""
+    """`CsvRow` -> ``(path, LabelRecord)``; a row that does not parse is quarantined.
 
-    def __init__(self, spec: IngestSpec) -> None:
+    The row of an image that ``--path_match_regex`` leaves out goes to
+    `SKIPPED_TAG` (its path): it is skipped with its image, not quarantined
+    as a label row without an image.
+    """
+
+    def __init__(self, spec: IngestSpec, path_match_regex: str | None = None) -> None:
         super().__init__()
         self._spec = spec
+        self._regex = path_match_regex
+
+    def setup(self) -> None:
+        """Compiles the path filter once per worker."""
+        self._pattern = re.compile(self._regex) if self._regex is not None else None
 
     def process(self, row: CsvRow) -> Iterator[Any]:
         """Parses one row."""
         path = row.cells.get("path") or ""
+        if self._pattern is not None and not self._pattern.fullmatch(path):
+            yield beam.pvalue.TaggedOutput(SKIPPED_TAG, path)
+            return
         if row.problem is not None:
             yield _refuse(path, Stage.PARSE_LABELS, Reason.BAD_LABEL_ROW, row.problem, row.where)
             return
