@@ -339,6 +339,25 @@ def test_usage_errors_run_nothing(tfrecords, model_file, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_output_folders_are_checked_like_the_other_commands(
+    tfrecords, model_file, tmp_path, capsys
+):
+    """Issue 17: a file in the folder's place, or a folder among the inputs: one line, exit 2."""
+    argv = ["--tfrecords", str(tfrecords[0]), "--model", str(model_file), "--output_dir"]
+    (tmp_path / "a-file").write_text("not a folder")
+    assert infer([*argv, str(tmp_path / "a-file")]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err
+    assert len(err.strip().splitlines()) == 1
+    # dir/* reads every .tfrecord below dir, so records written there would be read back.
+    every_shard = ["--tfrecords", f"{tfrecords[0].parent.parent}/*", *argv[2:]]
+    inside = tfrecords[0].parent / "infer-out"
+    assert infer([*every_shard, str(inside)]) == 2
+    err = capsys.readouterr().err
+    assert "overlaps --input_tfrecord_pattern" in err or "overlaps --keras_model" in err, err
+    assert not inside.exists()
+
+
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [

@@ -84,8 +84,10 @@ from datathon_etl.framework.manifest import (
     UsageError,
     WriteRunRecords,
     finish_run,
+    is_dry_run,
     match_inputs,
 )
+from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
 from datathon_etl.framework.tables import (
@@ -288,6 +290,10 @@ def job_from_options(spec: InferenceSpec, options: PipelineOptions) -> Inference
         else [],
     )
     patterns = match_inputs(flags.input_tfrecord_pattern or [], "--input_tfrecord_pattern")
+    check_apart(
+        {"--output_dir": output_dir},
+        {"--input_tfrecord_pattern": list(patterns), "--keras_model": flags.keras_model},
+    )
     try:
         signature = read_signature(spec, flags.keras_model, trusted=flags.trusted_model)
     except ValueError as e:
@@ -323,6 +329,10 @@ _MEMORY_WARNING_FILTER = _DropMemoryWarning()
 def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
     """Parses flags, runs the inference of ``spec``'s dataset, returns the exit code."""
     prog = f"datathon-etl {spec.dataset} infer"
+    return guarded(prog, lambda: _run(spec, prog, argv))
+
+
+def _run(spec: InferenceSpec, prog: str, argv: Sequence[str] | None) -> int:
     logging.getLogger().addFilter(_MEMORY_WARNING_FILTER)  # added once, however often run
     try:
         options = parse_flags(
@@ -341,7 +351,9 @@ def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return EXIT_USAGE
-    job.layout.prepare()
+    if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
+        claim_outputs({"--output_dir": job.layout.output_dir})
+        job.layout.prepare()
     print(
         f"{prog}: {len(job.tfrecords)} TFRecord file(s); model {job.model} takes "
         f"{job.signature.describe_input()}, outputs {job.signature.output_width} logits; "
