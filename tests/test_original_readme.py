@@ -319,12 +319,15 @@ def test_mimic_cxr_ingest_and_inference_as_written(
         row[0] for row in _valid_rows(sample.csvs)
     )
 
-    # evaluate (which the original lacked) names a table that is not there in one line.
-    missing = ["--predictions_table", "project:bigquery_dataset.nope", "--project", "project"]
+    # evaluate (which the original lacked) names a labels table that is not there in one line.
+    missing = [
+        *("--predictions_table", TABLE, "--split", "valid", "--project", "project"),
+        *("--labels_table", "project:bigquery_dataset.nope"),
+    ]
     assert cli(["mimic_cxr", "evaluate", *missing]) == 2
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1
-    assert "project:bigquery_dataset.nope: no such table" in stderr
+    assert "--labels_table project:bigquery_dataset.nope" in stderr
 
 
 def _valid_rows(csvs: Sequence[Path]) -> list[list[str]]:

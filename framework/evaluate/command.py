@@ -206,7 +206,8 @@ def run_evaluation(
     try:
         split = EvaluationSplit.prepare(spec, read_labels(job.labels, job.project), settings)
     except Exception as e:  # A missing table or column, in either backend: nothing ran yet.
-        print(f"{prog}: --labels_table {job.labels}: {type(e).__name__}: {e}", file=sys.stderr)
+        reason = " ".join(str(e).split())  # BigQuery's messages span lines
+        print(f"{prog}: --labels_table {job.labels}: {type(e).__name__}: {reason}", file=sys.stderr)
         return EXIT_USAGE
     where = f"the {settings.split} split" if settings.split else "the labels"
     print(
