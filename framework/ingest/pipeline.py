@@ -153,8 +153,8 @@ def _tar_stage(record: Quarantined) -> str:
 
 def _images(
     p: beam.Pipeline, spec: IngestSpec, job: IngestJob
-) -> tuple[beam.PCollection, list[beam.PCollection], list[beam.PCollection]]:
-    """Tar members and image files -> ``(path, ImageItem)``, their refusals, their tallies."""
+) -> tuple[list[beam.PCollection], list[beam.PCollection], list[beam.PCollection]]:
+    """Tar members and image files -> ``(path, ImageItem)`` collections, refusals, tallies."""
     keyed, refusals, tallies = [], [], []
     if job.tars:
         # Tar members -> (path, ImageItem): refs, or small resized bytes.
@@ -191,7 +191,7 @@ def _images(
             files.skipped | "TallySkippedFilesIn" >> TallyEach(IMAGES, Outcome.INPUT),
             files.skipped | "TallySkippedFiles" >> TallyEach(IMAGES, Outcome.SKIPPED),
         ]
-    return keyed | "AllImages" >> beam.Flatten(), refusals, tallies
+    return keyed, refusals, tallies
 
 
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
@@ -225,7 +225,8 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         ]
     else:
         # Per-image tables and study label rows -> one label record per image.
-        study = images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, join)
+        all_images = images | "AllImages" >> beam.Flatten()
+        study = all_images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, join)
         labelled = study.labelled
         row_refusals = study.refusals | "StudyRefusals" >> beam.Values()
         tallies.append(study.tallies)

@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, ClassVar, NamedTuple
 
@@ -364,11 +364,23 @@ class JoinAndTransform(beam.PTransform):
         self._transform = TransformFn(image, self._progress)
         self._codec = codec or JoinCodec()
 
-    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> LabelledImages:
-        """Joins on path (small packed references only), decides, then reads and transforms."""
+    def expand(
+        self, inputs: tuple[beam.PCollection | Sequence[beam.PCollection], beam.PCollection]
+    ) -> LabelledImages:
+        """Joins on path (small packed references only), decides, then reads and transforms.
+
+        Images may come as several collections (tar members, files): each is
+        packed before they meet, since the local runner holds a Flatten of
+        several inputs in memory whole.
+        """
         images, rows = inputs
+        parts = [images] if isinstance(images, beam.PCollection) else list(images)
+        packed = [
+            part | f"PackImages{i or ''}" >> beam.Map(_pack_image, self._codec, self._progress)
+            for i, part in enumerate(parts)
+        ]
         joined = {
-            "images": images | "PackImages" >> beam.Map(_pack_image, self._codec, self._progress),
+            "images": packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten(),
             "rows": rows | "PackRows" >> beam.Map(self._codec.pack_row),
         } | "JoinOnPath" >> beam.CoGroupByKey()
         decided = joined | "Decide" >> beam.ParDo(
