@@ -218,3 +218,23 @@ def test_more_shards_than_open_files_are_written_in_blocks(
         assert found == Counter(line for key, line in lines if key == prefix)
         if prefix != "d/part":
             assert all(f.stat().st_size for f in files)  # spread over all five
+
+
+@pytest.mark.parametrize("sharding", [Sharding(), Sharding(max_bytes=10), Sharding(shards=3)])
+def test_a_retried_finish_step_finds_its_work_done(tmp_path: Path, sharding: Sharding) -> None:
+    """The finish step of a prefix run twice (a retried bundle) leaves the same files."""
+    staging = tmp_path / "_staging"
+    staging.mkdir()
+    pieces = []
+    for n in range(4):
+        (staging / f"{n}.txt").write_text(f"piece {n}\n")
+        pieces.append((n % 3 if sharding.shards else -1, str(staging / f"{n}.txt")))
+    finish = sharded_files._FinishPrefixFn(str(tmp_path), ".txt", sharding)
+    element = ("out/part", [*pieces, None])
+
+    first = list(finish.process(element))
+    files = {path: Path(path).read_text() for path in first}
+    assert list(finish.process(element)) == first
+    assert {path: Path(path).read_text() for path in first} == files
+    assert sorted("".join(files.values()).splitlines()) == [f"piece {n}" for n in range(4)]
+    assert not list(staging.iterdir())
