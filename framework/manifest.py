@@ -41,7 +41,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
-from typing import Any, BinaryIO, Final, TextIO
+from typing import Any, Final, TextIO
 
 import apache_beam as beam
 import attrs
@@ -58,8 +58,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from datathon_etl.framework.quarantine import Quarantined
 from datathon_etl.framework.sharded_files import (
+    Writable,
     WriteShardedFiles,
-    ensure_a_shard,
     make_local_folders,
 )
 from datathon_etl.framework.sources.regular_files import NotARegularFileError, check_regular_file
@@ -460,14 +460,6 @@ class RunLayout:
         prefixes = (self.quarantine_prefix, self.tallies_prefix, self.notes_prefix)
         make_local_folders(self.output_dir, [self.relative(prefix) for prefix in prefixes])
 
-    def finish_quarantine(self) -> None:
-        """Writes one empty quarantine file if the run refused nothing.
-
-        ``_quarantine/*.jsonl`` then matches after every run, so a query over it
-        (``read_json`` in DuckDB, for one) finds no rows rather than no files.
-        """
-        ensure_a_shard(self.output_dir, self.relative(self.quarantine_prefix), JSONL)
-
     def cleanup(self) -> None:
         """Removes the scratch folder."""
         delete_tree(f"{self.output_dir}/{TEMP_DIR}")
@@ -547,9 +539,11 @@ class WriteRunRecords(beam.PTransform):
     tallies, summed per (stage, outcome, reason), to
     ``<temp_dir>/tallies-SSSSS-of-NNNNN.jsonl`` for `read_tallies`; notes
     (JSON strings) to ``<temp_dir>/notes-...`` for `read_run_lines`. One sink
-    for all (`WriteShardedFiles`), whose local folders `RunLayout.prepare`
-    makes. Files appear only for what there is (no refusal, no file:
-    `finish_run` then writes one empty quarantine file).
+    for all (`WriteShardedFiles`, a file per bundle that had lines), whose
+    local folders `RunLayout.prepare` makes. A run that refused nothing has
+    one empty quarantine file: ``_quarantine/*.jsonl`` matches after every
+    run, so a query over it (``read_json`` in DuckDB, for one) finds no rows
+    rather than no files.
     """
 
     def __init__(self, layout: RunLayout) -> None:
@@ -586,7 +580,7 @@ class WriteRunRecords(beam.PTransform):
                 suffix=JSONL,
                 prefix=_pair_prefix,
                 write=_write_line,
-                prefixes=3,
+                prefixes=[quarantine, summed, noted],
             )
         )
 
@@ -595,7 +589,7 @@ def _pair_prefix(pair: tuple[str, str]) -> str:
     return pair[0]
 
 
-def _write_line(fh: BinaryIO, line: str) -> None:
+def _write_line(fh: Writable, line: str) -> None:
     fh.write(line.encode("utf-8") + b"\n")
 
 
@@ -682,7 +676,6 @@ def finish_run(
         print(f"{pipeline}: {reason}; nothing ran, so no manifest", file=out)
         return EXIT_OK
     manifest = Manifest.from_tallies(pipeline, read_tallies(layout.tallies_prefix), parameters)
-    layout.finish_quarantine()
     print(manifest.summary(), file=out)
     if problems := manifest.problems():
         layout.cleanup()

@@ -1,43 +1,94 @@
-"""``(key, payload)`` pairs -> sharded files, one `fileio.WriteToFiles` for every file prefix.
+"""``(key, payload)`` pairs -> sharded files ``<root>/<prefix>-SSSSS-of-NNNNN<suffix>``.
 
 Each pair's key maps to a file prefix relative to a root (``train/frontal/data``,
-``_quarantine/quarantine``); files are named ``<root>/<prefix>-SSSSS-of-NNNNN<suffix>``.
-One sink serves every prefix: a sink per prefix would add a dozen transforms each,
-and every transform costs each run start-up time. A bundle may open a writer for
-every prefix, so no payload takes fileio's grouped path: payloads are never
-shuffled.
+``_quarantine/quarantine``). One transform serves every prefix (a transform
+per prefix would add a dozen steps each, and every step costs each run
+start-up time), in two steps, as Beam's ``fileio.WriteToFiles`` does:
 
-fileio only logs a failed move, so a local folder that receives files must exist
-before the run (`make_local_folders`). A prefix that got no payload gets no file;
-`ensure_a_shard` then writes one empty file, so ``<prefix>-*<suffix>`` always
-matches something.
+1. Each bundle streams its payloads into *pieces*: files in a staging folder,
+   one open per (prefix, shard) the bundle meets. A piece is closed when it
+   reaches `Sharding.max_bytes` (the next payload starts a new one) or when
+   the bundle ends. Payloads are never shuffled and never held in memory
+   beyond the open files' buffers; only the pieces' names travel on.
+2. The pieces' names are grouped by prefix (every declared prefix, so one that
+   got no payload is seen too) and each prefix is finished in one step: its
+   pieces renamed ``-SSSSS-of-NNNNN`` (the count is known only now), or, with
+   `Sharding.shards`, each shard's pieces concatenated into its file (every
+   format written here frames its own records: TFRecord records, JSON lines).
+   A prefix that got no payload gets one empty file (`Sharding.shards` empty
+   files with a fixed count), so ``<prefix>-*<suffix>`` always matches.
+
+Unlike fileio, which only logs a failed move, a move that fails fails the
+run; a retried finish step finds its moves done and goes on. Pieces that a
+failed (retried) bundle left stay in the staging folder, which the caller
+deletes after the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
-from typing import Any, BinaryIO
+import random
+import shutil
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Protocol
 
 import apache_beam as beam
-from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes
+import attrs
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.value_provider import StaticValueProvider
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.windowed_value import WindowedValue
 
-__all__ = ["WriteShardedFiles", "ensure_a_shard", "make_local_folders", "shard_name"]
+__all__ = ["Sharding", "Writable", "WriteShardedFiles", "make_local_folders", "shard_name"]
+
+OPEN_LOCAL_FILES = 1024
+"""Open pieces per bundle at most on a local disk: each holds a file descriptor and 8 KiB."""
+OPEN_OBJECTS = 32
+"""Open pieces per bundle at most on an object store: Beam's GCS writer buffers 16 MiB each."""
+BLOCK = 64
+"""Payloads a bundle gives a shard in a row when (prefix, shard) pairs outnumber open pieces."""
+COPY_BUFFER = 8 << 20
+"""Bytes read at a time when concatenating pieces."""
+
+
+@attrs.frozen
+class Sharding:
+    """How a prefix's payloads are split into files (neither: one file per bundle).
+
+    Attributes:
+        max_bytes: A file is closed once it holds this many bytes; the next
+            payload starts a new one.
+        shards: Exactly this many files per prefix, each payload in one of
+            them (round robin within a bundle).
+    """
+
+    max_bytes: int | None = None
+    shards: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_bytes is not None and self.shards is not None:
+            raise ValueError("a size per file or a number of files, not both")
+        if (self.max_bytes is not None and self.max_bytes < 1) or (
+            self.shards is not None and self.shards < 1
+        ):
+            raise ValueError(f"{self}: sizes and counts must be positive")
 
 
 class WriteShardedFiles(beam.PTransform):
-    """Writes each pair's payload into a shard of its key's prefix (see the module docstring).
+    """Writes each pair's payload into a file of its key's prefix (see the module docstring).
 
     Args:
         root: The folder (local or ``gs://``) the prefixes are relative to.
-        temp_dir: Where files wait before their move; on ``root``'s filesystem.
+        temp_dir: Where pieces wait for the finish step; on ``root``'s
+            filesystem (the finish step renames them).
         suffix: The file names' ending, e.g. ``.tfrecord``.
-        prefix: Maps a pair to its prefix (picklable, e.g. a module function).
+        prefix: Maps a pair to its prefix, one of ``prefixes`` (picklable).
         write: Appends one payload to an open file (picklable).
-        prefixes: How many prefixes there are at most (writers per bundle).
+        prefixes: Every prefix a pair may map to.
+        sharding: How each prefix's payloads are split into files.
     """
 
     def __init__(
@@ -47,8 +98,9 @@ class WriteShardedFiles(beam.PTransform):
         *,
         suffix: str,
         prefix: Callable[[Any], str],
-        write: Callable[[BinaryIO, Any], None],
-        prefixes: int,
+        write: Callable[[Writable, Any], None],
+        prefixes: Sequence[str],
+        sharding: Sharding = Sharding(),
     ) -> None:
         super().__init__()
         self._root = root
@@ -56,17 +108,29 @@ class WriteShardedFiles(beam.PTransform):
         self._suffix = suffix
         self._prefix = prefix
         self._write = write
-        self._writers = max(prefixes, 1)
+        self._prefixes = list(prefixes)
+        self._sharding = sharding
 
-    def expand(self, pairs: beam.PCollection) -> Any:
-        """Writes the payloads; returns the written files' `fileio.FileResult`s."""
-        return pairs | "WriteToFiles" >> fileio.WriteToFiles(
-            path=self._root,
-            destination=self._prefix,
-            sink=_SinkFactory(self._write),
-            file_naming=_Naming(self._suffix),
-            temp_directory=StaticValueProvider(str, self._temp_dir),
-            max_writers_per_bundle=self._writers,
+    def expand(self, pairs: beam.PCollection) -> beam.PCollection[str]:
+        """Writes the payloads; returns the URIs of the files written."""
+        pieces = pairs | "WritePieces" >> beam.ParDo(
+            _WritePiecesFn(
+                self._temp_dir,
+                self._suffix,
+                self._prefix,
+                self._write,
+                self._sharding,
+                len(self._prefixes),
+            )
+        )
+        every_prefix = pairs.pipeline | "Prefixes" >> beam.Create(
+            [(prefix, None) for prefix in self._prefixes]
+        )
+        return (
+            (pieces, every_prefix)
+            | "AllPieces" >> beam.Flatten()
+            | "GroupPieces" >> beam.GroupByKey()
+            | "Finish" >> beam.ParDo(_FinishPrefixFn(self._root, self._suffix, self._sharding))
         )
 
 
@@ -75,42 +139,163 @@ def shard_name(prefix: str, shard: int, total: int, suffix: str) -> str:
     return f"{prefix}-{shard:05d}-of-{total:05d}{suffix}"
 
 
-class _Naming:
-    """fileio's ``file_naming``: the destination is the prefix."""
+Piece = tuple[str, tuple[int, str]]
+"""``(prefix, (shard, uri))``: a written piece (shard -1 without a fixed count)."""
 
-    def __init__(self, suffix: str) -> None:
+
+class Writable(Protocol):
+    """What `WriteShardedFiles`' ``write`` function writes to."""
+
+    def write(self, data: bytes, /) -> Any:
+        """Appends ``data``."""
+
+
+class _OpenPiece:
+    """A piece being written, and how many bytes it holds."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.file: BinaryIO = FileSystems.create(
+            uri, compression_type=CompressionTypes.UNCOMPRESSED
+        )
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.size += len(data)
+
+
+class _WritePiecesFn(beam.DoFn):
+    """Streams a bundle's payloads into pieces; emits each piece once closed."""
+
+    def __init__(
+        self,
+        temp_dir: str,
+        suffix: str,
+        prefix: Callable[[Any], str],
+        write: Callable[[Writable, Any], None],
+        sharding: Sharding,
+        prefixes: int,
+    ) -> None:
+        super().__init__()
+        self._temp_dir = temp_dir
         self._suffix = suffix
-
-    def __call__(
-        self, window: Any, pane: Any, shard: int, total: int, compression: Any, prefix: str
-    ) -> str:
-        return shard_name(prefix, shard, total, self._suffix)
-
-
-class _PayloadSink(fileio.FileSink):
-    """Writes each pair's payload with the given function."""
-
-    def __init__(self, write: Callable[[BinaryIO, Any], None]) -> None:
+        self._prefix = prefix
         self._write = write
+        self._sharding = sharding
+        local = FileSystems.get_scheme(temp_dir) is None
+        self._max_open = OPEN_LOCAL_FILES if local else OPEN_OBJECTS
+        # Round robin payload by payload while every (prefix, shard) fits in
+        # the open pieces; beyond, in blocks, so a piece gets BLOCK payloads
+        # before it is closed to make room (not one).
+        self._block = 1 if prefixes * (sharding.shards or 1) <= self._max_open else BLOCK
 
-    def open(self, fh: BinaryIO) -> None:
-        self._fh = fh
+    def setup(self) -> None:
+        _make_folder(self._temp_dir)
 
-    def write(self, pair: tuple[Any, Any]) -> None:
-        self._write(self._fh, pair[1])
+    def start_bundle(self) -> None:
+        self._open: OrderedDict[tuple[str, int], _OpenPiece] = OrderedDict()  # oldest write first
+        self._sent: dict[str, int] = {}  # payloads per prefix in this bundle
+        self._start: dict[str, int] = {}  # where this bundle's round robin starts
 
-    def flush(self) -> None:
-        self._fh.flush()
+    def process(self, pair: tuple[Any, Any]) -> Iterator[Piece]:
+        prefix = self._prefix(pair)
+        key = (prefix, self._shard(prefix))
+        piece = self._open.get(key)
+        if piece is None:
+            if len(self._open) >= self._max_open:
+                yield self._close(*self._open.popitem(last=False))
+            piece = self._open[key] = _OpenPiece(
+                f"{self._temp_dir}/{uuid.uuid4().hex}{self._suffix}"
+            )
+        else:
+            self._open.move_to_end(key)
+        self._write(piece, pair[1])
+        if self._sharding.max_bytes is not None and piece.size >= self._sharding.max_bytes:
+            yield self._close(key, self._open.pop(key))
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        while self._open:
+            yield GlobalWindows.windowed_value(self._close(*self._open.popitem(last=False)))
+
+    def _shard(self, prefix: str) -> int:
+        shards = self._sharding.shards
+        if shards is None:
+            return -1
+        sent = self._sent.get(prefix, 0)
+        self._sent[prefix] = sent + 1
+        start = self._start.setdefault(prefix, random.randrange(shards))
+        return (start + sent // self._block) % shards
+
+    @staticmethod
+    def _close(key: tuple[str, int], piece: _OpenPiece) -> Piece:
+        piece.file.close()
+        prefix, shard = key
+        return prefix, (shard, piece.uri)
 
 
-class _SinkFactory:
-    """fileio's ``sink``: a new sink per file, whatever the prefix."""
+class _FinishPrefixFn(beam.DoFn):
+    """Names a prefix's pieces ``-SSSSS-of-NNNNN`` (or joins them per shard); emits the files."""
 
-    def __init__(self, write: Callable[[BinaryIO, Any], None]) -> None:
-        self._write = write
+    def __init__(self, root: str, suffix: str, sharding: Sharding) -> None:
+        super().__init__()
+        self._root = root
+        self._suffix = suffix
+        self._shards = sharding.shards
 
-    def __call__(self, prefix: str) -> _PayloadSink:
-        return _PayloadSink(self._write)
+    def process(self, element: tuple[str, Iterable[tuple[int, str] | None]]) -> Iterator[str]:
+        prefix, values = element
+        pieces = sorted(value for value in values if value is not None)
+        by_shard: dict[int, list[str]] = defaultdict(list)
+        if self._shards is None:  # a file per piece, in a stable order
+            for index, (_, uri) in enumerate(pieces):
+                by_shard[index].append(uri)
+        else:
+            for shard, uri in pieces:
+                by_shard[shard].append(uri)
+        total = self._shards or max(len(pieces), 1)
+        targets = [
+            f"{self._root}/{shard_name(prefix, n, total, self._suffix)}" for n in range(total)
+        ]
+        _make_folder(targets[0].rsplit("/", 1)[0])
+        moves = [(by_shard[n][0], targets[n]) for n in range(total) if len(by_shard[n]) == 1]
+        _move([source for source, _ in moves], [target for _, target in moves])
+        for n in range(total):
+            if len(by_shard[n]) != 1:
+                _join(by_shard[n], targets[n])
+        yield from targets
+
+
+def _make_folder(uri: str) -> None:
+    with contextlib.suppress(OSError):  # there already (object stores have no folders)
+        FileSystems.mkdirs(uri)
+
+
+def _move(sources: list[str], targets: list[str]) -> None:
+    """Renames pieces to their files; a retried step finds them moved already."""
+    if not sources:
+        return
+    try:
+        FileSystems.rename(sources, targets)
+    except BeamIOError:
+        if any(
+            FileSystems.exists(s) or not FileSystems.exists(t)
+            for s, t in zip(sources, targets, strict=True)
+        ):
+            raise
+
+
+def _join(pieces: list[str], target: str) -> None:
+    """Writes ``pieces`` one after another into ``target`` (none: empty), then deletes them."""
+    present = [FileSystems.exists(piece) for piece in pieces]
+    if pieces and not any(present) and FileSystems.exists(target):
+        return  # a retried step: joined and deleted already
+    with FileSystems.create(target, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        for piece in pieces:
+            with FileSystems.open(piece, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                shutil.copyfileobj(f, out, COPY_BUFFER)
+    if pieces:
+        FileSystems.delete(pieces)
 
 
 def make_local_folders(root: str, prefixes: Sequence[str]) -> None:
@@ -119,12 +304,3 @@ def make_local_folders(root: str, prefixes: Sequence[str]) -> None:
         return
     for prefix in prefixes:
         os.makedirs(os.path.dirname(f"{root}/{prefix}"), exist_ok=True)
-
-
-def ensure_a_shard(root: str, prefix: str, suffix: str) -> None:
-    """Writes one empty ``<prefix>-00000-of-00001<suffix>`` if the prefix has no file."""
-    (found,) = FileSystems.match([f"{root}/{prefix}-*{suffix}"])
-    if not found.metadata_list:
-        empty = f"{root}/{shard_name(prefix, 0, 1, suffix)}"
-        with FileSystems.create(empty, compression_type=CompressionTypes.UNCOMPRESSED):
-            pass

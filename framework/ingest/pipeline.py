@@ -87,7 +87,7 @@ from datathon_etl.framework.tables import (
     parse_table_spec,
 )
 from datathon_etl.framework.tables.options import TableOutputOptions
-from datathon_etl.framework.tfrecords.options import TFRecordOptions
+from datathon_etl.framework.tfrecords.options import TFRecordOptions, tfrecord_sharding
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
     finish_folders,
@@ -260,7 +260,12 @@ def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJo
         examples
         | "Encode" >> beam.Map(lambda e: (partition(e.key), encode(e)))
         | "WriteTFRecords"
-        >> WriteShards(root, spec.partitions, staging_dir(root, job.layout.run_id))
+        >> WriteShards(
+            root,
+            spec.partitions,
+            staging_dir(root, job.layout.run_id),
+            tfrecord_sharding(examples.pipeline.options),
+        )
     )
 
 
@@ -463,7 +468,7 @@ def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
     if spec.study_labels is not None and no_counts_reason(options) is None:
         parameters.update(_study_report(job, prog))
     if job.tfrecord_dir and no_counts_reason(options) is None:
-        finish_folders(job.tfrecord_dir, spec.partitions)
+        finish_folders(job.tfrecord_dir)
         shard_folders = [f"{job.tfrecord_dir}/{name}" for name in spec.partitions]
         parameters[TFRECORD_SHARDS] = shard_counts(shard_folders, job.tfrecord_dir)
     return finish_run(

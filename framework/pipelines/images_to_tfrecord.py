@@ -89,7 +89,7 @@ from datathon_etl.framework.tables import (
 )
 from datathon_etl.framework.tables.options import query_backend
 from datathon_etl.framework.tfrecords import FeatureSpec, write_features
-from datathon_etl.framework.tfrecords.options import TFRecordOptions
+from datathon_etl.framework.tfrecords.options import TFRecordOptions, tfrecord_sharding
 from datathon_etl.framework.tfrecords.shards import (
     WriteShards,
     finish_folders,
@@ -213,7 +213,12 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         labelled.examples
         | "Encode" >> beam.ParDo(_EncodeFn(job.specs, image_feature))
         | "WriteTFRecords"
-        >> WriteShards(job.tfrecord_dir, [""], staging_dir(job.tfrecord_dir, job.layout.run_id))
+        >> WriteShards(
+            job.tfrecord_dir,
+            [""],
+            staging_dir(job.tfrecord_dir, job.layout.run_id),
+            tfrecord_sharding(p.options),
+        )
     )
     row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
     refusals = (labelled.image_refusals, row_refusals) | "AllRefusals" >> beam.Flatten()
@@ -383,7 +388,7 @@ def _main(prog: str, argv: Sequence[str] | None) -> int:
         "features": [s.name for s in job.specs],
     }
     if no_counts_reason(options) is None:
-        finish_folders(job.tfrecord_dir, [""])
+        finish_folders(job.tfrecord_dir)
         parameters[TFRECORD_SHARDS] = shard_counts([job.tfrecord_dir], job.tfrecord_dir)
     return finish_run(
         job.layout, PIPELINE, max_bad_fraction=fraction, parameters=parameters, options=options

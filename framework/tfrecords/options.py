@@ -1,4 +1,4 @@
-"""`TFRecordOptions`: where a pipeline writes its TFRecords."""
+"""`TFRecordOptions`: where a pipeline writes its TFRecords, and in shards of what size."""
 
 from __future__ import annotations
 
@@ -6,11 +6,31 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-__all__ = ["TFRecordOptions"]
+from datathon_etl.framework.sharded_files import Sharding
+
+__all__ = ["DEFAULT_SHARD_MB", "TFRecordOptions", "tfrecord_sharding"]
+
+DEFAULT_SHARD_MB = 200.0
+"""The usual guidance for `tf.data`: shards of 100 to 200 MB, many per folder."""
+MB = 1_000_000
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 class TFRecordOptions(PipelineOptions):
-    """The original pipelines' TFRecord output flag."""
+    """The original pipelines' TFRecord output flag, and the shard size or count."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
@@ -26,3 +46,32 @@ class TFRecordOptions(PipelineOptions):
                 "--output_tfrecord_prefix is an alias."
             ),
         )
+        sizes = group.add_mutually_exclusive_group()
+        sizes.add_argument(
+            "--tfrecord_shard_mb",
+            type=_positive_float,
+            default=None,
+            help=(
+                f"Start a new shard once one holds this many MB (10^6 bytes; default "
+                f"{DEFAULT_SHARD_MB:g}): a folder gets as many shards as its size needs."
+            ),
+        )
+        sizes.add_argument(
+            "--num_shards",
+            type=_positive_int,
+            default=None,
+            help=(
+                "Exactly this many shards per folder, records spread evenly over them "
+                "(instead of --tfrecord_shard_mb)."
+            ),
+        )
+
+
+def tfrecord_sharding(options: PipelineOptions) -> Sharding:
+    """The shard size (``--tfrecord_shard_mb``) or count (``--num_shards``) asked for."""
+    view = options.view_as(TFRecordOptions)
+    shards: int | None = view.num_shards
+    if shards is not None:
+        return Sharding(shards=shards)
+    megabytes: float = view.tfrecord_shard_mb or DEFAULT_SHARD_MB
+    return Sharding(max_bytes=max(int(megabytes * MB), 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO
+from typing import Any
 
 import apache_beam as beam
 import attrs
@@ -19,8 +19,9 @@ from apache_beam.io.tfrecordio import _TFRecordUtil  # Beam's own TFRecord frami
 
 from datathon_etl.framework.manifest import delete_tree
 from datathon_etl.framework.sharded_files import (
+    Sharding,
+    Writable,
     WriteShardedFiles,
-    ensure_a_shard,
     make_local_folders,
 )
 from datathon_etl.framework.tfrecords.features import FeatureSpec
@@ -47,13 +48,18 @@ STAGING = "_staging"
 class WriteShards(beam.PTransform):
     """``(folder, record)`` pairs -> ``<root>/<folder>/data-SSSSS-of-NNNNN.tfrecord``.
 
-    One sink for every folder (`WriteShardedFiles`); each bundle writes one
-    file per folder it holds (the runner picks the shard count: fixing it adds
-    a shuffle). Folders are `prepare_folders`' job before the run, and
-    `finish_folders`' after it.
+    One transform for every folder (`WriteShardedFiles`): each bundle streams
+    its records into files of a folder, closed at ``sharding.max_bytes``
+    (``--tfrecord_shard_mb``), or spread over ``sharding.shards`` shards
+    (``--num_shards``) that are joined once all bundles are done. Records are
+    never shuffled. A folder that gets no record holds one empty shard (or
+    ``--num_shards`` empty shards). Folders are `prepare_folders`' job before
+    the run, and `finish_folders`' after it.
     """
 
-    def __init__(self, root: str, folders: Sequence[str], temp_dir: str) -> None:
+    def __init__(
+        self, root: str, folders: Sequence[str], temp_dir: str, sharding: Sharding
+    ) -> None:
         """Writes under ``root``; ``folders`` are the relative folder names ("" = root).
 
         ``temp_dir`` must be on ``root``'s filesystem: `staging_dir`.
@@ -65,11 +71,12 @@ class WriteShards(beam.PTransform):
             suffix=SUFFIX,
             prefix=_pair_prefix,
             write=_write_record,
-            prefixes=len(folders),
+            prefixes=[shard_prefix(folder) for folder in folders],
+            sharding=sharding,
         )
 
-    def expand(self, pairs: beam.PCollection) -> Any:
-        """Writes the records; returns the written files' `fileio.FileResult`s."""
+    def expand(self, pairs: beam.PCollection) -> beam.PCollection[str]:
+        """Writes the records; returns the shards' URIs."""
         return pairs | self._write
 
 
@@ -82,7 +89,7 @@ def _pair_prefix(pair: tuple[str, bytes]) -> str:
     return shard_prefix(pair[0])
 
 
-def _write_record(fh: BinaryIO, record: bytes) -> None:
+def _write_record(fh: Writable, record: bytes) -> None:
     _TFRecordUtil.write_record(fh, record)  # length, CRCs, data, CRC
 
 
@@ -95,15 +102,9 @@ def staging_dir(root: str, run_id: str) -> str:
     return f"{root}/{STAGING}/{run_id}"
 
 
-def finish_folders(root: str, folders: Sequence[str]) -> None:
-    """After a run: removes ``root``'s staging; a folder that got no record gets one empty shard.
-
-    An empty shard (zero bytes: zero records) keeps ``<folder>/*.tfrecord``
-    a valid glob for readers such as `tf.data.Dataset.list_files`.
-    """
+def finish_folders(root: str) -> None:
+    """After a run: removes ``root``'s staging (pieces a retried bundle left)."""
     delete_tree(f"{root}/{STAGING}")
-    for folder in folders:
-        ensure_a_shard(root, shard_prefix(folder), SUFFIX)
 
 
 def prepare_folders(root: str, folders: Sequence[str]) -> None:
