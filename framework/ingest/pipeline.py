@@ -153,7 +153,7 @@ def _tar_stage(record: Quarantined) -> str:
 
 def _images(
     p: beam.Pipeline, spec: IngestSpec, job: IngestJob
-) -> tuple[list[beam.PCollection], list[beam.PCollection], list[beam.PCollection]]:
+) -> tuple[tuple[beam.PCollection, ...], list[beam.PCollection], list[beam.PCollection]]:
     """Tar members and image files -> ``(path, ImageItem)`` collections, refusals, tallies."""
     keyed, refusals, tallies = [], [], []
     if job.tars:
@@ -191,7 +191,7 @@ def _images(
             files.skipped | "TallySkippedFilesIn" >> TallyEach(IMAGES, Outcome.INPUT),
             files.skipped | "TallySkippedFiles" >> TallyEach(IMAGES, Outcome.SKIPPED),
         ]
-    return keyed, refusals, tallies
+    return tuple(keyed), refusals, tallies
 
 
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
