@@ -96,6 +96,22 @@ def test_transform_keeps_input_order_and_routes_refusals(
     uris = [str(good[0]), str(bad), str(good[1]), str(good[0]), str(good[1])]
     elements = [_element(f"img{i}.png", uri, f"labels.csv:{i + 2}") for i, uri in enumerate(uris)]
     fn = TransformFn(ImageSpec(32, 32), Progress("order", "test"))
+    # With a pool, the last image is held until well after the input ends, so
+    # that it is certainly still in flight then (a 512x512 PNG takes
+    # milliseconds: left alone, it may finish first on a busy machine).
+    release, calls, lock = threading.Event(), [0], threading.Lock()
+    from datathon_etl.framework.images import transform_image as real_transform
+
+    def held_last(data: bytes, spec: ImageSpec) -> bytes:
+        with lock:
+            calls[0] += 1
+            last = calls[0] == len(uris)
+        if last and threads:
+            release.wait()
+        return real_transform(data, spec)
+
+    monkeypatch.setattr(transforms, "transform_image", held_last)
+    threading.Timer(0.5, release.set).start()
 
     from_process, from_finish = _run_bundle(fn, elements)
 

@@ -185,3 +185,36 @@ def test_named_inputs_that_are_not_files_exit_2_in_one_line(
     assert stderr.count("\n") == 1
     assert f"{flag}: {bad} is a" in stderr
     assert "not a regular file" in stderr
+
+
+def test_a_file_swapped_for_a_fifo_after_listing_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """The transform checks what it opened: a FIFO in a listed file's place is refused at once."""
+    from apache_beam.pvalue import TaggedOutput
+
+    from datathon_etl.framework.images import ImageSpec
+    from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
+    from datathon_etl.framework.ingest.transforms import Progress, TransformFn
+
+    path = tmp_path / "x.png"
+    os.mkfifo(path)  # listed as a regular file a moment ago; nobody will ever write
+    fn = TransformFn(ImageSpec(8, 8), Progress("swap", "test"))
+    item = ImageItem(str(path), "x.png", str(path))
+    record: LabelRecord[str, dict[str, object]] = LabelRecord("labels.csv:line 2", "x.png", {})
+    element = ("x.png", (item, record))
+    outputs: list[object] = []
+
+    def transform() -> None:
+        fn.setup()
+        fn.start_bundle()
+        outputs.extend(fn.process(element))
+        outputs.extend(fn.finish_bundle() or [])
+
+    worker = threading.Thread(target=transform, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():  # the old code waits for a writer: give it one and fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the read of a FIFO blocked")
+    refused = [o.value for o in outputs if isinstance(o, TaggedOutput) and o.tag == QUARANTINE_TAG]
+    assert [r.reason for r in refused] == [Reason.NOT_A_REGULAR_FILE]
+    assert "FIFO" in refused[0].detail

@@ -19,8 +19,6 @@ from typing import Any, ClassVar, NamedTuple
 
 import apache_beam as beam
 import attrs
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
@@ -42,6 +40,7 @@ from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reaso
 from datathon_etl.framework.schema import SourceRowError
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.sources.csv_rows import CsvRow
+from datathon_etl.framework.sources.regular_files import NotARegularFileError, read_regular_file
 
 __all__ = [
     "IMAGES",
@@ -314,9 +313,10 @@ class TransformFn(beam.DoFn):
     def _read(self, ref: MemberRef | str) -> bytes:
         if isinstance(ref, MemberRef):
             return read_member(ref, self._handles.get(ref.archive))
-        with FileSystems.open(ref, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            data: bytes = f.read()
-        return data
+        try:
+            return read_regular_file(ref)
+        except NotARegularFileError as e:  # swapped since it was listed
+            raise ImageError(Reason.NOT_A_REGULAR_FILE, str(e)) from e
 
     def teardown(self) -> None:
         """Closes any archive still open."""

@@ -4,7 +4,9 @@ Opening a FIFO for reading blocks until a writer comes (for ever, in a
 pipeline), and a device such as ``/dev/zero`` never ends; a listing reports
 both with a size of 0, so no size cap stops them. So every local input is
 looked at with ``stat`` (which follows links but opens nothing) before it is
-read. Object stores (``gs://``) hold only regular objects.
+read, and `read_regular_file` checks again what it opened (without blocking),
+so a file swapped for a FIFO in between cannot hang a run. Object stores
+(``gs://``) hold only regular objects.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import os
 import stat
 from urllib.parse import urlparse
 
-__all__ = ["NotARegularFileError", "check_regular_file", "irregular_kind"]
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+__all__ = ["NotARegularFileError", "check_regular_file", "irregular_kind", "read_regular_file"]
 
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -73,3 +78,28 @@ def check_regular_file(uri: str) -> None:
     kind = irregular_kind(uri)
     if kind is not None:
         raise NotARegularFileError(f"{uri} is {kind}")
+
+
+def read_regular_file(uri: str) -> bytes:
+    """Reads a whole file, refusing a local one that is not regular by what was opened.
+
+    A local file is opened without blocking and checked on the open
+    descriptor, so a file replaced by a FIFO after it was listed cannot hang
+    the read (and a link to ``/dev/zero`` is not read). Remote objects are
+    read through Beam's filesystems.
+
+    Raises:
+        NotARegularFileError: A local input that is not a regular file.
+    """
+    path = _local_path(uri)
+    if path is None:
+        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            data: bytes = f.read()
+        return data
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as f:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+            raise NotARegularFileError(f"{uri} is {kind}, not a regular file")
+        return f.read()
