@@ -4,7 +4,7 @@ For data sets whose image path holds only part of an image's key and whose
 labels come per study (MIMIC-CXR-JPG 2.x: metadata and split tables keyed by
 ``dicom_id``, CheXpert/NegBio labels keyed by ``study_id``), see
 `StudyLabels`. Only small values travel: image references (never their
-bytes) and parsed rows.
+bytes) and parsed rows, packed into bytes for each grouping (`compact`).
 
 1. `AssembleStudyLabels` parses the table and label rows, joins each image
    on its path with one row of every table (`CoGroupByKey`), builds its full
@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import attrs
 
+from datathon_etl.framework.ingest.compact import JoinCodec, class_codec, from_bytes, to_bytes
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
 from datathon_etl.framework.ingest.spec import IngestSpec, StudyLabels
 from datathon_etl.framework.ingest.transforms import (
@@ -62,7 +63,9 @@ __all__ = [
     "TableRow",
     "choose",
     "csv_roles",
+    "pack_table_row",
     "table_stage",
+    "unpack_table_row",
 ]
 
 REFUSED_TAG = "refused"
@@ -70,6 +73,7 @@ REFUSED_TAG = "refused"
 IMAGES_TAG = "images"
 ATTACHED_TAG = "attached"
 NOTES_TAG = "notes"
+SUBJECTS_TAG = "subjects"
 
 LEAKAGE_NOTE = "subject_in_several_splits"
 """Note kind: one subject found in more than one split (``subject``, ``splits``)."""
@@ -153,17 +157,21 @@ def _refuse(stage: str, record: Quarantined) -> Any:
 class ParseRowFn(beam.DoFn):
     """`CsvRow` -> ``(join key, TableRow)``; a bad row is refused (and marks its key).
 
+    The rows go on packed (`pack_table_row`).
+
     Args:
         parse: (cells, ``file:line N``) -> (join key, value).
         row_key: cells -> join key from the id cells alone (ValueError if not).
         stage: The rows' manifest stage.
+        value_type: The attrs class of the values (`class_codec`), or None.
     """
 
-    def __init__(self, parse: Any, row_key: Any, stage: str) -> None:
+    def __init__(self, parse: Any, row_key: Any, stage: str, value_type: type | None) -> None:
         super().__init__()
         self._parse = parse
         self._row_key = row_key
         self._stage = stage
+        self._value_type = value_type
 
     def process(self, row: CsvRow) -> Iterator[Any]:
         """Parses one row."""
@@ -182,12 +190,32 @@ class ParseRowFn(beam.DoFn):
             except ValueError as e:
                 reason, detail = Reason.BAD_LABEL_ROW, str(e)
             else:
-                yield joined, TableRow(row.where, value)
+                yield joined, pack_table_row(TableRow(row.where, value), self._value_type)
                 return
         record = Quarantined(key or "", Stage.PARSE_LABELS, reason, detail, row.where)
         yield _refuse(self._stage, record)
         if key is not None:
-            yield key, RefusedRow(row.where, reason, detail)
+            yield key, pack_table_row(RefusedRow(row.where, reason, detail), self._value_type)
+
+
+_ROW, _REFUSED_ROW, _IMAGE, _REFUSED_IMAGE = range(4)
+
+
+def pack_table_row(row: TableRow | RefusedRow, value_type: type | None) -> bytes:
+    """A parsed row (or the marker of one refused) -> bytes, its value by `class_codec`."""
+    if isinstance(row, TableRow):
+        pack_value, _ = class_codec(value_type)
+        return to_bytes((_ROW, row.where, pack_value(row.value)))
+    return to_bytes((_REFUSED_ROW, row.where, str(row.reason), row.detail))
+
+
+def unpack_table_row(packed: bytes, value_type: type | None) -> TableRow | RefusedRow:
+    """What `pack_table_row` packed -> the row."""
+    kind, where, *values = from_bytes(packed)
+    if kind == _ROW:
+        _, unpack_value = class_codec(value_type)
+        return TableRow(where, unpack_value(values[0]))
+    return RefusedRow(where, Reason(values[0]), values[1])
 
 
 @attrs.frozen
@@ -208,6 +236,20 @@ class _RefusedImage:
     detail: str
 
 
+def _pack_assembled(image: _Assembled | _RefusedImage, codec: JoinCodec) -> bytes:
+    if isinstance(image, _Assembled):
+        _, item = codec.pack_image((image.path, image.item))
+        return to_bytes((_IMAGE, image.path, item, image.rows))
+    return to_bytes((_REFUSED_IMAGE, image.path, str(image.reason), image.detail))
+
+
+def _unpack_assembled(packed: bytes, codec: JoinCodec) -> _Assembled | _RefusedImage:
+    kind, path, *values = from_bytes(packed)
+    if kind == _IMAGE:
+        return _Assembled(path, codec.unpack_image(values[0]), values[1])
+    return _RefusedImage(path, Reason(values[0]), values[1])
+
+
 @attrs.frozen
 class AttachedStudy:
     """A study's images that went on to be read, and the rows they used.
@@ -220,24 +262,51 @@ class AttachedStudy:
     images: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
     label_where: str | None
 
+    def pack(self) -> bytes:
+        """Packed for the grouping (`compact`)."""
+        return to_bytes((self.images, self.label_where))
+
+    @classmethod
+    def unpack(cls, packed: bytes) -> AttachedStudy:
+        """What `pack` packed -> the study."""
+        return cls(*from_bytes(packed))
+
 
 class _ImageFn(beam.DoFn):
     """``(path, {"images": [...], <table>: [...]})`` -> ``(study, _Assembled)``, or refusals.
 
     A refused image also goes on as ``(study, _RefusedImage)``, so that its
-    study's label row is refused for the same reason.
+    study's label row is refused for the same reason. Both go on packed; an
+    assembled image's (subject, split) goes to `SUBJECTS_TAG`.
     """
 
-    def __init__(self, study: StudyLabels) -> None:
+    def __init__(self, study: StudyLabels, assembled: JoinCodec) -> None:
         super().__init__()
         self._study = study
+        self._found = JoinCodec(study.path_key_type)
+        self._assembled = assembled
 
     def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
         """Joins one image with its table rows."""
+        for output in self._assemble(element):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield output
+                continue
+            study, image = output
+            yield study, _pack_assembled(image, self._assembled)
+            if isinstance(image, _Assembled):
+                yield beam.pvalue.TaggedOutput(
+                    SUBJECTS_TAG, self._study.subject_split(image.item.key)
+                )
+
+    def _assemble(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
         path, group = element
         tables = self._study.tables
-        images: list[ImageItem[Any]] = sorted(group["images"], key=lambda i: i.source)
-        rows = [list(group[t.name]) for t in tables]
+        images: list[ImageItem[Any]] = sorted(
+            (self._found.unpack_image(packed) for packed in group["images"]),
+            key=lambda i: i.source,
+        )
+        rows = [[unpack_table_row(r, t.row_type) for r in group[t.name]] for t in tables]
         good = [
             (table_stage(t.name), r)
             for t, table_rows in zip(tables, rows, strict=True)
@@ -298,16 +367,21 @@ class _StudyFn(beam.DoFn):
     (their ``source``) lead back to it.
     """
 
-    def __init__(self, study: StudyLabels) -> None:
+    def __init__(self, study: StudyLabels, assembled: JoinCodec, labels_type: type | None) -> None:
         super().__init__()
         self._study = study
+        self._assembled = assembled
+        self._labels_type = labels_type
 
     def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
         """Gives each image of one study the study's labels."""
         study, group = element
-        found = sorted(group["images"], key=lambda a: a.path)
+        found = sorted(
+            (_unpack_assembled(packed, self._assembled) for packed in group["images"]),
+            key=lambda a: a.path,
+        )
         images: list[_Assembled] = [a for a in found if isinstance(a, _Assembled)]
-        labels = list(group["labels"])
+        labels = [unpack_table_row(packed, self._labels_type) for packed in group["labels"]]
         good = sorted((r for r in labels if isinstance(r, TableRow)), key=lambda r: r.where)
         if not images:
             # Its images were all refused (their reason goes on), or there were none.
@@ -345,7 +419,7 @@ class _StudyFn(beam.DoFn):
             tuple((image.path, image.rows) for image in images),
             choice.used.where if choice.used is not None else None,
         )
-        yield beam.pvalue.TaggedOutput(ATTACHED_TAG, (study, attached))
+        yield beam.pvalue.TaggedOutput(ATTACHED_TAG, (study, attached.pack()))
 
 
 class StudyAssembly(NamedTuple):
@@ -356,7 +430,7 @@ class StudyAssembly(NamedTuple):
     records: beam.PCollection
     """``(path, LabelRecord)``, one per image in `images`: its study's labels."""
     attached: beam.PCollection
-    """``(study, AttachedStudy)``: the rows whose fate depends on their images'."""
+    """``(study, packed AttachedStudy)``: the rows whose fate depends on their images'."""
     refusals: beam.PCollection
     """``(stage, Quarantined)``: refused images and rows."""
     tallies: beam.PCollection
@@ -389,13 +463,19 @@ class AssembleStudyLabels(beam.PTransform):
         self._label_files = list(label_files)
 
     def _read(
-        self, p: beam.Pipeline, label: str, uris: list[str], parse: Any, stage: str
+        self,
+        p: beam.Pipeline,
+        label: str,
+        uris: list[str],
+        parse: Any,
+        stage: str,
+        value_type: type | None,
     ) -> tuple[beam.PCollection, beam.PCollection, beam.PCollection]:
         # A handful of files: spreading them is not worth a shuffle's start-up cost.
         files = p | f"{label}Files" >> beam.Create(uris, reshuffle=False)
         rows = files | f"Read{label}" >> ReadCsvRows()
         parsed = rows | f"Parse{label}" >> beam.ParDo(
-            ParseRowFn(parse, self.study.row_key, stage)
+            ParseRowFn(parse, self.study.row_key, stage, value_type)
         ).with_outputs(REFUSED_TAG, main="rows")
         return (
             parsed.rows,
@@ -403,49 +483,65 @@ class AssembleStudyLabels(beam.PTransform):
             rows | f"Tally{label}" >> TallyEach(stage, Outcome.INPUT),
         )
 
-    def expand(self, images: beam.PCollection) -> StudyAssembly:
-        """Joins on the image path, then on the study."""
-        p = images.pipeline
+    def expand(self, images: Sequence[beam.PCollection]) -> StudyAssembly:
+        """Joins on the image path, then on the study (images from each input: tars, files)."""
+        p = images[0].pipeline
         refusals, tallies = [], []
-        by_path: dict[str, beam.PCollection] = {"images": images}
+        # Packed before they meet: the local runner holds a Flatten of several inputs whole.
+        found = JoinCodec(self.study.path_key_type)
+        packed = [
+            part | f"PackImages{i or ''}" >> beam.Map(found.pack_image)
+            for i, part in enumerate(images)
+        ]
+        by_path: dict[str, beam.PCollection] = {
+            "images": packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten()
+        }
         for table in self.study.tables:
             name = table.name.capitalize()
             rows, refused, tally = self._read(
-                p, name, self._table_files[table.name], table.parse_row, table_stage(table.name)
+                p,
+                name,
+                self._table_files[table.name],
+                table.parse_row,
+                table_stage(table.name),
+                table.row_type,
             )
             by_path[table.name] = rows
             refusals.append(refused)
             tallies.append(tally)
         labels, refused, tally = self._read(
-            p, "Labels", self._label_files, self._spec.parse_label_row, LABEL_ROWS
+            p,
+            "Labels",
+            self._label_files,
+            self._spec.parse_label_row,
+            LABEL_ROWS,
+            self._spec.labels_type,
         )
         refusals.append(refused)
         tallies.append(tally)
 
+        assembled_codec = JoinCodec(self._spec.key_type)
         assembled = (
             by_path
             | "JoinOnPath" >> beam.CoGroupByKey()
             | "AssembleImages"
-            >> beam.ParDo(_ImageFn(self.study)).with_outputs(REFUSED_TAG, main="images")
+            >> beam.ParDo(_ImageFn(self.study, assembled_codec)).with_outputs(
+                REFUSED_TAG, SUBJECTS_TAG, main="images"
+            )
         )
         refusals.append(assembled[REFUSED_TAG])
         labelled = (
             {"images": assembled.images, "labels": labels}
             | "JoinOnStudy" >> beam.CoGroupByKey()
             | "LabelImages"
-            >> beam.ParDo(_StudyFn(self.study)).with_outputs(
-                IMAGES_TAG, ATTACHED_TAG, REFUSED_TAG, main="records"
-            )
+            >> beam.ParDo(
+                _StudyFn(self.study, assembled_codec, self._spec.labels_type)
+            ).with_outputs(IMAGES_TAG, ATTACHED_TAG, REFUSED_TAG, main="records")
         )
         refusals.append(labelled[REFUSED_TAG])
 
-        subject_split = self.study.subject_split
         notes = (
-            assembled.images
-            | "SubjectSplit"
-            >> beam.FlatMap(
-                lambda kv: [subject_split(kv[1].item.key)] if isinstance(kv[1], _Assembled) else []
-            )
+            assembled[SUBJECTS_TAG]
             | "DistinctSubjectSplits" >> beam.Distinct()
             | "SplitsPerSubject" >> beam.GroupByKey()
             | "Leakage" >> beam.FlatMap(_leakage)
@@ -475,7 +571,7 @@ class _AccountFn(beam.DoFn):
         study, group = element
         written = set(group["written"])
         refused: dict[str, Quarantined] = {q.path: q for q in group["refused"]}
-        for attached in group["attached"]:
+        for attached in map(AttachedStudy.unpack, group["attached"]):
             first_refusal: Quarantined | None = None
             for path, rows in attached.images:
                 if path in written:
@@ -589,7 +685,7 @@ class LabelPerStudy(beam.PTransform):
         self._account = AccountStudyRows(self._assemble.study.study_of)
         self._join = join
 
-    def expand(self, images: beam.PCollection) -> StudyLabelled:
+    def expand(self, images: Sequence[beam.PCollection]) -> StudyLabelled:
         """Assembles, joins and transforms, then accounts for the rows."""
         assembly = images | "Assemble" >> self._assemble
         labelled = (assembly.images, assembly.records) | "JoinAndTransform" >> self._join

@@ -1,11 +1,12 @@
-"""The join's records as tuples of plain values: small to hold, fast to code.
+"""Records that a shuffle holds, packed into bytes: small to hold, fast to code.
 
-The local runner holds a shuffle's whole input in memory, and Beam codes any
-object its own coder does not know with pickle, class and field names
-included. As tuples of ints and strings (coded values as their ints), a
-MIMIC-CXR label row takes a sixth of the bytes and codes about fifteen times
-faster (figures in BENCHMARKS.md). The images and label rows are packed just
-before the join's grouping and rebuilt just after it.
+The local runner holds a grouping's whole input in memory as decoded Python
+objects, and Beam codes any object its own coder does not know with pickle,
+class and field names included. Each record is packed into a tuple of plain
+values (coded values as their ints), then into one ``bytes`` by Beam's own
+coder: a grouping then holds one small object per record instead of a tree
+of them (figures in BENCHMARKS.md). Records are packed just before a
+grouping and rebuilt just after it.
 """
 
 from __future__ import annotations
@@ -17,15 +18,29 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+from apache_beam.coders import coders
 
 from datathon_etl.framework.archives import MemberRef
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
 from datathon_etl.framework.quarantine import Reason
 
-__all__ = ["JoinCodec"]
+__all__ = ["JoinCodec", "class_codec", "from_bytes", "to_bytes"]
+
+_CODER = coders.FastPrimitivesCoder()
 
 # An ImageItem's ref, by kind: a tar member, a file URI, transformed bytes, a refusal.
 _MEMBER, _URI, _BYTES, _REFUSED = range(4)
+
+
+def to_bytes(values: tuple[Any, ...]) -> bytes:
+    """A tuple of plain values -> one ``bytes`` (Beam's coder: no pickling)."""
+    data: bytes = _CODER.encode(values)
+    return data
+
+
+def from_bytes(data: bytes) -> Any:
+    """What `to_bytes` made -> the tuple."""
+    return _CODER.decode(data)
 
 
 def _pack_ref(ref: Any) -> tuple[Any, ...]:
@@ -56,9 +71,20 @@ def _ref_source(ref: Any) -> str | None:
     return ref if isinstance(ref, str) else None
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 @functools.cache
-def _class_codec(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
-    """(pack, unpack) for one declared attrs class: a tuple of its fields, enums as ints."""
+def class_codec(cls: type | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """(pack, unpack) for one declared attrs class: a tuple of its fields, enums as ints.
+
+    Args:
+        cls: The attrs class, or None for values that are plain already
+            (passed through as they are).
+    """
+    if cls is None:
+        return _identity, _identity
     fields = attrs.fields(attrs.resolve_types(cls))
     members: list[dict[int, enum.IntEnum] | None] = []
     for field in fields:
@@ -84,13 +110,9 @@ def _class_codec(cls: type) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]
     return pack, unpack
 
 
-def _identity(value: Any) -> Any:
-    return value
-
-
 @attrs.frozen
 class JoinCodec:
-    """Packs ``(path, ImageItem)`` and ``(path, LabelRecord)`` into tuples, and back.
+    """Packs ``(path, ImageItem)`` and ``(path, LabelRecord)`` into ``(path, bytes)``, and back.
 
     Attributes:
         key_type: The attrs class of the keys, or None for keys that are plain
@@ -102,33 +124,30 @@ class JoinCodec:
     key_type: type | None = None
     labels_type: type | None = None
 
-    def _codec(self, cls: type | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
-        return _class_codec(cls) if cls is not None else (_identity, _identity)
-
-    def pack_image(self, pair: tuple[str, ImageItem[Any]]) -> tuple[str, tuple[Any, ...]]:
-        """``(path, ImageItem)`` -> ``(path, tuple)``."""
+    def pack_image(self, pair: tuple[str, ImageItem[Any]]) -> tuple[str, bytes]:
+        """``(path, ImageItem)`` -> ``(path, bytes)``."""
         path, item = pair
-        pack_key, _ = self._codec(self.key_type)
+        pack_key, _ = class_codec(self.key_type)
         source = None if item.source == _ref_source(item.ref) else item.source
-        return path, (source, pack_key(item.key), _pack_ref(item.ref))
+        return path, to_bytes((source, pack_key(item.key), _pack_ref(item.ref)))
 
-    def unpack_image(self, packed: tuple[Any, ...]) -> ImageItem[Any]:
+    def unpack_image(self, packed: bytes) -> ImageItem[Any]:
         """What `pack_image` packed -> the `ImageItem`."""
-        source, key, ref = packed
-        _, unpack_key = self._codec(self.key_type)
+        source, key, ref = from_bytes(packed)
+        _, unpack_key = class_codec(self.key_type)
         item_ref = _unpack_ref(ref)
         return ImageItem(source or _ref_source(item_ref) or "", unpack_key(key), item_ref)
 
-    def pack_row(self, pair: tuple[str, LabelRecord[Any, Any]]) -> tuple[str, tuple[Any, ...]]:
-        """``(path, LabelRecord)`` -> ``(path, tuple)``."""
+    def pack_row(self, pair: tuple[str, LabelRecord[Any, Any]]) -> tuple[str, bytes]:
+        """``(path, LabelRecord)`` -> ``(path, bytes)``."""
         path, record = pair
-        pack_key, _ = self._codec(self.key_type)
-        pack_labels, _ = self._codec(self.labels_type)
-        return path, (record.where, pack_key(record.key), pack_labels(record.labels))
+        pack_key, _ = class_codec(self.key_type)
+        pack_labels, _ = class_codec(self.labels_type)
+        return path, to_bytes((record.where, pack_key(record.key), pack_labels(record.labels)))
 
-    def unpack_row(self, packed: tuple[Any, ...]) -> LabelRecord[Any, Any]:
+    def unpack_row(self, packed: bytes) -> LabelRecord[Any, Any]:
         """What `pack_row` packed -> the `LabelRecord`."""
-        where, key, labels = packed
-        _, unpack_key = self._codec(self.key_type)
-        _, unpack_labels = self._codec(self.labels_type)
+        where, key, labels = from_bytes(packed)
+        _, unpack_key = class_codec(self.key_type)
+        _, unpack_labels = class_codec(self.labels_type)
         return LabelRecord(where, unpack_key(key), unpack_labels(labels))

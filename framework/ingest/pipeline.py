@@ -225,8 +225,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         ]
     else:
         # Per-image tables and study label rows -> one label record per image.
-        all_images = images | "AllImages" >> beam.Flatten()
-        study = all_images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, join)
+        study = images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, join)
         labelled = study.labelled
         row_refusals = study.refusals | "StudyRefusals" >> beam.Values()
         tallies.append(study.tallies)

@@ -33,12 +33,15 @@ class ImageTable:
         parse_row: (CSV row, ``file:line N``) -> (the image's canonical path,
             the row's value); raises ValueError (`SourceRowError` for a bad cell).
         missing: Why an image without a row in this table is quarantined.
+        row_type: The attrs class of a row's value (the join packs rows by
+            its fields), or None for plain values.
     """
 
     name: str
     columns: tuple[str, ...]
     parse_row: Callable[[Mapping[str, str | None], str], tuple[str, Any]]
     missing: Reason = attrs.field(converter=Reason)
+    row_type: type | None = None
 
 
 @attrs.frozen
@@ -66,6 +69,8 @@ class StudyLabels:
             the tables' (``chexpert``, ``negbio``); ``--labels_source`` picks
             one, the first by default.
         subject_split: Full key -> (subject, split) for the patient leakage check.
+        path_key_type: The attrs class of the path's partial key (the join
+            packs keys by its fields), or None for plain values.
     """
 
     tables: tuple[ImageTable, ...]
@@ -75,6 +80,7 @@ class StudyLabels:
     no_labels: Any
     label_sources: tuple[str, ...]
     subject_split: Callable[[Any], tuple[str, str]]
+    path_key_type: type | None = None
 
 
 @attrs.frozen

@@ -62,8 +62,15 @@ SPEC = IngestSpec(
                 layout.METADATA_COLUMNS,
                 layout.parse_metadata_row,
                 Reason.MISSING_METADATA,
+                layout.Metadata,
             ),
-            ImageTable("split", layout.SPLIT_COLUMNS, layout.parse_split_row, Reason.MISSING_SPLIT),
+            ImageTable(
+                "split",
+                layout.SPLIT_COLUMNS,
+                layout.parse_split_row,
+                Reason.MISSING_SPLIT,
+                layout.SplitRow,
+            ),
         ),
         image_key=layout.image_key,
         study_of=layout.study_of,
@@ -71,6 +78,7 @@ SPEC = IngestSpec(
         no_labels=layout.NO_LABELS,
         label_sources=layout.LABEL_SOURCES,
         subject_split=layout.subject_split,
+        path_key_type=layout.ImagePath,
     ),
 )
 
