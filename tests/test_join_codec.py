@@ -11,20 +11,21 @@ from apache_beam.coders import coders
 from datathon_etl.datasets.mimic_cxr.schema import Finding, ImageKey, Labels, Split, View
 from datathon_etl.datasets.mimic_cxr_jpg.parsing import NO_LABELS, Metadata
 from datathon_etl.framework.archives import MemberRef
+from datathon_etl.datasets.mimic_cxr_jpg.parsing import ImagePath
 from datathon_etl.framework.ingest.assemble import (
+    AssemblyCodec,
     AttachedStudy,
     RefusedRow,
     TableRow,
-    pack_table_row,
-    unpack_table_row,
 )
-from datathon_etl.framework.ingest.compact import JoinCodec, from_bytes
+from datathon_etl.framework.ingest.compact import JoinCodec, Wheres, from_bytes
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
 from datathon_etl.framework.quarantine import Reason
 
 KEY = ImageKey(10003156, 1, 2, View.LATERAL, Split.VALID)
 LABELS = Labels(*[Finding.UNCERTAIN, Finding.NOT_MENTIONED] * 7)
-CODEC = JoinCodec(ImageKey, Labels)
+CODEC = JoinCodec(ImageKey, Labels, Wheres(("/data/train.csv.gz",)))
+ASSEMBLY = AssemblyCodec(ImagePath, ImageKey, Wheres(("meta.csv", "labels.csv")))
 PLAIN = (type(None), bool, int, float, str, bytes, tuple)
 
 
@@ -54,9 +55,9 @@ def test_an_image_packs_to_plain_values_and_back(item: ImageItem[Any]) -> None:
 
 
 def test_a_label_row_packs_to_plain_values_and_back() -> None:
-    record = LabelRecord("train.csv.gz:line 7", KEY, LABELS)
+    record = LabelRecord("/data/train.csv.gz:line 7", KEY, LABELS)
     _, packed = CODEC.pack_row(("p/x.jpg", record))
-    assert from_bytes(packed) == ("train.csv.gz:line 7", (10003156, 1, 2, 1, 1), (2, 0) * 7)
+    assert from_bytes(packed) == ((0, 7), (10003156, 1, 2, 1, 1), (2, 0) * 7)
     unpacked = CODEC.unpack_row(packed)
     assert unpacked == record
     assert unpacked.key.view is View.LATERAL  # members, not bare ints
@@ -112,14 +113,30 @@ def test_a_grouping_holds_a_third_of_the_memory_for_packed_rows() -> None:
     ids=["row", "refused"],
 )
 def test_a_table_row_packs_to_bytes_and_back(row: TableRow | RefusedRow) -> None:
-    packed = pack_table_row(row, Metadata)
+    packed = ASSEMBLY.pack_row(row, Metadata)
     assert _plain(from_bytes(packed))
-    assert unpack_table_row(packed, Metadata) == row
+    assert ASSEMBLY.unpack_row(packed, Metadata) == row
 
 
 def test_a_study_packs_to_bytes_and_back() -> None:
     study = AttachedStudy(
-        (("files/p10/p1/s5/d1.jpg", (("metadata_rows", "m:line 2"), ("split_rows", "s:line 2"))),),
+        (("files/p10/p1/s5/d1.jpg", (("metadata_rows", "meta.csv:line 2"), ("split_rows", "s"))),),
         "labels.csv:line 4",
     )
-    assert AttachedStudy.unpack(study.pack()) == study
+    assert ASSEMBLY.unpack_study(ASSEMBLY.pack_study(study)) == study
+
+
+@pytest.mark.parametrize(
+    ("where", "packed"),
+    [
+        ("gs://b/meta.csv:line 7", (0, 7)),
+        ("/data/labels.csv:line 12", (1, 12)),
+        ("/data/other.csv:line 3", "/data/other.csv:line 3"),  # a file it was not given
+        ("files/p10/p1/s5", "files/p10/p1/s5"),  # a study
+        ("gs://b/meta.csv:line x", "gs://b/meta.csv:line x"),
+    ],
+)
+def test_a_row_where_packs_to_its_file_index_and_line(where: str, packed: Any) -> None:
+    wheres = Wheres(("gs://b/meta.csv", "/data/labels.csv"))
+    assert wheres.pack(where) == packed
+    assert wheres.unpack(wheres.pack(where)) == where

@@ -34,7 +34,13 @@ from typing import Any, NamedTuple
 import apache_beam as beam
 import attrs
 
-from datathon_etl.framework.ingest.compact import JoinCodec, class_codec, from_bytes, to_bytes
+from datathon_etl.framework.ingest.compact import (
+    JoinCodec,
+    Wheres,
+    class_codec,
+    from_bytes,
+    to_bytes,
+)
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
 from datathon_etl.framework.ingest.spec import IngestSpec, StudyLabels
 from datathon_etl.framework.ingest.transforms import (
@@ -53,6 +59,7 @@ __all__ = [
     "LEAKAGE_NOTE",
     "AccountStudyRows",
     "AssembleStudyLabels",
+    "AssemblyCodec",
     "AttachedStudy",
     "Choice",
     "LabelPerStudy",
@@ -63,9 +70,7 @@ __all__ = [
     "TableRow",
     "choose",
     "csv_roles",
-    "pack_table_row",
     "table_stage",
-    "unpack_table_row",
 ]
 
 REFUSED_TAG = "refused"
@@ -157,20 +162,24 @@ def _refuse(stage: str, record: Quarantined) -> Any:
 class ParseRowFn(beam.DoFn):
     """`CsvRow` -> ``(join key, TableRow)``; a bad row is refused (and marks its key).
 
-    The rows go on packed (`pack_table_row`).
+    The rows go on packed (`AssemblyCodec.pack_row`).
 
     Args:
         parse: (cells, ``file:line N``) -> (join key, value).
         row_key: cells -> join key from the id cells alone (ValueError if not).
         stage: The rows' manifest stage.
+        codec: Packs the rows.
         value_type: The attrs class of the values (`class_codec`), or None.
     """
 
-    def __init__(self, parse: Any, row_key: Any, stage: str, value_type: type | None) -> None:
+    def __init__(
+        self, parse: Any, row_key: Any, stage: str, codec: AssemblyCodec, value_type: type | None
+    ) -> None:
         super().__init__()
         self._parse = parse
         self._row_key = row_key
         self._stage = stage
+        self._codec = codec
         self._value_type = value_type
 
     def process(self, row: CsvRow) -> Iterator[Any]:
@@ -190,32 +199,13 @@ class ParseRowFn(beam.DoFn):
             except ValueError as e:
                 reason, detail = Reason.BAD_LABEL_ROW, str(e)
             else:
-                yield joined, pack_table_row(TableRow(row.where, value), self._value_type)
+                yield joined, self._codec.pack_row(TableRow(row.where, value), self._value_type)
                 return
         record = Quarantined(key or "", Stage.PARSE_LABELS, reason, detail, row.where)
         yield _refuse(self._stage, record)
         if key is not None:
-            yield key, pack_table_row(RefusedRow(row.where, reason, detail), self._value_type)
-
-
-_ROW, _REFUSED_ROW, _IMAGE, _REFUSED_IMAGE = range(4)
-
-
-def pack_table_row(row: TableRow | RefusedRow, value_type: type | None) -> bytes:
-    """A parsed row (or the marker of one refused) -> bytes, its value by `class_codec`."""
-    if isinstance(row, TableRow):
-        pack_value, _ = class_codec(value_type)
-        return to_bytes((_ROW, row.where, pack_value(row.value)))
-    return to_bytes((_REFUSED_ROW, row.where, str(row.reason), row.detail))
-
-
-def unpack_table_row(packed: bytes, value_type: type | None) -> TableRow | RefusedRow:
-    """What `pack_table_row` packed -> the row."""
-    kind, where, *values = from_bytes(packed)
-    if kind == _ROW:
-        _, unpack_value = class_codec(value_type)
-        return TableRow(where, unpack_value(values[0]))
-    return RefusedRow(where, Reason(values[0]), values[1])
+            refused = RefusedRow(row.where, reason, detail)
+            yield key, self._codec.pack_row(refused, self._value_type)
 
 
 @attrs.frozen
@@ -236,20 +226,6 @@ class _RefusedImage:
     detail: str
 
 
-def _pack_assembled(image: _Assembled | _RefusedImage, codec: JoinCodec) -> bytes:
-    if isinstance(image, _Assembled):
-        _, item = codec.pack_image((image.path, image.item))
-        return to_bytes((_IMAGE, image.path, item, image.rows))
-    return to_bytes((_REFUSED_IMAGE, image.path, str(image.reason), image.detail))
-
-
-def _unpack_assembled(packed: bytes, codec: JoinCodec) -> _Assembled | _RefusedImage:
-    kind, path, *values = from_bytes(packed)
-    if kind == _IMAGE:
-        return _Assembled(path, codec.unpack_image(values[0]), values[1])
-    return _RefusedImage(path, Reason(values[0]), values[1])
-
-
 @attrs.frozen
 class AttachedStudy:
     """A study's images that went on to be read, and the rows they used.
@@ -262,14 +238,79 @@ class AttachedStudy:
     images: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
     label_where: str | None
 
-    def pack(self) -> bytes:
-        """Packed for the grouping (`compact`)."""
-        return to_bytes((self.images, self.label_where))
 
-    @classmethod
-    def unpack(cls, packed: bytes) -> AttachedStudy:
-        """What `pack` packed -> the study."""
-        return cls(*from_bytes(packed))
+_ROW, _REFUSED_ROW, _IMAGE, _REFUSED_IMAGE = range(4)
+
+
+@attrs.frozen
+class AssemblyCodec:
+    """Packs the records of the assembly's groupings into bytes (see `compact`).
+
+    Attributes:
+        path_key_type: The attrs class of an image path's partial key.
+        key_type: The attrs class of an image's full key.
+        wheres: Packs the rows' ``where`` (every table and label file).
+    """
+
+    path_key_type: type | None
+    key_type: type | None
+    wheres: Wheres
+
+    @property
+    def found(self) -> JoinCodec:
+        """Packs the images found, keyed by their path's partial key."""
+        return JoinCodec(self.path_key_type)
+
+    def pack_row(self, row: TableRow | RefusedRow, value_type: type | None) -> bytes:
+        """A parsed row (or the marker of one refused) -> bytes, its value by `class_codec`."""
+        where = self.wheres.pack(row.where)
+        if isinstance(row, TableRow):
+            pack_value, _ = class_codec(value_type)
+            return to_bytes((_ROW, where, pack_value(row.value)))
+        return to_bytes((_REFUSED_ROW, where, str(row.reason), row.detail))
+
+    def unpack_row(self, packed: bytes, value_type: type | None) -> TableRow | RefusedRow:
+        """What `pack_row` packed -> the row."""
+        kind, where, *values = from_bytes(packed)
+        if kind == _ROW:
+            _, unpack_value = class_codec(value_type)
+            return TableRow(self.wheres.unpack(where), unpack_value(values[0]))
+        return RefusedRow(self.wheres.unpack(where), Reason(values[0]), values[1])
+
+    def _pack_rows(self, rows: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
+        return tuple((stage, self.wheres.pack(where)) for stage, where in rows)
+
+    def _unpack_rows(self, rows: tuple[Any, ...]) -> tuple[tuple[str, str], ...]:
+        return tuple((stage, self.wheres.unpack(where)) for stage, where in rows)
+
+    def pack_image(self, image: _Assembled | _RefusedImage) -> bytes:
+        """An image joined with its table rows (or refused there) -> bytes."""
+        if isinstance(image, _Assembled):
+            _, item = JoinCodec(self.key_type).pack_image((image.path, image.item))
+            return to_bytes((_IMAGE, image.path, item, self._pack_rows(image.rows)))
+        return to_bytes((_REFUSED_IMAGE, image.path, str(image.reason), image.detail))
+
+    def unpack_image(self, packed: bytes) -> _Assembled | _RefusedImage:
+        """What `pack_image` packed -> the image."""
+        kind, path, *values = from_bytes(packed)
+        if kind == _IMAGE:
+            item = JoinCodec(self.key_type).unpack_image(values[0])
+            return _Assembled(path, item, self._unpack_rows(values[1]))
+        return _RefusedImage(path, Reason(values[0]), values[1])
+
+    def pack_study(self, study: AttachedStudy) -> bytes:
+        """A study's attached images and rows -> bytes."""
+        images = tuple((path, self._pack_rows(rows)) for path, rows in study.images)
+        where = None if study.label_where is None else self.wheres.pack(study.label_where)
+        return to_bytes((images, where))
+
+    def unpack_study(self, packed: bytes) -> AttachedStudy:
+        """What `pack_study` packed -> the study."""
+        images, where = from_bytes(packed)
+        return AttachedStudy(
+            tuple((path, self._unpack_rows(rows)) for path, rows in images),
+            None if where is None else self.wheres.unpack(where),
+        )
 
 
 class _ImageFn(beam.DoFn):
@@ -280,11 +321,10 @@ class _ImageFn(beam.DoFn):
     assembled image's (subject, split) goes to `SUBJECTS_TAG`.
     """
 
-    def __init__(self, study: StudyLabels, assembled: JoinCodec) -> None:
+    def __init__(self, study: StudyLabels, codec: AssemblyCodec) -> None:
         super().__init__()
         self._study = study
-        self._found = JoinCodec(study.path_key_type)
-        self._assembled = assembled
+        self._codec = codec
 
     def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
         """Joins one image with its table rows."""
@@ -293,7 +333,7 @@ class _ImageFn(beam.DoFn):
                 yield output
                 continue
             study, image = output
-            yield study, _pack_assembled(image, self._assembled)
+            yield study, self._codec.pack_image(image)
             if isinstance(image, _Assembled):
                 yield beam.pvalue.TaggedOutput(
                     SUBJECTS_TAG, self._study.subject_split(image.item.key)
@@ -303,10 +343,10 @@ class _ImageFn(beam.DoFn):
         path, group = element
         tables = self._study.tables
         images: list[ImageItem[Any]] = sorted(
-            (self._found.unpack_image(packed) for packed in group["images"]),
+            (self._codec.found.unpack_image(packed) for packed in group["images"]),
             key=lambda i: i.source,
         )
-        rows = [[unpack_table_row(r, t.row_type) for r in group[t.name]] for t in tables]
+        rows = [[self._codec.unpack_row(r, t.row_type) for r in group[t.name]] for t in tables]
         good = [
             (table_stage(t.name), r)
             for t, table_rows in zip(tables, rows, strict=True)
@@ -367,21 +407,21 @@ class _StudyFn(beam.DoFn):
     (their ``source``) lead back to it.
     """
 
-    def __init__(self, study: StudyLabels, assembled: JoinCodec, labels_type: type | None) -> None:
+    def __init__(self, study: StudyLabels, codec: AssemblyCodec, labels_type: type | None) -> None:
         super().__init__()
         self._study = study
-        self._assembled = assembled
+        self._codec = codec
         self._labels_type = labels_type
 
     def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
         """Gives each image of one study the study's labels."""
         study, group = element
         found = sorted(
-            (_unpack_assembled(packed, self._assembled) for packed in group["images"]),
+            (self._codec.unpack_image(packed) for packed in group["images"]),
             key=lambda a: a.path,
         )
         images: list[_Assembled] = [a for a in found if isinstance(a, _Assembled)]
-        labels = [unpack_table_row(packed, self._labels_type) for packed in group["labels"]]
+        labels = [self._codec.unpack_row(packed, self._labels_type) for packed in group["labels"]]
         good = sorted((r for r in labels if isinstance(r, TableRow)), key=lambda r: r.where)
         if not images:
             # Its images were all refused (their reason goes on), or there were none.
@@ -419,7 +459,7 @@ class _StudyFn(beam.DoFn):
             tuple((image.path, image.rows) for image in images),
             choice.used.where if choice.used is not None else None,
         )
-        yield beam.pvalue.TaggedOutput(ATTACHED_TAG, (study, attached.pack()))
+        yield beam.pvalue.TaggedOutput(ATTACHED_TAG, (study, self._codec.pack_study(attached)))
 
 
 class StudyAssembly(NamedTuple):
@@ -461,6 +501,12 @@ class AssembleStudyLabels(beam.PTransform):
         self.study = spec.study_labels
         self._table_files = {name: list(uris) for name, uris in table_files.items()}
         self._label_files = list(label_files)
+        every_file = [uri for uris in self._table_files.values() for uri in uris]
+        self.codec = AssemblyCodec(
+            self.study.path_key_type,
+            spec.key_type,
+            Wheres(tuple(every_file + self._label_files)),
+        )
 
     def _read(
         self,
@@ -475,7 +521,7 @@ class AssembleStudyLabels(beam.PTransform):
         files = p | f"{label}Files" >> beam.Create(uris, reshuffle=False)
         rows = files | f"Read{label}" >> ReadCsvRows()
         parsed = rows | f"Parse{label}" >> beam.ParDo(
-            ParseRowFn(parse, self.study.row_key, stage, value_type)
+            ParseRowFn(parse, self.study.row_key, stage, self.codec, value_type)
         ).with_outputs(REFUSED_TAG, main="rows")
         return (
             parsed.rows,
@@ -488,9 +534,8 @@ class AssembleStudyLabels(beam.PTransform):
         p = images[0].pipeline
         refusals, tallies = [], []
         # Packed before they meet: the local runner holds a Flatten of several inputs whole.
-        found = JoinCodec(self.study.path_key_type)
         packed = [
-            part | f"PackImages{i or ''}" >> beam.Map(found.pack_image)
+            part | f"PackImages{i or ''}" >> beam.Map(self.codec.found.pack_image)
             for i, part in enumerate(images)
         ]
         by_path: dict[str, beam.PCollection] = {
@@ -520,12 +565,11 @@ class AssembleStudyLabels(beam.PTransform):
         refusals.append(refused)
         tallies.append(tally)
 
-        assembled_codec = JoinCodec(self._spec.key_type)
         assembled = (
             by_path
             | "JoinOnPath" >> beam.CoGroupByKey()
             | "AssembleImages"
-            >> beam.ParDo(_ImageFn(self.study, assembled_codec)).with_outputs(
+            >> beam.ParDo(_ImageFn(self.study, self.codec)).with_outputs(
                 REFUSED_TAG, SUBJECTS_TAG, main="images"
             )
         )
@@ -534,9 +578,9 @@ class AssembleStudyLabels(beam.PTransform):
             {"images": assembled.images, "labels": labels}
             | "JoinOnStudy" >> beam.CoGroupByKey()
             | "LabelImages"
-            >> beam.ParDo(
-                _StudyFn(self.study, assembled_codec, self._spec.labels_type)
-            ).with_outputs(IMAGES_TAG, ATTACHED_TAG, REFUSED_TAG, main="records")
+            >> beam.ParDo(_StudyFn(self.study, self.codec, self._spec.labels_type)).with_outputs(
+                IMAGES_TAG, ATTACHED_TAG, REFUSED_TAG, main="records"
+            )
         )
         refusals.append(labelled[REFUSED_TAG])
 
@@ -566,12 +610,16 @@ def _leakage(element: tuple[str, Iterable[str]]) -> Iterator[str]:
 class _AccountFn(beam.DoFn):
     """``(study, {"attached", "written", "refused"})`` -> each used row's outcome."""
 
+    def __init__(self, codec: AssemblyCodec) -> None:
+        super().__init__()
+        self._codec = codec
+
     def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
         """Rows of written images are written; the others share their image's refusal."""
         study, group = element
         written = set(group["written"])
         refused: dict[str, Quarantined] = {q.path: q for q in group["refused"]}
-        for attached in map(AttachedStudy.unpack, group["attached"]):
+        for attached in map(self._codec.unpack_study, group["attached"]):
             first_refusal: Quarantined | None = None
             for path, rows in attached.images:
                 if path in written:
@@ -615,11 +663,13 @@ class AccountStudyRows(beam.PTransform):
 
     Args:
         study_of: Full key -> study (`StudyLabels.study_of`).
+        codec: Unpacks the attached studies.
     """
 
-    def __init__(self, study_of: Any) -> None:
+    def __init__(self, study_of: Any, codec: AssemblyCodec) -> None:
         super().__init__()
         self._study_of = study_of
+        self._codec = codec
 
     def expand(
         self, inputs: tuple[beam.PCollection, beam.PCollection, beam.PCollection]
@@ -637,7 +687,9 @@ class AccountStudyRows(beam.PTransform):
             }
             | "JoinOutcomes" >> beam.CoGroupByKey()
             | "Account"
-            >> beam.ParDo(_AccountFn()).with_outputs(REFUSED_TAG, NOTES_TAG, main="tallies")
+            >> beam.ParDo(_AccountFn(self._codec)).with_outputs(
+                REFUSED_TAG, NOTES_TAG, main="tallies"
+            )
         )
         notes = (
             accounted[NOTES_TAG]
@@ -682,7 +734,7 @@ class LabelPerStudy(beam.PTransform):
     ) -> None:
         super().__init__()
         self._assemble = AssembleStudyLabels(spec, table_files, label_files)
-        self._account = AccountStudyRows(self._assemble.study.study_of)
+        self._account = AccountStudyRows(self._assemble.study.study_of, self._assemble.codec)
         self._join = join
 
     def expand(self, images: Sequence[beam.PCollection]) -> StudyLabelled:

@@ -24,7 +24,7 @@ from datathon_etl.framework.archives import MemberRef
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
 from datathon_etl.framework.quarantine import Reason
 
-__all__ = ["JoinCodec", "class_codec", "from_bytes", "to_bytes"]
+__all__ = ["JoinCodec", "Wheres", "class_codec", "from_bytes", "to_bytes"]
 
 _CODER = coders.FastPrimitivesCoder()
 
@@ -110,6 +110,38 @@ def class_codec(cls: type | None) -> tuple[Callable[[Any], Any], Callable[[Any],
     return pack, unpack
 
 
+@functools.cache
+def _file_index(files: tuple[str, ...]) -> dict[str, int]:
+    return {uri: i for i, uri in enumerate(files)}
+
+
+@attrs.frozen
+class Wheres:
+    """Packs a CSV row's ``<file URI>:line <N>`` as (file index, N): a few bytes, not a path.
+
+    Attributes:
+        files: The CSV files whose rows it packs; any other ``where`` (a
+            query's row, a study) stays as it is.
+    """
+
+    files: tuple[str, ...] = ()
+
+    def pack(self, where: str) -> str | tuple[int, int]:
+        """``where`` -> (file index, line), or ``where`` itself."""
+        uri, sep, line = where.rpartition(":line ")
+        index = _file_index(self.files).get(uri)
+        if sep and index is not None and line.isdigit():
+            return index, int(line)
+        return where
+
+    def unpack(self, packed: str | tuple[int, int]) -> str:
+        """What `pack` packed -> ``where``."""
+        if isinstance(packed, str):
+            return packed
+        index, line = packed
+        return f"{self.files[index]}:line {line}"
+
+
 @attrs.frozen
 class JoinCodec:
     """Packs ``(path, ImageItem)`` and ``(path, LabelRecord)`` into ``(path, bytes)``, and back.
@@ -119,10 +151,12 @@ class JoinCodec:
             values already (a path string).
         labels_type: The attrs class of the labels, or None for plain values
             (a dict of a query's row).
+        wheres: Packs the label rows' ``where``.
     """
 
     key_type: type | None = None
     labels_type: type | None = None
+    wheres: Wheres = Wheres()
 
     def pack_image(self, pair: tuple[str, ImageItem[Any]]) -> tuple[str, bytes]:
         """``(path, ImageItem)`` -> ``(path, bytes)``."""
@@ -143,11 +177,12 @@ class JoinCodec:
         path, record = pair
         pack_key, _ = class_codec(self.key_type)
         pack_labels, _ = class_codec(self.labels_type)
-        return path, to_bytes((record.where, pack_key(record.key), pack_labels(record.labels)))
+        where = self.wheres.pack(record.where)
+        return path, to_bytes((where, pack_key(record.key), pack_labels(record.labels)))
 
     def unpack_row(self, packed: bytes) -> LabelRecord[Any, Any]:
         """What `pack_row` packed -> the `LabelRecord`."""
         where, key, labels = from_bytes(packed)
         _, unpack_key = class_codec(self.key_type)
         _, unpack_labels = class_codec(self.labels_type)
-        return LabelRecord(where, unpack_key(key), unpack_labels(labels))
+        return LabelRecord(self.wheres.unpack(where), unpack_key(key), unpack_labels(labels))

@@ -37,7 +37,7 @@ from datathon_etl.framework.ingest.assemble import (
     LabelPerStudy,
     csv_roles,
 )
-from datathon_etl.framework.ingest.compact import JoinCodec
+from datathon_etl.framework.ingest.compact import JoinCodec, Wheres
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.spec import IngestSpec
@@ -202,7 +202,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         f"{spec.dataset} ingest",
         job.image,
         job.layout.run_id,
-        JoinCodec(spec.key_type, spec.labels_type),
+        JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs))),
     )
     if spec.study_labels is None:
         # Label rows -> (path, LabelRecord).
