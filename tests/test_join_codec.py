@@ -9,9 +9,8 @@ import pytest
 from apache_beam.coders import coders
 
 from datathon_etl.datasets.mimic_cxr.schema import Finding, ImageKey, Labels, Split, View
-from datathon_etl.datasets.mimic_cxr_jpg.parsing import NO_LABELS, Metadata
+from datathon_etl.datasets.mimic_cxr_jpg.parsing import NO_LABELS, ImagePath, Metadata
 from datathon_etl.framework.archives import MemberRef
-from datathon_etl.datasets.mimic_cxr_jpg.parsing import ImagePath
 from datathon_etl.framework.ingest.assemble import (
     AssemblyCodec,
     AttachedStudy,
