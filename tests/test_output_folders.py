@@ -28,18 +28,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample as write_jpg_sample
-from datathon_etl.framework.manifest import (
-    EXIT_FAILED,
-    LOCK_NAME,
-    MANIFEST_NAME,
-    Manifest,
-    Outcome,
-    RunLayout,
-    Tally,
-    UsageError,
-    finish_run,
-)
+from datathon_etl.framework.command import finish_run
+from datathon_etl.framework.errors import EXIT_FAILED, UsageError
+from datathon_etl.framework.manifest import Manifest, Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart, storage_failure
+from datathon_etl.framework.run_layout import LOCK_NAME, MANIFEST_NAME, RunLayout
 from tests.emulators import GcsHandle
 from tests.entry_points import ENTRY_POINTS, argv_for
 from tests.pipeline_outputs import read_tree, upload

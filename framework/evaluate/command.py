@@ -16,6 +16,7 @@ from typing import TextIO
 import attrs
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+from datathon_etl.framework.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from datathon_etl.framework.evaluate.backends import read_labels, write_leaderboard
 from datathon_etl.framework.evaluate.leaderboard import format_leaderboard, leaderboard_table
 from datathon_etl.framework.evaluate.options import EvaluationOptions
@@ -34,7 +35,6 @@ from datathon_etl.framework.evaluate.submissions import (
 )
 from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.inference.options import PredictionsOptions
-from datathon_etl.framework.manifest import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.tables import BigQueryTable, DuckDBTable, TableSpec, parse_table_spec
 from datathon_etl.framework.tables.options import LabelsSourceOptions, TableOutputOptions

@@ -58,7 +58,9 @@ import attrs
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from datathon_etl.framework.flags import parse_flags, resolve_output_dir
+from datathon_etl.framework.command import finish_run
+from datathon_etl.framework.errors import EXIT_USAGE, UsageError
+from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.inference.model_handler import (
     KerasModelHandler,
     ModelSignature,
@@ -74,22 +76,14 @@ from datathon_etl.framework.inference.preprocess import (
     scale_to_unit,
 )
 from datathon_etl.framework.inference.spec import InferenceSpec, check_output_width
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    finish_run,
-    is_dry_run,
-    match_inputs,
-)
+from datathon_etl.framework.manifest import Outcome
 from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
+from datathon_etl.framework.runner import is_dry_run
+from datathon_etl.framework.sources.options import match_inputs
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
     BigQueryTable,

@@ -28,7 +28,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
-from datathon_etl.framework.flags import parse_flags, resolve_output_dir
+from datathon_etl.framework.command import finish_run
+from datathon_etl.framework.errors import EXIT_USAGE, UsageError
+from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.assemble import (
@@ -51,32 +53,25 @@ from datathon_etl.framework.ingest.transforms import (
     ParseLabelRowFn,
     WriteImageFileFn,
 )
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    TFRECORD_SHARDS,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    Tally,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    finish_run,
-    is_dry_run,
-    match_inputs,
-    no_counts_reason,
-    read_run_lines,
-)
+from datathon_etl.framework.manifest import TFRECORD_SHARDS, Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import (
+    TallyEach,
+    TallyQuarantine,
+    WriteRunRecords,
+    read_run_lines,
+)
+from datathon_etl.framework.runner import is_dry_run, no_counts_reason
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
     input_glob,
     input_patterns,
+    match_inputs,
     path_match_regex,
 )
 from datathon_etl.framework.tables import (

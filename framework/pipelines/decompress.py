@@ -77,20 +77,10 @@ from datathon_etl.framework.archives import (
     safe_relative_path,
 )
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import parse_flags, resolve_output_dir
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    finish_run,
-    is_dry_run,
-    match_inputs,
-)
+from datathon_etl.framework.command import finish_run
+from datathon_etl.framework.errors import EXIT_USAGE, UsageError
+from datathon_etl.framework.flags import parse_flags
+from datathon_etl.framework.manifest import Outcome
 from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
@@ -98,10 +88,14 @@ from datathon_etl.framework.quarantine import (
     Reason,
     Stage,
 )
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
+from datathon_etl.framework.runner import is_dry_run
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     input_patterns,
     input_root,
+    match_inputs,
     relative_path,
 )
 

@@ -40,7 +40,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import parse_flags, resolve_output_dir
+from datathon_etl.framework.command import finish_run
+from datathon_etl.framework.errors import EXIT_USAGE, UsageError
+from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
@@ -49,23 +51,13 @@ from datathon_etl.framework.ingest.transforms import (
     LABEL_ROWS,
     JoinAndTransform,
 )
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    TFRECORD_SHARDS,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    finish_run,
-    is_dry_run,
-    no_counts_reason,
-)
+from datathon_etl.framework.manifest import TFRECORD_SHARDS, Outcome
 from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
+from datathon_etl.framework.runner import is_dry_run, no_counts_reason
 from datathon_etl.framework.schema import SchemaError, UnsupportedTypeError
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.schema.types import scalar_of_arrow

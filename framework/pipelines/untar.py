@@ -60,22 +60,10 @@ from datathon_etl.framework.archives import (
 )
 from datathon_etl.framework.archives.options import TarOptions
 from datathon_etl.framework.cli import exit_process
+from datathon_etl.framework.command import finish_run
+from datathon_etl.framework.errors import EXIT_USAGE, UsageError
 from datathon_etl.framework.flags import parse_flags
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    Tally,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    check_output_options,
-    finish_run,
-    is_dry_run,
-    match_inputs,
-)
+from datathon_etl.framework.manifest import Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
@@ -84,7 +72,10 @@ from datathon_etl.framework.quarantine import (
     Reason,
     Stage,
 )
-from datathon_etl.framework.sources.options import MatchOptions, path_match_regex
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
+from datathon_etl.framework.runner import is_dry_run
+from datathon_etl.framework.sources.options import MatchOptions, match_inputs, path_match_regex
 
 __all__ = ["ARCHIVES", "MEMBERS", "build_pipeline", "main"]
 
@@ -184,7 +175,7 @@ def _main(argv: Sequence[str] | None) -> int:
             required=["input_tars", "output_dir"],
         )
         tars = options.view_as(TarOptions)
-        output_dir, max_bad_fraction = check_output_options(options.view_as(OutputOptions))
+        output_dir, max_bad_fraction = resolve_output_dir(PIPELINE, options)
         regex = path_match_regex(options)
         if tars.max_member_bytes <= 0:
             raise UsageError("--max_member_bytes must be positive")
