@@ -212,8 +212,8 @@ def test_permission_denied_as_another_user(tmp_path_factory: pytest.TempPathFact
         )
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [
-            f"decompress: --output_dir {out}: permission denied; choose a folder you can "
-            "write to or change its permissions"
+            f"datathon-etl decompress: --output_dir {out}: permission denied; choose a "
+            "folder you can write to or change its permissions"
         ]
         assert list(out.iterdir()) == []
     finally:
@@ -534,8 +534,9 @@ def test_a_full_disk_is_one_line_from_the_command_line(full_disk: Path, tmp_path
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "decompress: the disk is full; the run stopped and its outputs are incomplete (no "
-        "manifest was written): free space or choose another output folder, then run again"
+        "datathon-etl decompress: the disk is full; the run stopped and its outputs are "
+        "incomplete (no manifest was written): free space or choose another output folder, "
+        "then run again"
     ]
     assert not _has_manifest(full_disk)
 
