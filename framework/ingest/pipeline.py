@@ -426,7 +426,7 @@ class Ingest(PipelineCommand[IngestJob]):
                 {
                     "dataset": spec.dataset,
                     "folders": list(spec.partitions),
-                    "reader": f"datathon_etl.generated.{spec.dataset}.features",
+                    "reader": spec.features_module,
                 },
             )
         return RunOutputs(job.layout, _output_folders(job), tfrecords)
