@@ -9,11 +9,18 @@ from pathlib import Path
 
 import attrs
 
-from datathon_etl.codegen.render import render_dataset
+from datathon_etl.codegen.render import BUILTIN_PACKAGE, render_dataset
 from datathon_etl.framework.schema import Dataset, DatasetIR, read_dataset
 
-__all__ = ["CheckResult", "check", "load_dataset_ir", "render_all", "write"]
-
+__all__ = [
+    "BUILTIN_PACKAGE",
+    "CheckResult",
+    "check",
+    "load_dataset_ir",
+    "render_all",
+    "render_irs",
+    "write",
+]
 _IGNORED = {"__pycache__"}
 
 
@@ -29,12 +36,21 @@ def load_dataset_ir(module: str) -> DatasetIR:
     return read_dataset(dataset, module)
 
 
-def render_all(modules: Iterable[str]) -> dict[Path, str]:
-    """Renders every dataset; keys are paths relative to the output root."""
+def render_all(modules: Iterable[str], package: str = BUILTIN_PACKAGE) -> dict[Path, str]:
+    """Renders every dataset; keys are paths relative to the output root.
+
+    Args:
+        modules: The declaration modules' import paths.
+        package: The output root's import path.
+    """
+    return render_irs([load_dataset_ir(module) for module in modules], package)
+
+
+def render_irs(irs: Iterable[DatasetIR], package: str) -> dict[Path, str]:
+    """Renders every dataset read; see `render_all`."""
     files: dict[Path, str] = {}
-    for module in modules:
-        ir = load_dataset_ir(module)
-        for name, content in render_dataset(ir).items():
+    for ir in irs:
+        for name, content in render_dataset(ir, f"{package}.{ir.name}").items():
             files[Path(ir.name) / name] = content
     return files
 

@@ -12,7 +12,10 @@ import jinja2
 from datathon_etl.framework.schema import Column, DatasetIR, Table
 from datathon_etl.framework.tfrecords import FeatureSpec
 
-__all__ = ["bigquery_schema", "describe", "render_dataset"]
+__all__ = ["BUILTIN_PACKAGE", "bigquery_schema", "describe", "render_dataset"]
+
+BUILTIN_PACKAGE = "datathon_etl.generated"
+"""The package of the built-in data sets' generated modules."""
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("datathon_etl.codegen", "templates"),
@@ -106,15 +109,19 @@ def _labels_per_study(ir: DatasetIR) -> bool:
     return getattr(importlib.import_module(ir.layout), "LABELS_PER", "image") == "study"
 
 
-def render_dataset(ir: DatasetIR) -> dict[str, str]:
+def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
     """Renders every generated file of one dataset.
 
     Args:
         ir: The dataset's intermediate representation.
+        package: The import path of the files' package, for the data
+            dictionary's run instructions (default: a built-in data set's,
+            ``datathon_etl.generated.<name>``).
 
     Returns:
         File name (relative to ``generated/<dataset>/``) -> content, sorted.
     """
+    package = package or f"{BUILTIN_PACKAGE}.{ir.name}"
     tables = [
         _NamedTable("LABELS", ir.labels_table),
         _NamedTable("PREDICTIONS", ir.predictions_table),
@@ -137,6 +144,9 @@ def render_dataset(ir: DatasetIR) -> dict[str, str]:
         "evaluated_enums": [e for e in ir.enums if (e.module, e.name) in evaluated_enums],
         "not_evaluated": [f"`{name}`" for name, codes in label_codes.items() if not codes],
         "labels_per_study": _labels_per_study(ir),
+        "package": package,
+        "builtin": package.rpartition(".")[0] == BUILTIN_PACKAGE,
+        "commands": [*(["ingest"] if ir.layout is not None else []), "infer", "evaluate"],
     }
     files = {
         "__init__.py": _ENV.get_template("package_init.py.j2").render(context),

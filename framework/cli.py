@@ -1,9 +1,19 @@
 """The `datathon-etl` umbrella command: lists and dispatches subcommands.
 
 Generic commands are modules with ``main(argv) -> int``; dataset commands are
-the entry points codegen wrote into ``datathon_etl.generated.<dataset>``
-(``datathon-etl mimic_cxr ingest`` runs ``generated/mimic_cxr/ingest.py``).
-Modules are imported only when their command runs, so ``--help`` stays fast.
+the modules codegen wrote for a data set (``ingest``, ``infer``,
+``evaluate``, each with ``main(argv) -> int``), found in one package per
+data set: ``datathon_etl.generated.<dataset>`` for the built-in ones
+(``datathon-etl mimic_cxr ingest`` runs ``generated/mimic_cxr/ingest.py``),
+and for a data set of another installed package, the package its entry point
+in the `DATASETS_GROUP` group names::
+
+    [project.entry-points."datathon_etl.datasets"]
+    nih_cxr14 = "myorg.generated.nih_cxr14"
+
+A built-in command or data set keeps its name: an entry point that takes one
+is listed as ignored. Modules are imported only when their command runs
+(a data set's package, to list its commands), so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -20,7 +30,15 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import NoReturn
 
-__all__ = ["COMMANDS", "DATASET_COMMANDS", "entry_point", "exit_process", "main", "version"]
+__all__ = [
+    "COMMANDS",
+    "DATASETS_GROUP",
+    "DATASET_COMMANDS",
+    "entry_point",
+    "exit_process",
+    "main",
+    "version",
+]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "codegen": (
@@ -46,20 +64,47 @@ DATASET_COMMANDS: dict[str, str] = {
 }
 """Per-dataset subcommand -> one-line help; each is a generated module."""
 
+DATASETS_GROUP = "datathon_etl.datasets"
+"""The entry-point group of data sets in other packages: name -> their generated package."""
+
 
 def version() -> str:
     """The installed package's version."""
     return importlib.metadata.version("datathon-etl")
 
 
-def _datasets() -> dict[str, list[str]]:
-    """Dataset name -> its generated subcommands, found without importing them."""
-    found: dict[str, list[str]] = {}
+def _datasets() -> tuple[dict[str, str], list[str]]:
+    """Returns (data set name -> its generated package, entry points ignored, as lines).
+
+    Built-in data sets are found by listing ``datathon_etl.generated``,
+    without importing anything; the others by their entry points.
+    """
+    found: dict[str, str] = {}
     for folder in sorted(resources.files("datathon_etl.generated").iterdir(), key=str):
-        subcommands = [c for c in DATASET_COMMANDS if folder.joinpath(f"{c}.py").is_file()]
-        if subcommands:
-            found[folder.name] = subcommands
-    return found
+        if any(folder.joinpath(f"{c}.py").is_file() for c in DATASET_COMMANDS):
+            found[folder.name] = f"datathon_etl.generated.{folder.name}"
+    ignored = []
+    for entry in sorted(importlib.metadata.entry_points(group=DATASETS_GROUP), key=str):
+        if entry.name in COMMANDS or entry.name in found:
+            ignored.append(f"{entry.name} = {entry.value!r} ({DATASETS_GROUP}): the name is taken")
+        else:
+            found[entry.name] = entry.value
+    return found, ignored
+
+
+def _subcommands(dataset: str, package: str) -> list[str]:
+    """The dataset commands ``package`` holds.
+
+    Raises:
+        LookupError: The package cannot be imported (what to do, in one line).
+    """
+    try:
+        return [c for c in DATASET_COMMANDS if importlib.util.find_spec(f"{package}.{c}")]
+    except (ImportError, ValueError) as e:
+        raise LookupError(
+            f"{dataset}: cannot import {package!r}, its package ({type(e).__name__}: {e}); "
+            "install the package that declares it, or run `datathon-etl codegen` for it"
+        ) from e
 
 
 def _usage() -> str:
@@ -67,9 +112,15 @@ def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
     lines += ["", "datasets (datathon-etl DATASET COMMAND [ARGS...]):"]
-    for dataset, subcommands in _datasets().items():
-        for sub in subcommands:
-            lines.append(f"  {dataset} {sub}: {DATASET_COMMANDS[sub]}")
+    datasets, ignored = _datasets()
+    for dataset, package in datasets.items():
+        try:
+            subcommands = _subcommands(dataset, package)
+        except LookupError as e:
+            lines.append(f"  {e}")
+            continue
+        lines += [f"  {dataset} {sub}: {DATASET_COMMANDS[sub]}" for sub in subcommands]
+    lines += [f"  ignored: {line}" for line in ignored]
     lines += ["", "`datathon-etl COMMAND --help` describes each command; --version."]
     return "\n".join(lines)
 
@@ -82,45 +133,49 @@ def _dataset_usage(dataset: str, subcommands: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _resolve(args: list[str]) -> tuple[str, list[str]] | str:
-    """Returns (module, remaining args), or an error message."""
-    name = args[0]
-    if name in COMMANDS:
-        return COMMANDS[name][0], args[1:]
-    datasets = _datasets()
-    if name in datasets:
-        if len(args) < 2 or args[1] not in datasets[name]:
-            wanted = args[1] if len(args) > 1 else "(none)"
-            return f"{name}: unknown subcommand {wanted}; choose from {', '.join(datasets[name])}"
-        module = f"datathon_etl.generated.{name}.{args[1]}"
-        if importlib.util.find_spec(module) is None:
-            return f"{name} {args[1]}: {module} is missing; run `datathon-etl codegen`"
-        return module, args[2:]
-    return f"unknown command {name!r}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``datathon-etl COMMAND ARGS...``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0
-    datasets = _datasets()
-    if "--version" in args[: 2 if args[0] in datasets else 1]:
+    if args[0] == "--version":
         print(f"datathon-etl {version()}")
         return 0
-    if args[0] in datasets and args[1:2] in (["-h"], ["--help"]):
-        print(_dataset_usage(args[0], datasets[args[0]]))
+    if args[0] in COMMANDS:
+        return _run(COMMANDS[args[0]][0], args[1:])
+    dataset = args[0]
+    package = _datasets()[0].get(dataset)
+    if package is None:
+        return _refuse(f"unknown command {dataset!r}")
+    try:
+        subcommands = _subcommands(dataset, package)
+    except LookupError as e:
+        return _refuse(str(e))
+    if args[1:2] == ["--version"]:
+        print(f"datathon-etl {version()}")
         return 0
-    resolved = _resolve(args)
-    if isinstance(resolved, str):
-        print(f"datathon-etl: {resolved}\n\n{_usage()}", file=sys.stderr)
-        return 2
-    module_name, rest = resolved
+    if args[1:2] in (["-h"], ["--help"]):
+        print(_dataset_usage(dataset, subcommands))
+        return 0
+    if args[1:2] == [] or args[1] not in subcommands:
+        wanted = args[1] if len(args) > 1 else "(none)"
+        return _refuse(
+            f"{dataset}: unknown subcommand {wanted}; choose from {', '.join(subcommands)}"
+        )
+    return _run(f"{package}.{args[1]}", args[2:])
+
+
+def _refuse(message: str) -> int:
+    print(f"datathon-etl: {message}\n\n{_usage()}", file=sys.stderr)
+    return 2
+
+
+def _run(module_name: str, args: list[str]) -> int:
     # TensorFlow's C++ start-up chatter hides the pipelines' own output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     module = importlib.import_module(module_name)
-    code: int = module.main(rest)
+    code: int = module.main(args)
     return code
 
 

@@ -44,18 +44,12 @@ from apache_beam.options.pipeline_options import (
 from apache_beam.runners.runner import PipelineRunner
 
 from datathon_etl.framework.cli import version
-from datathon_etl.framework.manifest import (
-    OutputOptions,
-    UsageError,
-    check_output_options,
-    is_dry_run,
-    uses_dataflow,
-)
+from datathon_etl.framework.errors import UsageError
+from datathon_etl.framework.runner import is_dry_run, uses_dataflow
 
 __all__ = [
     "local_runner",
     "parse_flags",
-    "resolve_output_dir",
     "split_spaced_values",
 ]
 
@@ -219,27 +213,6 @@ def parse_flags(
         standard.runner = local_runner(options)
     _freeze_startup_objects()
     return options
-
-
-def resolve_output_dir(
-    prog: str, options: PipelineOptions, default: str | None = None
-) -> tuple[str, float]:
-    """Returns (output_dir, max_bad_fraction); says so when the default is taken.
-
-    Args:
-        prog: The command, for the line printed.
-        options: The flags.
-        default: The folder without ``--output_dir``, for commands whose
-            original had no such flag (None: required).
-
-    Raises:
-        UsageError: See `check_output_options`.
-    """
-    output = options.view_as(OutputOptions)
-    output_dir, fraction = check_output_options(output, default)
-    if not output.output_dir:
-        print(f"{prog}: no --output_dir: manifest and quarantine go to {output_dir}", flush=True)
-    return output_dir, fraction
 
 
 DEFAULT_REGION = "us-central1"

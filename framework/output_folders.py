@@ -49,7 +49,8 @@ from typing import TextIO
 import attrs
 from apache_beam.io.filesystem import BeamIOError, FileSystem
 
-from datathon_etl.framework.manifest import EXIT_USAGE, LOCK_NAME, UsageError
+from datathon_etl.framework.errors import EXIT_USAGE, UsageError
+from datathon_etl.framework.run_layout import LOCK_NAME
 
 __all__ = [
     "Locations",

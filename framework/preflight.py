@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, TestOptions
 
-from datathon_etl.framework.manifest import UsageError, uses_dataflow
+from datathon_etl.framework.errors import UsageError
+from datathon_etl.framework.runner import uses_dataflow
 from datathon_etl.framework.tables.spec import BigQueryTable, DuckDBTable, TableSpec
 
 if TYPE_CHECKING:

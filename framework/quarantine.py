@@ -5,7 +5,7 @@ or here, so the counts add up: ``in = written + quarantined`` per stage. A
 quarantined record carries a reference to the offending input (never its
 bytes), so an organiser can fix the inputs and re-run only the failures.
 The records are plain data (no Beam here, so that the image code can use
-them); `datathon_etl.framework.manifest.WriteRunRecords` writes them.
+them); `datathon_etl.framework.run_records.WriteRunRecords` writes them.
 """
 
 from __future__ import annotations

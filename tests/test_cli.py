@@ -154,8 +154,8 @@ def test_dry_run_needs_dataflow():
     """--dry_run is the DataflowRunner's: elsewhere the run would write its outputs."""
     from apache_beam.options.pipeline_options import StandardOptions
 
+    from datathon_etl.framework.errors import UsageError
     from datathon_etl.framework.flags import parse_flags
-    from datathon_etl.framework.manifest import UsageError
 
     with pytest.raises(UsageError, match="--dry_run needs --runner DataflowRunner"):
         parse_flags("prog", "test", [], ["--dry_run=True"])

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import keras
 import pytest
+from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample as write_jpg_sample
@@ -97,9 +98,20 @@ def test_every_entry_point_builds_its_dataflow_job(
     inputs: dict[str, Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """--dry_run builds and checks the job, exits 0, says it ran nothing and writes no manifest."""
+    """--dry_run builds and checks the job, exits 0, says it ran nothing and writes no manifest.
+
+    An earlier run's manifest and quarantine stay as they were: a dry run
+    prepares no output (``infer`` once deleted them).
+    """
     bucket = gcs.bucket()
     inp = _upload_inputs(inputs, bucket)
+    earlier = {
+        "_manifest.json": b'{"pipeline": "an earlier run"}\n',
+        "_quarantine/quarantine-00000-of-00001.jsonl": b'{"reason": "an earlier run"}\n',
+    }
+    for relative, data in earlier.items():
+        with FileSystems.create(f"{bucket}/out/{relative}") as f:
+            f.write(data)
     # Dataflow writes tables to BigQuery; images-to-tfrecord queries a CSV in DuckDB.
     table: str | None = f"{bigquery.project}:{bigquery.dataset()}.table"
     if command == "images-to-tfrecord":
@@ -112,6 +124,7 @@ def test_every_entry_point_builds_its_dataflow_job(
     assert "--dry_run: the Dataflow job was built and checked, not submitted" in stdout
     assert "no manifest" in stdout
     written = read_tree(f"{bucket}/out")
+    assert {name: written.pop(name, None) for name in earlier} == earlier
     # Only the TFRecords' features.json, written beside the (absent) shards.
     assert set(written) <= {"tfrecords/features.json"}
     assert not read_tree(f"{bucket}/tmp")

@@ -366,7 +366,7 @@ def test_usage_errors_exit_2_with_one_line(
 
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1
-    assert stderr.startswith("decompress: ")
+    assert stderr.startswith("datathon-etl decompress: ")
     assert message in stderr
     assert not (tmp_path / "out").exists()
 

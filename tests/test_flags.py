@@ -10,12 +10,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives.options import TarOptions
 from datathon_etl.framework.cli import main, version
+from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.flags import parse_flags, split_spaced_values
 from datathon_etl.framework.images import ImageFormat
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.inference.options import tfrecord_glob
-from datathon_etl.framework.manifest import OutputOptions, UsageError, match_inputs
-from datathon_etl.framework.sources.options import InputFilesOptions, glob_flag
+from datathon_etl.framework.run_layout import OutputOptions
+from datathon_etl.framework.sources.options import InputFilesOptions, glob_flag, match_inputs
 from datathon_etl.framework.tables import LabelsSourceOptions
 
 QUERY = "SELECT path, label_1 FROM `project.dataset.table`"

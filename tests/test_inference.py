@@ -31,8 +31,10 @@ from datathon_etl.framework.inference import (
     scale_to_unit,
 )
 from datathon_etl.framework.inference.preprocess import record_identity
-from datathon_etl.framework.manifest import Manifest, RunLayout, read_tallies
+from datathon_etl.framework.manifest import Manifest
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
+from datathon_etl.framework.run_layout import RunLayout
+from datathon_etl.framework.run_records import read_tallies
 from datathon_etl.framework.synthetic import synthetic_cxr_jpeg
 from datathon_etl.generated.mimic_cxr import features, rows
 from datathon_etl.generated.mimic_cxr.infer import SPEC

@@ -28,18 +28,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample as write_jpg_sample
-from datathon_etl.framework.manifest import (
-    EXIT_FAILED,
-    LOCK_NAME,
-    MANIFEST_NAME,
-    Manifest,
-    Outcome,
-    RunLayout,
-    Tally,
-    UsageError,
-    finish_run,
-)
+from datathon_etl.framework.command import finish_run
+from datathon_etl.framework.errors import EXIT_FAILED, UsageError
+from datathon_etl.framework.manifest import Manifest, Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart, storage_failure
+from datathon_etl.framework.run_layout import LOCK_NAME, MANIFEST_NAME, RunLayout
 from tests.emulators import GcsHandle
 from tests.entry_points import ENTRY_POINTS, argv_for
 from tests.pipeline_outputs import read_tree, upload
@@ -219,8 +212,8 @@ def test_permission_denied_as_another_user(tmp_path_factory: pytest.TempPathFact
         )
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip().splitlines() == [
-            f"decompress: --output_dir {out}: permission denied; choose a folder you can "
-            "write to or change its permissions"
+            f"datathon-etl decompress: --output_dir {out}: permission denied; choose a "
+            "folder you can write to or change its permissions"
         ]
         assert list(out.iterdir()) == []
     finally:
@@ -541,8 +534,9 @@ def test_a_full_disk_is_one_line_from_the_command_line(full_disk: Path, tmp_path
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "decompress: the disk is full; the run stopped and its outputs are incomplete (no "
-        "manifest was written): free space or choose another output folder, then run again"
+        "datathon-etl decompress: the disk is full; the run stopped and its outputs are "
+        "incomplete (no manifest was written): free space or choose another output folder, "
+        "then run again"
     ]
     assert not _has_manifest(full_disk)
 

@@ -9,14 +9,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that
 
 from datathon_etl.framework.flags import local_runner
-from datathon_etl.framework.manifest import (
-    Outcome,
-    RunLayout,
-    Tally,
-    TallyEach,
-    WriteRunRecords,
-    read_tallies,
-)
+from datathon_etl.framework.manifest import Outcome, Tally
+from datathon_etl.framework.run_layout import RunLayout
+from datathon_etl.framework.run_records import TallyEach, WriteRunRecords, read_tallies
 
 ELEMENTS = 1000
 

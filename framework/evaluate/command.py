@@ -2,8 +2,9 @@
 
 Exit codes: 0 when every submission was scored and ranked; 1 when one was
 refused (its reason is printed and written) or left images of the split out
-without ``--allow_partial_coverage``, or the labels could not be read; 2
-for a wrong flag or a missing input, in one line before anything is read.
+without ``--allow_partial_coverage``; 2 for a wrong flag, a missing input or
+labels that cannot be read, in one line before any submission is read
+(`datathon_etl.framework.command`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import TextIO
 import attrs
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+from datathon_etl.framework.command import Command
+from datathon_etl.framework.errors import EXIT_FAILED, EXIT_OK, UsageError
 from datathon_etl.framework.evaluate.backends import read_labels, write_leaderboard
 from datathon_etl.framework.evaluate.leaderboard import format_leaderboard, leaderboard_table
 from datathon_etl.framework.evaluate.options import EvaluationOptions
@@ -32,14 +35,12 @@ from datathon_etl.framework.evaluate.submissions import (
     find_submissions,
     read_submission,
 )
-from datathon_etl.framework.flags import parse_flags
 from datathon_etl.framework.inference.options import PredictionsOptions
-from datathon_etl.framework.manifest import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.tables import BigQueryTable, DuckDBTable, TableSpec, parse_table_spec
 from datathon_etl.framework.tables.options import LabelsSourceOptions, TableOutputOptions
 
-__all__ = ["EvaluationJob", "evaluate", "job_from_options", "run_evaluation"]
+__all__ = ["Evaluate", "EvaluationJob", "evaluate", "job_from_options", "run_evaluation"]
 
 
 @attrs.frozen
@@ -179,51 +180,66 @@ def evaluate(
     return results
 
 
-def run_evaluation(
-    spec: EvaluationSpec, argv: Sequence[str] | None = None, *, out: TextIO | None = None
-) -> int:
-    """Parses flags, scores every submission, prints and writes the leaderboard; the exit code."""
-    out = out or sys.stdout
-    prog = f"datathon-etl {spec.dataset} evaluate"
-    try:
-        options = parse_flags(
-            prog,
+class Evaluate(Command[EvaluationJob]):
+    """``datathon-etl <dataset> evaluate`` for the data set of ``spec``, printing to ``out``."""
+
+    option_classes = (
+        PredictionsOptions,
+        EvaluationOptions,
+        LabelsSourceOptions,
+        TableOutputOptions,
+    )
+
+    def __init__(self, spec: EvaluationSpec, out: TextIO | None = None) -> None:
+        self.spec = spec
+        self.out = out
+        self.name = f"{spec.dataset} evaluate"
+        self.description = (
             f"Score teams' {spec.dataset} predictions against the labels of one split: "
             "per-label and mean AUROC with 95% bootstrap intervals (resampling patients), "
             "a leaderboard printed and written as a table (replaced on a re-run). "
             "Submissions are read as plain rows (Parquet, CSV, a DuckDB base table, a "
             "BigQuery table) and must cover the split exactly once. Defaults: "
             f"--labels_table {spec.dataset}_labels in --labels_db, and --output_table "
-            f"{spec.dataset}_leaderboard beside the labels table.",
-            [PredictionsOptions, EvaluationOptions, LabelsSourceOptions, TableOutputOptions],
-            argv,
+            f"{spec.dataset}_leaderboard beside the labels table."
         )
-        job = job_from_options(spec, options)
-    except UsageError as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    settings = job.settings
-    try:
-        split = EvaluationSplit.prepare(spec, read_labels(job.labels, job.project), settings)
-    except Exception as e:  # A missing table or column, in either backend: nothing ran yet.
-        reason = " ".join(str(e).split())  # BigQuery's messages span lines
-        print(f"{prog}: --labels_table {job.labels}: {type(e).__name__}: {reason}", file=sys.stderr)
-        return EXIT_USAGE
-    where = f"the {settings.split} split" if settings.split else "the labels"
-    print(
-        f"{prog}: {job.labels}: {where} has {len(split.patients)} patients; uncertain labels: "
-        f"{settings.policy}; {settings.samples} bootstrap samples over patients "
-        f"(seed {settings.seed}); labels with under {settings.min_positives} positives or "
-        "negatives are not ranked",
-        file=out,
-    )
-    results = evaluate(spec, job, split)
-    for result in results:
-        if result.refused:
-            print(f"{prog}: {result.team} refused: {result.refused}", file=sys.stderr)
-    print(format_leaderboard(results, settings), file=out)
-    if job.output is not None:
-        written = write_leaderboard(leaderboard_table(results, settings), job.output, job.project)
-        print(f"{prog}: {written} rows written to {job.output}", file=out)
-    complete = all(r.rankable(settings) for r in results)
-    return EXIT_OK if complete else EXIT_FAILED
+
+    def plan(self, options: PipelineOptions) -> EvaluationJob:
+        """See `job_from_options`."""
+        return job_from_options(self.spec, options)
+
+    def execute(self, options: PipelineOptions, job: EvaluationJob) -> int:
+        """Scores every submission, prints and writes the leaderboard."""
+        out = self.out or sys.stdout
+        prog, spec, settings = self.prog, self.spec, job.settings
+        try:
+            split = EvaluationSplit.prepare(spec, read_labels(job.labels, job.project), settings)
+        except Exception as e:  # A missing table or column, in either backend: nothing ran yet.
+            reason = " ".join(str(e).split())  # BigQuery's messages span lines
+            raise UsageError(f"--labels_table {job.labels}: {type(e).__name__}: {reason}") from e
+        where = f"the {settings.split} split" if settings.split else "the labels"
+        print(
+            f"{prog}: {job.labels}: {where} has {len(split.patients)} patients; uncertain "
+            f"labels: {settings.policy}; {settings.samples} bootstrap samples over patients "
+            f"(seed {settings.seed}); labels with under {settings.min_positives} positives or "
+            "negatives are not ranked",
+            file=out,
+        )
+        results = evaluate(spec, job, split)
+        for result in results:
+            if result.refused:
+                print(f"{prog}: {result.team} refused: {result.refused}", file=sys.stderr)
+        print(format_leaderboard(results, settings), file=out)
+        if job.output is not None:
+            table = leaderboard_table(results, settings)
+            written = write_leaderboard(table, job.output, job.project)
+            print(f"{prog}: {written} rows written to {job.output}", file=out)
+        complete = all(r.rankable(settings) for r in results)
+        return EXIT_OK if complete else EXIT_FAILED
+
+
+def run_evaluation(
+    spec: EvaluationSpec, argv: Sequence[str] | None = None, *, out: TextIO | None = None
+) -> int:
+    """Parses flags, scores every submission, prints and writes the leaderboard; the exit code."""
+    return Evaluate(spec, out).main(argv)

@@ -49,7 +49,6 @@ does not fit the dataset.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -58,7 +57,8 @@ import attrs
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from datathon_etl.framework.flags import parse_flags, resolve_output_dir
+from datathon_etl.framework.command import PipelineCommand
+from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.inference.model_handler import (
     KerasModelHandler,
     ModelSignature,
@@ -74,22 +74,13 @@ from datathon_etl.framework.inference.preprocess import (
     scale_to_unit,
 )
 from datathon_etl.framework.inference.spec import InferenceSpec, check_output_width
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    finish_run,
-    is_dry_run,
-    match_inputs,
-)
-from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
+from datathon_etl.framework.manifest import Outcome
+from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
+from datathon_etl.framework.sources.options import match_inputs
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
     BigQueryTable,
@@ -101,6 +92,7 @@ from datathon_etl.framework.tables.options import LabelsSourceOptions, TableOutp
 
 __all__ = [
     "EXAMPLES",
+    "Infer",
     "InferenceJob",
     "build_pipeline",
     "job_from_options",
@@ -326,62 +318,63 @@ class _DropMemoryWarning(logging.Filter):
 _MEMORY_WARNING_FILTER = _DropMemoryWarning()
 
 
-def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
-    """Parses flags, runs the inference of ``spec``'s dataset, returns the exit code."""
-    prog = f"datathon-etl {spec.dataset} infer"
-    return guarded(prog, lambda: _run(spec, prog, argv))
+class Infer(PipelineCommand[InferenceJob]):
+    """``datathon-etl <dataset> infer`` for the data set of ``spec``."""
 
+    option_classes = (InferenceOptions, PredictionsOptions, OutputOptions, TableOutputOptions)
+    required = ("input_tfrecord_pattern", "keras_model")
+    output_dir_default = "<--keras_model>.infer, beside the model"
 
-def _run(spec: InferenceSpec, prog: str, argv: Sequence[str] | None) -> int:
-    logging.getLogger().addFilter(_MEMORY_WARNING_FILTER)  # added once, however often run
-    try:
-        options = parse_flags(
-            prog,
+    def __init__(self, spec: InferenceSpec) -> None:
+        self.spec = spec
+        self.name = f"{spec.dataset} infer"
+        self.description = (
             f"Predict {spec.dataset} TFRecords with a team's model (.keras, .h5, SavedModel or "
             ".onnx; refused before it runs if it could touch a file or run Python) in batches "
             "(Beam RunInference) into a predictions table (DuckDB or BigQuery): the ids and "
-            "one logit per label.",
-            [InferenceOptions, PredictionsOptions, OutputOptions, TableOutputOptions],
-            argv,
-            required=["input_tfrecord_pattern", "keras_model"],
-            output_dir_default="<--keras_model>.infer, beside the model",
+            "one logit per label."
         )
-        max_bad_fraction = options.view_as(OutputOptions).max_bad_fraction
-        job = job_from_options(spec, options)
-    except UsageError as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
-        claim_outputs({"--output_dir": job.layout.output_dir})
-        job.layout.prepare()
-    print(
-        f"{prog}: {len(job.tfrecords)} TFRecord file(s); model {job.model} takes "
-        f"{job.signature.describe_input()}, outputs {job.signature.output_width} logits; "
-        f"batches of {job.batch_size}",
-        flush=True,
-    )
-    with beam.Pipeline(options=options) as p:
-        build_pipeline(p, spec, job)
-    parameters: dict[str, Any] = {
-        "input_tfrecord_pattern": list(options.view_as(InferenceOptions).input_tfrecord_pattern),
-        "keras_model": job.model,
-        "predictions_table": job.table,
-        "batch_size": job.batch_size,
-        "normalize": options.view_as(InferenceOptions).normalize,
-        "trusted_model": job.trusted,
-    }
-    code = finish_run(
-        job.layout,
-        f"{spec.dataset} infer",
-        max_bad_fraction=max_bad_fraction,
-        parameters=parameters,
-        options=options,
-    )
-    print(f"{prog}: predictions in {_describe_table(job)}")
-    return code
+
+    def plan(self, options: PipelineOptions) -> InferenceJob:
+        """Checks the flags, the cloud resources, the inputs and the model (loaded once)."""
+        logging.getLogger().addFilter(_MEMORY_WARNING_FILTER)  # added once, however often run
+        return job_from_options(self.spec, options)
+
+    def started(self, job: InferenceJob) -> str:
+        """The inputs, the model's signature, the batch size."""
+        return (
+            f"{len(job.tfrecords)} TFRecord file(s); model {job.model} takes "
+            f"{job.signature.describe_input()}, outputs {job.signature.output_width} logits; "
+            f"batches of {job.batch_size}"
+        )
+
+    def build(self, p: beam.Pipeline, job: InferenceJob) -> None:
+        """The inference's steps."""
+        build_pipeline(p, self.spec, job)
+
+    def parameters(
+        self, options: PipelineOptions, job: InferenceJob, counted: bool
+    ) -> dict[str, Any]:
+        """The inputs, the model and the table."""
+        return {
+            "input_tfrecord_pattern": list(
+                options.view_as(InferenceOptions).input_tfrecord_pattern
+            ),
+            "keras_model": job.model,
+            "predictions_table": job.table,
+            "batch_size": job.batch_size,
+            "normalize": options.view_as(InferenceOptions).normalize,
+            "trusted_model": job.trusted,
+        }
+
+    def finished(self, job: InferenceJob) -> str:
+        """Where the predictions are."""
+        table = parse_table_spec(
+            job.table, default_database=f"{job.layout.output_dir}/tables.duckdb"
+        )
+        return f"predictions in {table}"
 
 
-def _describe_table(job: InferenceJob) -> str:
-    return str(
-        parse_table_spec(job.table, default_database=f"{job.layout.output_dir}/tables.duckdb")
-    )
+def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
+    """Parses flags, runs the inference of ``spec``'s dataset, returns the exit code."""
+    return Infer(spec).main(argv)

@@ -49,8 +49,9 @@ from datathon_etl.framework.ingest.transforms import (
     JoinAndTransform,
     LabelledImages,
 )
-from datathon_etl.framework.manifest import Outcome, Tally, TallyEach
+from datathon_etl.framework.manifest import Outcome, Tally
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
+from datathon_etl.framework.run_records import TallyEach
 from datathon_etl.framework.schema import SourceRowError
 from datathon_etl.framework.sources.csv_rows import CsvRow, ReadCsvRows
 

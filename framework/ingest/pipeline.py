@@ -16,7 +16,6 @@ label file); its patient leakage check goes to ``<output_dir>/_leakage.json``.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +27,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
-from datathon_etl.framework.flags import parse_flags, resolve_output_dir
+from datathon_etl.framework.command import PipelineCommand, RunOutputs, TFRecordOutput
+from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.assemble import (
@@ -51,32 +51,24 @@ from datathon_etl.framework.ingest.transforms import (
     ParseLabelRowFn,
     WriteImageFileFn,
 )
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    TFRECORD_SHARDS,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    Tally,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    finish_run,
-    is_dry_run,
-    match_inputs,
-    no_counts_reason,
-    read_run_lines,
-)
-from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
+from datathon_etl.framework.manifest import Outcome, Tally
+from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import (
+    TallyEach,
+    TallyQuarantine,
+    WriteRunRecords,
+    read_run_lines,
+)
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
     input_glob,
     input_patterns,
+    match_inputs,
     path_match_regex,
 )
 from datathon_etl.framework.tables import (
@@ -88,16 +80,9 @@ from datathon_etl.framework.tables import (
 )
 from datathon_etl.framework.tables.options import TableOutputOptions
 from datathon_etl.framework.tfrecords.options import TFRecordOptions, tfrecord_sharding
-from datathon_etl.framework.tfrecords.shards import (
-    WriteShards,
-    finish_folders,
-    prepare_folders,
-    shard_counts,
-    staging_dir,
-    write_features_file,
-)
+from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
-__all__ = ["ARCHIVES", "IngestJob", "build_pipeline", "run"]
+__all__ = ["ARCHIVES", "Ingest", "IngestJob", "build_pipeline", "run"]
 
 ARCHIVES = "archives"
 """Manifest stage: the tar files (input = read to the end + quarantined as damaged)."""
@@ -318,15 +303,13 @@ def _study_csvs(
     return list(labels), tables
 
 
-def _job_from_options(spec: IngestSpec, options: PipelineOptions) -> IngestJob:
+def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> IngestJob:
     ingest = options.view_as(IngestOptions)
     tar_options = options.view_as(TarOptions)
     prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
     # The original had no --output_dir: by default the run's records go with its outputs.
-    output_dir, _ = resolve_output_dir(
-        f"datathon-etl {spec.dataset} ingest", options, tfrecord_dir or ingest.output_jpg_dir
-    )
+    output_dir, _ = resolve_output_dir(prog, options, tfrecord_dir or ingest.output_jpg_dir)
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_labels"
     try:
@@ -401,82 +384,81 @@ def _output_folders(job: IngestJob) -> dict[str, str | None]:
     }
 
 
+class Ingest(PipelineCommand[IngestJob]):
+    """``datathon-etl <dataset> ingest`` for the data set of ``spec``."""
+
+    required = ("input_csv",)
+    output_dir_default = "the --output_tfrecord_dir folder, else the --output_jpg_dir one"
+
+    def __init__(self, spec: IngestSpec) -> None:
+        self.spec = spec
+        self.name = f"{spec.dataset} ingest"
+        self.description = (
+            f"Ingest {spec.dataset}: tars or folders of images and label CSVs -> resized JPG "
+            "tree, TFRecords per split and view, and a labels table (DuckDB or BigQuery)."
+        )
+        self.option_classes = (
+            TarOptions,
+            InputFilesOptions,
+            IngestOptions,
+            *([StudyLabelsOptions] if spec.study_labels is not None else []),
+            MatchOptions,
+            TFRecordOptions,
+            OutputOptions,
+            TableOutputOptions,
+            ImageOptions,
+        )
+
+    def plan(self, options: PipelineOptions) -> IngestJob:
+        """Checks the flags, the cloud resources, the inputs and the CSVs' columns."""
+        return _job_from_options(self.spec, self.prog, options)
+
+    def outputs(self, job: IngestJob) -> RunOutputs:
+        """The ``--output_dir``, the JPG tree and the TFRecord folders."""
+        spec = self.spec
+        tfrecords = None
+        if job.tfrecord_dir:
+            tfrecords = TFRecordOutput(
+                job.tfrecord_dir,
+                spec.partitions,
+                spec.feature_specs,
+                {
+                    "dataset": spec.dataset,
+                    "folders": list(spec.partitions),
+                    "reader": spec.features_module,
+                },
+            )
+        return RunOutputs(job.layout, _output_folders(job), tfrecords)
+
+    def started(self, job: IngestJob) -> str:
+        """How many files of each kind."""
+        folders = f", {len(job.prefixes)} image folder(s)" if job.prefixes else ""
+        tables = "".join(f", {len(uris)} {name} file(s)" for name, uris in job.tables.items())
+        return f"{len(job.tars)} tar file(s){folders}{tables}, {len(job.csvs)} label file(s)"
+
+    def build(self, p: beam.Pipeline, job: IngestJob) -> None:
+        """The ingestion's steps."""
+        build_pipeline(p, self.spec, job)
+
+    def parameters(self, options: PipelineOptions, job: IngestJob, counted: bool) -> dict[str, Any]:
+        """The inputs and outputs; per study, the notes' figures (leakage report written)."""
+        parameters: dict[str, Any] = {
+            "input_tars": list(options.view_as(TarOptions).input_tars or []),
+            "input_prefix": list(job.prefixes),
+            "input_csv": list(options.view_as(IngestOptions).input_csv),
+            "output_jpg_dir": job.jpg_dir,
+            "output_tfrecord_dir": job.tfrecord_dir,
+            "output_table": job.table,
+            "image": attrs.asdict(job.image),
+        }
+        if self.spec.study_labels is not None and counted:
+            parameters.update(_study_report(job, self.prog))
+        return parameters
+
+
 def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     """Parses flags, runs the ingestion of ``spec``'s dataset, returns the exit code."""
-    prog = f"datathon-etl {spec.dataset} ingest"
-    return guarded(prog, lambda: _run(spec, prog, argv))
-
-
-def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
-    try:
-        options = parse_flags(
-            prog,
-            f"Ingest {spec.dataset}: tars or folders of images and label CSVs -> resized JPG tree, "
-            "TFRecords per split and view, and a labels table (DuckDB or BigQuery).",
-            [
-                TarOptions,
-                InputFilesOptions,
-                IngestOptions,
-                *([StudyLabelsOptions] if spec.study_labels is not None else []),
-                MatchOptions,
-                TFRecordOptions,
-                OutputOptions,
-                TableOutputOptions,
-                ImageOptions,
-            ],
-            argv,
-            required=["input_csv"],
-            output_dir_default="the --output_tfrecord_dir folder, else the --output_jpg_dir one",
-        )
-        max_bad_fraction = options.view_as(OutputOptions).max_bad_fraction
-        job = _job_from_options(spec, options)
-    except UsageError as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    dry_run = is_dry_run(options)
-    if not dry_run:  # a dry run builds the job and leaves the outputs alone
-        claim_outputs(_output_folders(job))
-        job.layout.prepare()
-        if job.tfrecord_dir:
-            prepare_folders(job.tfrecord_dir, spec.partitions)
-    folders = f", {len(job.prefixes)} image folder(s)" if job.prefixes else ""
-    tables = "".join(f", {len(uris)} {name} file(s)" for name, uris in job.tables.items())
-    print(
-        f"{prog}: {len(job.tars)} tar file(s){folders}{tables}, {len(job.csvs)} label file(s)",
-        flush=True,
-    )
-    with beam.Pipeline(options=options) as p:
-        build_pipeline(p, spec, job)
-    if job.tfrecord_dir and not dry_run:
-        write_features_file(
-            job.tfrecord_dir,
-            spec.feature_specs,
-            dataset=spec.dataset,
-            folders=list(spec.partitions),
-            reader=f"datathon_etl.generated.{spec.dataset}.features",
-        )
-    parameters: dict[str, Any] = {
-        "input_tars": list(options.view_as(TarOptions).input_tars or []),
-        "input_prefix": list(job.prefixes),
-        "input_csv": list(options.view_as(IngestOptions).input_csv),
-        "output_jpg_dir": job.jpg_dir,
-        "output_tfrecord_dir": job.tfrecord_dir,
-        "output_table": job.table,
-        "image": attrs.asdict(job.image),
-    }
-    if spec.study_labels is not None and no_counts_reason(options) is None:
-        parameters.update(_study_report(job, prog))
-    if job.tfrecord_dir and no_counts_reason(options) is None:
-        finish_folders(job.tfrecord_dir)
-        shard_folders = [f"{job.tfrecord_dir}/{name}" for name in spec.partitions]
-        parameters[TFRECORD_SHARDS] = shard_counts(shard_folders, job.tfrecord_dir)
-    return finish_run(
-        job.layout,
-        f"{spec.dataset} ingest",
-        max_bad_fraction=max_bad_fraction,
-        parameters=parameters,
-        options=options,
-    )
+    return Ingest(spec).main(argv)
 
 
 def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:

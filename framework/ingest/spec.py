@@ -106,6 +106,8 @@ class IngestSpec:
             (generated; used as is for BigQuery tables).
         feature_specs: The TFRecord features (generated), written beside the
             shards as ``features.json``.
+        features_module: The generated module that reads the TFRecords back,
+            named in ``features.json``.
         study_labels: Set when labels come per study and keys from per-image
             tables; None (the default) when each label row names its image's path.
         key_type: The declared key class (the join packs keys by its fields).
@@ -125,6 +127,7 @@ class IngestSpec:
     labels_schema: pa.Schema
     labels_bigquery_schema: Mapping[str, Any]
     feature_specs: tuple[FeatureSpec, ...]
+    features_module: str
     study_labels: StudyLabels | None = None
     key_type: type | None = None
     labels_type: type | None = None

@@ -57,9 +57,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Sequence
 from operator import attrgetter
+from typing import Any
 
 import apache_beam as beam
 import attrs
@@ -77,37 +77,30 @@ from datathon_etl.framework.archives import (
     safe_relative_path,
 )
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import parse_flags, resolve_output_dir
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    finish_run,
-    is_dry_run,
-    match_inputs,
-)
-from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
+from datathon_etl.framework.command import PipelineCommand
+from datathon_etl.framework.errors import UsageError
+from datathon_etl.framework.manifest import Outcome
+from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
     Quarantined,
     Reason,
     Stage,
 )
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     input_patterns,
     input_root,
+    match_inputs,
     relative_path,
 )
 
 __all__ = [
     "DEFAULT_PATH_SUB_PATTERN",
     "FILES",
+    "Decompress",
     "DecompressOptions",
     "Plan",
     "build_pipeline",
@@ -117,7 +110,6 @@ __all__ = [
     "relative_inputs",
 ]
 
-PIPELINE = "decompress"
 FILES = "files"
 """Manifest stage: the files matched by --input_pattern."""
 DEFAULT_PATH_SUB_PATTERN = r"^(.*)\.(?:gz|gzip|bz2|xz|lzma|zst|zstd|deflate|zz)$"
@@ -342,26 +334,31 @@ def _check_substitution(pattern: str, repl: str) -> None:
             )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the decompress pipeline; returns the exit code (see the module docstring)."""
-    return guarded(PIPELINE, lambda: _main(argv))
+@attrs.frozen
+class _Job:
+    plan: Plan
+    layout: RunLayout
+    patterns: list[str]
+    full_locations: bool
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    prog = f"datathon-etl {PIPELINE}"
-    try:
-        options = parse_flags(
-            prog,
-            "Decompress gzip, bzip2, xz, zstd and deflate files under --output_dir, or, "
-            "with --gcs_input_prefix, where --path_sub_repl says (as the original did).",
-            [InputFilesOptions, DecompressOptions, OutputOptions],
-            argv,
-            output_dir_default=(
-                "required with --input_pattern; with --gcs_input_prefix, a folder "
-                "beside the inputs' (gs://bucket/raw/ -> gs://bucket/raw.decompress) "
-                "that holds the run's records only"
-            ),
-        )
+class Decompress(PipelineCommand[_Job]):
+    """``datathon-etl decompress``."""
+
+    name = "decompress"
+    description = (
+        "Decompress gzip, bzip2, xz, zstd and deflate files under --output_dir, or, "
+        "with --gcs_input_prefix, where --path_sub_repl says (as the original did)."
+    )
+    option_classes = (InputFilesOptions, DecompressOptions, OutputOptions)
+    output_dir_default = (
+        "required with --input_pattern; with --gcs_input_prefix, a folder "
+        "beside the inputs' (gs://bucket/raw/ -> gs://bucket/raw.decompress) "
+        "that holds the run's records only"
+    )
+
+    def plan(self, options: PipelineOptions) -> _Job:
+        """Checks the flags, the cloud resources and the files; settles every output path."""
         flags = options.view_as(DecompressOptions)
         files = options.view_as(InputFilesOptions)
         full_locations = bool(files.gcs_input_prefix)
@@ -374,8 +371,8 @@ def _main(argv: Sequence[str] | None) -> int:
         patterns = input_patterns(options)
         if not patterns:
             raise UsageError("--input_pattern (or --gcs_input_prefix) is required")
-        output_dir, max_bad_fraction = resolve_output_dir(
-            prog, options, records_beside(patterns) if full_locations else None
+        output_dir, _ = resolve_output_dir(
+            self.prog, options, records_beside(patterns) if full_locations else None
         )
         _check_substitution(flags.path_sub_pattern, flags.path_sub_repl)
         if flags.max_decompressed_bytes <= 0:
@@ -392,36 +389,40 @@ def _main(argv: Sequence[str] | None) -> int:
             full_locations=full_locations,
         )
         check_apart({"--output_dir": output_dir}, {flag: patterns})
-    except UsageError as e:
-        print(f"{PIPELINE}: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return _Job(
+            plan=plan,
+            layout=layout,
+            patterns=patterns,
+            full_locations=full_locations,
+        )
 
-    if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
-        claim_outputs({"--output_dir": output_dir})
-        layout.prepare()
-    with beam.Pipeline(options=options) as p:
+    def build(self, p: beam.Pipeline, job: _Job) -> None:
+        """The decompress steps."""
+        flags = p.options.view_as(DecompressOptions)
         build_pipeline(
             p,
-            plan,
-            layout,
+            job.plan,
+            job.layout,
             compression=flags.compression,
             max_decompressed_bytes=flags.max_decompressed_bytes,
         )
-    parameters = {
-        "input_pattern": patterns,
-        "full_locations": full_locations,
-        "path_sub_pattern": flags.path_sub_pattern,
-        "path_sub_repl": flags.path_sub_repl,
-        "compression": flags.compression,
-        "max_decompressed_bytes": flags.max_decompressed_bytes,
-    }
-    return finish_run(
-        layout,
-        PIPELINE,
-        max_bad_fraction=max_bad_fraction,
-        parameters=parameters,
-        options=options,
-    )
+
+    def parameters(self, options: PipelineOptions, job: _Job, counted: bool) -> dict[str, Any]:
+        """The flags that shape the run."""
+        flags = options.view_as(DecompressOptions)
+        return {
+            "input_pattern": job.patterns,
+            "full_locations": job.full_locations,
+            "path_sub_pattern": flags.path_sub_pattern,
+            "path_sub_repl": flags.path_sub_repl,
+            "compression": flags.compression,
+            "max_decompressed_bytes": flags.max_decompressed_bytes,
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the decompress pipeline; returns the exit code (see the module docstring)."""
+    return Decompress().main(argv)
 
 
 if __name__ == "__main__":

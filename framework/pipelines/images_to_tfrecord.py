@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -40,7 +39,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import parse_flags, resolve_output_dir
+from datathon_etl.framework.command import PipelineCommand, RunOutputs, TFRecordOutput
+from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
@@ -49,23 +49,12 @@ from datathon_etl.framework.ingest.transforms import (
     LABEL_ROWS,
     JoinAndTransform,
 )
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    TFRECORD_SHARDS,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    finish_run,
-    is_dry_run,
-    no_counts_reason,
-)
-from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
+from datathon_etl.framework.manifest import Outcome
+from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
 from datathon_etl.framework.schema import SchemaError, UnsupportedTypeError
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.schema.types import scalar_of_arrow
@@ -90,16 +79,9 @@ from datathon_etl.framework.tables import (
 from datathon_etl.framework.tables.options import query_backend
 from datathon_etl.framework.tfrecords import FeatureSpec, write_features
 from datathon_etl.framework.tfrecords.options import TFRecordOptions, tfrecord_sharding
-from datathon_etl.framework.tfrecords.shards import (
-    WriteShards,
-    finish_folders,
-    prepare_folders,
-    shard_counts,
-    staging_dir,
-    write_features_file,
-)
+from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
-__all__ = ["ImageFormatOptions", "build_pipeline", "feature_specs", "main"]
+__all__ = ["ImageFormatOptions", "ImagesToTFRecord", "build_pipeline", "feature_specs", "main"]
 
 PIPELINE = "images-to-tfrecord"
 _FORMAT_NAMES = {"jpg": ImageFormat.JPEG, "jpeg": ImageFormat.JPEG, "png": ImageFormat.PNG}
@@ -280,7 +262,7 @@ def _preflight(
     )
 
 
-def _job(options: PipelineOptions) -> _Job:
+def _job(prog: str, options: PipelineOptions) -> _Job:
     patterns = input_patterns(options)
     output_tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
     if not patterns:
@@ -288,7 +270,7 @@ def _job(options: PipelineOptions) -> _Job:
     if not output_tfrecord_dir:
         raise UsageError("--output_tfrecord_dir is required")
     tfrecord_dir = output_tfrecord_dir.rstrip("/")
-    output_dir, _ = resolve_output_dir(f"datathon-etl {PIPELINE}", options, tfrecord_dir)
+    output_dir, _ = resolve_output_dir(prog, options, tfrecord_dir)
     _preflight(options, patterns, tfrecord_dir, output_dir)
     check_apart(
         {"--output_tfrecord_dir": tfrecord_dir, "--output_dir": output_dir},
@@ -334,65 +316,57 @@ def _job(options: PipelineOptions) -> _Job:
     )
 
 
+class ImagesToTFRecord(PipelineCommand[_Job]):
+    """``datathon-etl images-to-tfrecord``."""
+
+    name = PIPELINE
+    description = __doc__.split("\n\n", 1)[0] if __doc__ else ""
+    option_classes = (
+        InputFilesOptions,
+        MatchOptions,
+        TFRecordOptions,
+        OutputOptions,
+        LabelsSourceOptions,
+        ImageFormatOptions,
+        ImageOptions,
+    )
+    required = ("output_tfrecord_dir",)
+    output_dir_default = "the --output_tfrecord_dir folder"
+
+    def plan(self, options: PipelineOptions) -> _Job:
+        """Checks the flags, the cloud resources and the inputs; runs the label query."""
+        return _job(self.prog, options)
+
+    def outputs(self, job: _Job) -> RunOutputs:
+        """The ``--output_dir`` and the TFRecords' folder."""
+        return RunOutputs(
+            job.layout,
+            {"--output_dir": job.layout.output_dir, "--output_tfrecord_dir": job.tfrecord_dir},
+            TFRecordOutput(job.tfrecord_dir, ("",), job.specs),
+        )
+
+    def started(self, job: _Job) -> str:
+        """How many label rows, which images."""
+        return f"{job.labels.num_rows} label rows; listing {', '.join(job.patterns)}"
+
+    def build(self, p: beam.Pipeline, job: _Job) -> None:
+        """The listing, join, transform and TFRecord steps."""
+        build_pipeline(p, job, [input_root(pattern) for pattern in job.patterns])
+
+    def parameters(self, options: PipelineOptions, job: _Job, counted: bool) -> dict[str, Any]:
+        """The inputs, the image transform and the features."""
+        return {
+            "input_prefix": list(job.patterns),
+            "path_match_regex": job.path_match_regex,
+            "output_tfrecord_dir": job.tfrecord_dir,
+            "image": attrs.asdict(job.image),
+            "features": [s.name for s in job.specs],
+        }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the pipeline; returns the exit code (0, 1 for refusals past the limit, 2 usage)."""
-    prog = f"datathon-etl {PIPELINE}"
-    return guarded(prog, lambda: _main(prog, argv))
-
-
-def _main(prog: str, argv: Sequence[str] | None) -> int:
-    try:
-        options = parse_flags(
-            prog,
-            __doc__.split("\n\n", 1)[0] if __doc__ else "",
-            [
-                InputFilesOptions,
-                MatchOptions,
-                TFRecordOptions,
-                OutputOptions,
-                LabelsSourceOptions,
-                ImageFormatOptions,
-                ImageOptions,
-            ],
-            argv,
-            required=["output_tfrecord_dir"],
-            output_dir_default="the --output_tfrecord_dir folder",
-        )
-        job = _job(options)
-        fraction = options.view_as(OutputOptions).max_bad_fraction
-        if not 0.0 <= fraction <= 1.0:
-            raise UsageError(f"--max_bad_fraction must be between 0 and 1, got {fraction}")
-    except UsageError as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    dry_run = is_dry_run(options)
-    if not dry_run:  # a dry run builds the job and leaves the outputs alone
-        claim_outputs(
-            {"--output_dir": job.layout.output_dir, "--output_tfrecord_dir": job.tfrecord_dir}
-        )
-        job.layout.prepare()
-        prepare_folders(job.tfrecord_dir, [""])
-    roots = [input_root(pattern) for pattern in job.patterns]
-    print(
-        f"{prog}: {job.labels.num_rows} label rows; listing {', '.join(job.patterns)}", flush=True
-    )
-    with beam.Pipeline(options=options) as p:
-        build_pipeline(p, job, roots)
-    if not dry_run:
-        write_features_file(job.tfrecord_dir, job.specs)
-    parameters = {
-        "input_prefix": list(job.patterns),
-        "path_match_regex": job.path_match_regex,
-        "output_tfrecord_dir": job.tfrecord_dir,
-        "image": attrs.asdict(job.image),
-        "features": [s.name for s in job.specs],
-    }
-    if no_counts_reason(options) is None:
-        finish_folders(job.tfrecord_dir)
-        parameters[TFRECORD_SHARDS] = shard_counts([job.tfrecord_dir], job.tfrecord_dir)
-    return finish_run(
-        job.layout, PIPELINE, max_bad_fraction=fraction, parameters=parameters, options=options
-    )
+    return ImagesToTFRecord().main(argv)
 
 
 if __name__ == "__main__":

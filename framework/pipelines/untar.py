@@ -43,12 +43,13 @@ Flags: `TarOptions` (``--input_tars``, ``--max_member_bytes``),
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from operator import attrgetter
 from typing import Any
 
 import apache_beam as beam
+import attrs
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import (
     ARCHIVE_REASONS,
@@ -60,23 +61,10 @@ from datathon_etl.framework.archives import (
 )
 from datathon_etl.framework.archives.options import TarOptions
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.flags import parse_flags
-from datathon_etl.framework.manifest import (
-    EXIT_USAGE,
-    Outcome,
-    OutputOptions,
-    RunLayout,
-    Tally,
-    TallyEach,
-    TallyQuarantine,
-    UsageError,
-    WriteRunRecords,
-    check_output_options,
-    finish_run,
-    is_dry_run,
-    match_inputs,
-)
-from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
+from datathon_etl.framework.command import PipelineCommand
+from datathon_etl.framework.errors import UsageError
+from datathon_etl.framework.manifest import Outcome, Tally
+from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import (
     QUARANTINE_TAG,
@@ -84,11 +72,12 @@ from datathon_etl.framework.quarantine import (
     Reason,
     Stage,
 )
-from datathon_etl.framework.sources.options import MatchOptions, path_match_regex
+from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
+from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
+from datathon_etl.framework.sources.options import MatchOptions, match_inputs, path_match_regex
 
-__all__ = ["ARCHIVES", "MEMBERS", "build_pipeline", "main"]
+__all__ = ["ARCHIVES", "MEMBERS", "Untar", "build_pipeline", "main"]
 
-PIPELINE = "untar"
 ARCHIVES = "archives"
 """Manifest stage: the archive files matched by --input_tars."""
 MEMBERS = "members"
@@ -169,22 +158,26 @@ def build_pipeline(
     _ = (quarantine, tallies) | "WriteRunRecords" >> WriteRunRecords(layout)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the untar pipeline; returns the exit code (see the module docstring)."""
-    return guarded(PIPELINE, lambda: _main(argv))
+@attrs.frozen
+class _Job:
+    archives: tuple[str, ...]
+    layout: RunLayout
+    path_match_regex: str | None
+    max_member_bytes: int
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    try:
-        options = parse_flags(
-            f"datathon-etl {PIPELINE}",
-            "Extract tar archives (plain, gzip, bzip2, xz, zstd) under --output_dir.",
-            [TarOptions, MatchOptions, OutputOptions],
-            argv,
-            required=["input_tars", "output_dir"],
-        )
+class Untar(PipelineCommand[_Job]):
+    """``datathon-etl untar``."""
+
+    name = "untar"
+    description = "Extract tar archives (plain, gzip, bzip2, xz, zstd) under --output_dir."
+    option_classes = (TarOptions, MatchOptions, OutputOptions)
+    required = ("input_tars", "output_dir")
+
+    def plan(self, options: PipelineOptions) -> _Job:
+        """Checks the flags, the cloud resources and the archives."""
         tars = options.view_as(TarOptions)
-        output_dir, max_bad_fraction = check_output_options(options.view_as(OutputOptions))
+        output_dir, _ = resolve_output_dir(self.prog, options)
         regex = path_match_regex(options)
         if tars.max_member_bytes <= 0:
             raise UsageError("--max_member_bytes must be positive")
@@ -193,35 +186,36 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         matched = match_inputs(tars.input_tars or [], "--input_tars")
         check_apart({"--output_dir": output_dir}, {"--input_tars": tars.input_tars})
-    except UsageError as e:
-        print(f"{PIPELINE}: {e}", file=sys.stderr)
-        return EXIT_USAGE
-
-    archives = sorted({path for paths in matched.values() for path in paths})
-    layout = RunLayout(output_dir)
-    if not is_dry_run(options):  # a dry run builds the job and leaves the outputs alone
-        claim_outputs({"--output_dir": output_dir})
-        layout.prepare()
-    with beam.Pipeline(options=options) as p:
-        build_pipeline(
-            p,
-            archives,
-            layout,
+        return _Job(
+            archives=tuple(sorted({path for paths in matched.values() for path in paths})),
+            layout=RunLayout(output_dir),
             path_match_regex=regex,
             max_member_bytes=tars.max_member_bytes,
         )
-    parameters = {
-        "input_tars": list(tars.input_tars),
-        "path_match_regex": regex,
-        "max_member_bytes": tars.max_member_bytes,
-    }
-    return finish_run(
-        layout,
-        PIPELINE,
-        max_bad_fraction=max_bad_fraction,
-        parameters=parameters,
-        options=options,
-    )
+
+    def build(self, p: beam.Pipeline, job: _Job) -> None:
+        """The untar steps."""
+        build_pipeline(
+            p,
+            job.archives,
+            job.layout,
+            path_match_regex=job.path_match_regex,
+            max_member_bytes=job.max_member_bytes,
+        )
+
+    def parameters(self, options: PipelineOptions, job: _Job, counted: bool) -> dict[str, Any]:
+        """The flags that shape the run."""
+        tars = options.view_as(TarOptions)
+        return {
+            "input_tars": list(tars.input_tars),
+            "path_match_regex": job.path_match_regex,
+            "max_member_bytes": job.max_member_bytes,
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the untar pipeline; returns the exit code (see the module docstring)."""
+    return Untar().main(argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Which inputs a pipeline reads: `InputFilesOptions` and `MatchOptions`."""
+"""Which inputs a pipeline reads: `InputFilesOptions`, `MatchOptions`, `match_inputs`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import argparse
 import re
 from collections.abc import Sequence
 
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from datathon_etl.framework.manifest import UsageError
+from datathon_etl.framework.errors import UsageError
+from datathon_etl.framework.sources.regular_files import NotARegularFileError, check_regular_file
 
 __all__ = [
     "InputFilesOptions",
@@ -17,6 +20,7 @@ __all__ = [
     "input_glob",
     "input_patterns",
     "input_root",
+    "match_inputs",
     "path_match_regex",
     "prefix_glob",
     "relative_path",
@@ -137,3 +141,31 @@ def relative_path(uri: str, roots: Sequence[str]) -> str:
         if root and uri.startswith(root):
             return uri[len(root) :]
     return uri
+
+
+def match_inputs(patterns: Sequence[str], flag: str) -> dict[str, list[str]]:
+    """Returns the files each glob matches (Beam's syntax: ``**`` crosses folders), sorted.
+
+    Raises:
+        UsageError: No pattern given, one that matches nothing, or a match
+            that is a FIFO, a device or a link to one (never opened: it
+            could hang the run or never end).
+    """
+    if not patterns:
+        raise UsageError(f"{flag} is required")
+    found: dict[str, list[str]] = {}
+    for pattern in patterns:
+        try:
+            (result,) = FileSystems.match([pattern])
+        except BeamIOError as e:
+            raise UsageError(f"{flag}: cannot list {pattern!r}: {e}") from e
+        paths = sorted(m.path for m in result.metadata_list)
+        if not paths:
+            raise UsageError(f"{flag}: {pattern!r} matches no file")
+        for path in paths:
+            try:
+                check_regular_file(path)
+            except NotARegularFileError as e:
+                raise UsageError(f"{flag}: {e}; name regular files only") from e
+        found[pattern] = paths
+    return found

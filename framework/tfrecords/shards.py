@@ -17,7 +17,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil  # Beam's own TFRecord framing
 
-from datathon_etl.framework.manifest import delete_tree
+from datathon_etl.framework.run_layout import delete_tree
 from datathon_etl.framework.sharded_files import (
     Sharding,
     Writable,

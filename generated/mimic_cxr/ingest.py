@@ -51,6 +51,7 @@ SPEC = IngestSpec(
         resources.files(__package__).joinpath("labels_schema.json").read_text("utf-8")
     ),
     feature_specs=features.SPECS,
+    features_module=features.__name__,
     key_type=ImageKey,
     labels_type=Labels,
 )
