@@ -176,6 +176,22 @@ def test_any_bits_stored(bits: int) -> None:
     assert psnr(decode(to_bytes(ds)), reference) >= 40
 
 
+@pytest.mark.parametrize("size", [440, 200])
+def test_jpeg2000_reduced_level_matches_a_full_decode(size: int) -> None:
+    """RG3 (1760 px, lossy JPEG 2000) at a reduced level against a full decode.
+
+    The reference is windowed in float then shrunk by area. It fails if the level
+    is used at the output size, or if its samples' siting is ignored.
+    """
+    data = raw("RG3_J2KI.dcm")
+    ds = pydicom.dcmread(io.BytesIO(data))
+    window = float(ds.WindowCenter), float(ds.WindowWidth)
+    grey = 1 - reference_window(ds.pixel_array.astype(np.float64), *window, "LINEAR")
+    area = Image.fromarray(grey.astype(np.float32)).resize((size, size), Image.Resampling.BOX)
+    spec = ImageSpec(height=size, width=size, format="png")
+    assert psnr(decode(data, spec), np.asarray(area) * 255) >= 45
+
+
 def test_sixteen_bit_output_keeps_the_windowed_range() -> None:
     data = raw("RG1_J2KI.dcm")
     eight = decode(data)

@@ -28,8 +28,11 @@ Fast, and why it stays right:
   than the output's steps (CT soft tissue; 16-bit output) is shrunk in float.
 - A JPEG 2000 codestream is decoded at a reduced resolution level (OpenJPEG
   discards the finest wavelet levels; Pillow's ``reduce``) when the output is
-  at least twice smaller: the low-pass band is itself an antialiased
-  half-size image, and skipping its detail bands is most of the decoding.
+  at least three times smaller: the low-pass band is a low-passed smaller
+  image, and skipping its detail bands is most of the decoding. An area
+  shrink of at least 1.5x follows it (`_reduce_level` says why).
+  Its samples stand at the first pixel of each 2**level block, not at the
+  block's centre; the resize box is shifted to match (worth about 3 dB).
 - Everything else (JPEG, JPEG-LS, RLE, big endian, deflated, colour) goes
   through ``pydicom.pixels.pixel_array``: pydicom's plugins pick the decoder
   (pylibjpeg-openjpeg for JPEG 2000, python-gdcm for lossless JPEG and
@@ -47,7 +50,7 @@ import logging
 import math
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
@@ -162,6 +165,9 @@ _DECODER_PACKAGES = {
 }
 
 _GREY = frozenset({"MONOCHROME1", "MONOCHROME2"})
+
+# A reduced JPEG 2000 level is followed by at least this much area shrinking.
+_MIN_FINAL_SHRINK = 1.5
 
 # pydicom swallows an end of file inside a sequence or encapsulated pixel data
 # (a warning, and the element dropped) unless its validation mode raises, which
@@ -298,15 +304,17 @@ class _Stored:
 
     Attributes:
         image: L, I;16, I or F.
-        scale_x: Its width over the picture's.
-        scale_y: Its height over the picture's.
+        scale: Its size over the picture's (1, or 2**-level for JPEG 2000).
+        shift: Where its samples sit: picture coordinate x is
+            ``x * scale + shift`` in it (a JPEG 2000 low-pass sample stands at
+            the first of the 2**level pixels it replaces, not their centre).
         offset: Added to the stored values (signed data made unsigned).
         gain: Their scale (Pillow's JPEG 2000 samples fill 16 bits).
     """
 
     image: Image.Image
-    scale_x: float
-    scale_y: float
+    scale: float
+    shift: float
     offset: float
     gain: float
 
@@ -372,10 +380,10 @@ class DicomImage:
             return _resize(Image.fromarray(self._colour()), box, size, precise=False), False
         stored = self._stored(box, size)
         box = (
-            box[0] * stored.scale_x,
-            box[1] * stored.scale_y,
-            box[2] * stored.scale_x,
-            box[3] * stored.scale_y,
+            box[0] * stored.scale + stored.shift,
+            box[1] * stored.scale + stored.shift,
+            box[2] * stored.scale + stored.shift,
+            box[3] * stored.scale + stored.shift,
         )
         if "ModalityLUTSequence" in ds or (
             "VOILUTSequence" in ds and options.window is Window.STORED
@@ -386,8 +394,12 @@ class DicomImage:
         # applied after the shrink; min-max comes from the decoded values.
         slope = float(ds.get("RescaleSlope", 1) or 1)
         intercept = float(ds.get("RescaleIntercept", 0) or 0)
-        ends = sorted(v * slope + intercept for v in stored.extrema())
-        low, high, function = _window(ds, options, (ends[0], ends[1]))
+
+        def modality_range() -> tuple[float, float]:
+            low, high = sorted(v * slope + intercept for v in stored.extrema())
+            return low, high
+
+        low, high, function = _window(ds, options, modality_range)
         # Integer shrinking is within half a decoded unit: fine unless the window
         # spans fewer of those units than the output has steps.
         precise = precise or (high - low) * stored.gain / abs(slope) < 512
@@ -408,7 +420,7 @@ class DicomImage:
             if reduced is not None:
                 return reduced
         image, offset = _integer_image(self._array())
-        return _Stored(image, 1.0, 1.0, offset, 1.0)
+        return _Stored(image, 1.0, 0.0, offset, 1.0)
 
     def _j2k_reduced(self, level: int) -> _Stored | None:
         """The codestream decoded by Pillow at a reduced level.
@@ -430,29 +442,38 @@ class DicomImage:
         precision, signed, levels = header
         if signed != bool(ds.get("PixelRepresentation", 0)) or precision > 16:
             return None
+        level = min(level, levels)
         try:
             with Image.open(io.BytesIO(codestream), formats=["JPEG2000"]) as image:
-                image.reduce = min(level, levels)  # type: ignore[method-assign,assignment]
+                image.reduce = level  # type: ignore[method-assign,assignment]
                 image.load()
-                decoded = image.copy()
+                # One more row and column, repeated, for the shifted box's far edge.
+                samples = np.asarray(image)
         except MemoryError:
             raise
         except Exception:
             return None
+        decoded = Image.fromarray(np.pad(samples, ((0, 1), (0, 1)), mode="edge"))
         # Pillow offsets signed samples by half their range and scales
-        # precisions above 8 bits up to 16.
+        # precisions above 8 bits up to 16. Pixel centres: x + 0.5 in the
+        # picture is 2**level * k in it, at k + 0.5.
+        factor = 1 << level
         return _Stored(
             decoded,
-            decoded.width / self.width,
-            decoded.height / self.height,
+            1 / factor,
+            0.5 - 0.5 / factor,
             float(1 << (precision - 1)) if signed else 0.0,
             float(1 << (16 - precision)) if precision > 8 else 1.0,
         )
 
     def _array(self) -> npt.NDArray[Any]:
         """The frame decoded by pydicom (YBR as RGB)."""
+        # pydicom tries python-gdcm first; pylibjpeg-openjpeg decodes JPEG 2000
+        # faster (BENCHMARKS.md), so it is asked for where it can.
+        decoder = get_decoder(self.dataset.file_meta.TransferSyntaxUID)
+        plugin = "pylibjpeg" if "pylibjpeg" in decoder.available_plugins else ""
         try:
-            return pixel_array(self.dataset, index=self.frame)
+            return pixel_array(self.dataset, index=self.frame, decoding_plugin=plugin)
         except MemoryError:
             raise
         except Exception as error:
@@ -518,13 +539,20 @@ def _j2k_header(codestream: bytes) -> tuple[int, bool, int] | None:
 def _reduce_level(
     width: int, height: int, box: tuple[float, float, float, float], size: tuple[int, int]
 ) -> int:
-    """The JPEG 2000 level that keeps the region at least the output's size.
+    """The coarsest JPEG 2000 level that leaves at least a 1.5x area shrink after it.
+
+    The wavelet low-pass band is less antialiased than an area average (its
+    filters have negative lobes), so it is not used at the output size: the area
+    shrink after it smooths what it lets through. Measured on the NEMA WG04
+    CR RG3 (1760 px, lossy) against a float full-resolution reference: 49 dB
+    at 440 px and 48 dB at 200 px, against 40 and 38 dB when the band is taken
+    at the output size (``bench/dicom.py`` for chest images; BENCHMARKS.md).
 
     Pillow (12.x) refuses a level r where a side's remainder modulo 2**r is
     neither 0 nor at least 2**(r-1) (its rounding and OpenJPEG's differ), so
     such levels are not asked for.
     """
-    factor = min((box[2] - box[0]) / size[0], (box[3] - box[1]) / size[1])
+    factor = min((box[2] - box[0]) / size[0], (box[3] - box[1]) / size[1]) / _MIN_FINAL_SHRINK
     level = max(0, math.floor(math.log2(factor))) if factor >= 2 else 0
     while level > 0 and not all(
         side % (1 << level) == 0 or side % (1 << level) >= 1 << (level - 1)
@@ -571,7 +599,9 @@ def _apply_tables(
             grey = out.astype(np.float32) / np.float32((1 << bits) - 1)
         else:
             values = modality.astype(np.float32)
-            low, high, function = _window(ds, options, (float(values.min()), float(values.max())))
+            low, high, function = _window(
+                ds, options, lambda: (float(values.min()), float(values.max()))
+            )
             grey = _voi(values, low, high, function)
     except MemoryError:
         raise
@@ -592,12 +622,12 @@ def _first(value: Any) -> float:
 
 
 def _window(
-    ds: Dataset, options: DicomOptions, modality_range: tuple[float, float]
+    ds: Dataset, options: DicomOptions, modality_range: Callable[[], tuple[float, float]]
 ) -> tuple[float, float, str]:
     """The window's ends in modality units, and its function.
 
     For MINMAX (and a file without a window) the window is the image's modality
-    range, mapped linearly.
+    range (a pass over the pixels, so only asked for then), mapped linearly.
     """
     if options.window_center is not None and options.window_width is not None:
         return _centre_width(options.window_center, options.window_width, "LINEAR")
@@ -611,7 +641,8 @@ def _window(
             if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
                 function = "LINEAR"
             return _centre_width(centre, width, function)
-    return modality_range[0], modality_range[1], "MINMAX"
+    low, high = modality_range()
+    return low, high, "MINMAX"
 
 
 def _centre_width(centre: float, width: float, function: str) -> tuple[float, float, str]:
