@@ -151,6 +151,23 @@ def test_voi_lut_sequence_is_used() -> None:
     assert psnr(decode(to_bytes(ds)), np.asarray(reference) * 255) >= 40
 
 
+def test_modality_lut_sequence_is_used() -> None:
+    """A Modality LUT table (here: halve the stored value) comes before the window."""
+    ds = dataset("RG1_UNCR_quarter.dcm")
+    item = Dataset()
+    item.LUTDescriptor = [32768, 0, 16]
+    item.ModalityLUTType = "US"
+    halves = (np.arange(32768) // 2).astype("<u2").tobytes()
+    item.add_new(0x00283006, "OW", halves)  # LUT Data: 64 KiB, too long for US
+    ds.ModalityLUTSequence = [item]
+    halved = (ds.pixel_array // 2).astype(np.float64)
+    expected = 1 - reference_window(halved, 15000, 30000, "LINEAR")
+    reference = Image.fromarray(expected.astype(np.float32)).resize(
+        (256, 256), Image.Resampling.BOX
+    )
+    assert psnr(decode(to_bytes(ds)), np.asarray(reference) * 255) >= 40
+
+
 def test_signed_data_is_read_as_signed() -> None:
     """CT (signed, rescaled to HU): the same values stored unsigned give the same picture."""
     ds = dataset("CT_small.dcm")
