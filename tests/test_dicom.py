@@ -209,6 +209,29 @@ def test_jpeg2000_reduced_level_matches_a_full_decode(size: int) -> None:
     assert psnr(decode(data, spec), np.asarray(area) * 255) >= 45
 
 
+@pytest.mark.parametrize("aspect", ["stretch", "pad", "crop"])
+@pytest.mark.parametrize("name", ["RG1_J2KI.dcm", "RG3_J2KI.dcm", "SC_rgb_jpeg_dcmtk.dcm"])
+def test_aspect_and_channels_on_every_decode_path(aspect: str, name: str) -> None:
+    """Reduced JPEG 2000 level and full decode, grey and colour: exactly the spec."""
+    for channels in (1, 3):
+        spec = ImageSpec(height=96, width=160, channels=channels, format="png", aspect=aspect)
+        picture = decode(raw(name), spec)
+        assert picture.shape == ((96, 160) if channels == 1 else (96, 160, 3))
+        if aspect == "pad":
+            assert picture[:, :8].max() == 0  # black borders left and right
+
+
+@pytest.mark.parametrize("aspect", ["crop", "pad", "stretch"])
+def test_reduced_jpeg2000_level_keeps_the_geometry(aspect: str) -> None:
+    """Crop and pad through a reduced JPEG 2000 level match the same pixels uncompressed."""
+    data = raw("RG3_J2KI.dcm")
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.PixelData = ds.pixel_array.tobytes()  # decoded whole by pydicom
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    spec = ImageSpec(height=220, width=110, format="png", aspect=aspect)
+    assert psnr(decode(data, spec), decode(to_bytes(ds), spec)) >= 45
+
+
 def test_sixteen_bit_output_keeps_the_windowed_range() -> None:
     data = raw("RG1_J2KI.dcm")
     eight = decode(data)

@@ -29,8 +29,9 @@ Fast, and why it stays right:
 - A JPEG 2000 codestream is decoded at a reduced resolution level (OpenJPEG
   discards the finest wavelet levels; Pillow's ``reduce``) when the output is
   at least three times smaller: the low-pass band is a low-passed smaller
-  image, and skipping its detail bands is most of the decoding. An area
-  shrink of at least 1.5x follows it (`_reduce_level` says why).
+  image, and skipping its detail bands is most of the decoding. A shrink of
+  at least 1.5x follows it, with a tent filter (`_reduce_level` and
+  `_resize` say why).
   Its samples stand at the first pixel of each 2**level block, not at the
   block's centre; the resize box is shifted to match (45.0 -> 49.1 dB on the
   bench).
@@ -389,7 +390,8 @@ class DicomImage:
             "VOILUTSequence" in ds and options.window is Window.STORED
         ):
             grey = _apply_tables(ds, stored.values(), options)
-            return _resize(Image.fromarray(grey), box, size, precise=True), True
+            grey_image = Image.fromarray(grey)
+            return _resize(grey_image, box, size, precise=True, area=stored.scale == 1), True
         # The rescale and the window as one affine map then a clip (or sigmoid),
         # applied after the shrink; min-max comes from the decoded values.
         slope = float(ds.get("RescaleSlope", 1) or 1)
@@ -403,7 +405,7 @@ class DicomImage:
         # Integer shrinking is within half a decoded unit: fine unless the window
         # spans fewer of those units than the output has steps.
         precise = precise or (high - low) * stored.gain / abs(slope) < 512
-        small = _resize(stored.image, box, size, precise=precise)
+        small = _resize(stored.image, box, size, precise=precise, area=stored.scale == 1)
         values = np.asarray(small, dtype=np.float32) * np.float32(slope / stored.gain)
         values += np.float32(intercept - stored.offset * slope)
         grey = _voi(values, low, high, function)
@@ -539,13 +541,13 @@ def _j2k_header(codestream: bytes) -> tuple[int, bool, int] | None:
 def _reduce_level(
     width: int, height: int, box: tuple[float, float, float, float], size: tuple[int, int]
 ) -> int:
-    """The coarsest JPEG 2000 level that leaves at least a 1.5x area shrink after it.
+    """The coarsest JPEG 2000 level that leaves at least a 1.5x shrink after it.
 
     The wavelet low-pass band is less antialiased than an area average (its
-    filters have negative lobes), so it is not used at the output size: the area
+    filters have negative lobes), so it is not used at the output size: the
     shrink after it smooths what it lets through. Measured on the NEMA WG04
-    CR RG3 (1760 px, lossy) against a float full-resolution reference: 49 dB
-    at 440 px and 48 dB at 200 px, against 40 and 38 dB when the band is taken
+    CR RG3 (1760 px, lossy) against a float full-resolution reference: 55 dB
+    at 440 px and 49 dB at 200 px, against 40 and 38 dB when the band is taken
     at the output size (``bench/dicom.py`` for chest images; BENCHMARKS.md).
 
     Pillow (12.x) refuses a level r where a side's remainder modulo 2**r is
@@ -677,12 +679,21 @@ def _resize(
     box: tuple[float, float, float, float],
     size: tuple[int, int],
     precise: bool,
+    area: bool = True,
 ) -> Image.Image:
-    """Shrinks with the box (area) filter, enlarges bilinearly, over ``box``."""
+    """Resizes the region ``box`` to ``size``.
+
+    Full-resolution pixels shrink by area (the box filter); a JPEG 2000
+    low-pass band (``area`` False) and enlargements use Pillow's bilinear
+    filter, which widens with the shrink factor: its wavelet filters let more
+    through than an area average, and a tent filter of twice the width
+    removes it (on RG3: 49 to 55 dB against a float reference, where a box
+    filter gave 41 at an exact 2x).
+    """
     if precise and image.mode not in ("F", "RGB"):
         image = Image.fromarray(np.asarray(image, dtype=np.float32))
     if image.size == size and box == (0.0, 0.0, float(image.width), float(image.height)):
         return image
     shrinking = (box[2] - box[0]) >= size[0] and (box[3] - box[1]) >= size[1]
-    method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    method = Image.Resampling.BOX if shrinking and area else Image.Resampling.BILINEAR
     return image.resize(size, method, box=box)
