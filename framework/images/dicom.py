@@ -50,6 +50,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -238,8 +239,12 @@ def read_dicom(data: bytes, options: DicomOptions) -> DicomImage:
     except (EOFError, struct.error) as error:
         raise DicomError(Reason.TRUNCATED_IMAGE, f"DICOM file ends early: {error}") from error
     except Exception as error:  # InvalidDicomError, and pydicom's parsing errors
+        # Only the error's type and tag: its message may quote a value, and
+        # header values can identify the patient.
+        tag = re.search(r"\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)", str(error))
+        where = f" at tag {tag.group(0)}" if tag else ""
         raise DicomError(
-            Reason.UNDECODABLE_IMAGE, f"unreadable DICOM: {type(error).__name__}: {error}"
+            Reason.UNDECODABLE_IMAGE, f"unreadable DICOM: {type(error).__name__}{where}"
         ) from error
     if reader.short:
         raise DicomError(Reason.TRUNCATED_IMAGE, reader.short)
