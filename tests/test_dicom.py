@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -384,6 +386,29 @@ def test_every_codec_file_decodes_or_is_refused_with_its_reason() -> None:
             assert caught.value.reason is refused[name], name
         else:
             assert decode(raw(name)).shape == (256, 256), name
+
+
+@st.composite
+def mangled_dicom(draw: st.DrawFn) -> bytes:
+    """A real small DICOM file with a few header bytes changed, then maybe cut."""
+    name = draw(st.sampled_from(["CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm"]))
+    data = bytearray(raw(name))
+    for _ in range(draw(st.integers(1, 8))):
+        data[draw(st.integers(132, min(len(data), 1500) - 1))] = draw(st.integers(0, 255))
+    return bytes(data[: draw(st.integers(132, len(data)))])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mangled_dicom())
+def test_mangled_dicom_raises_only_image_error(data: bytes) -> None:
+    """Whatever the damage, the result is an image of the spec or an ImageError."""
+    spec = ImageSpec(height=32, width=24, format="png")
+    try:
+        out = transform_image(data, spec)
+    except ImageError:
+        return  # Any other exception fails the test.
+    with Image.open(io.BytesIO(out)) as image:
+        assert (image.format, image.mode, image.size) == ("PNG", "L", (24, 32))
 
 
 def test_dicom_is_found_by_its_prefix_not_its_name() -> None:

@@ -250,7 +250,12 @@ def read_dicom(data: bytes, options: DicomOptions) -> DicomImage:
         raise DicomError(Reason.TRUNCATED_IMAGE, reader.short)
     if ended_early:
         raise DicomError(Reason.TRUNCATED_IMAGE, "the file ends inside a sequence or pixel data")
-    return DicomImage(dataset, _frame_index(dataset, options))
+    frame = _frame_index(dataset, options)
+    try:
+        width, height = int(dataset.Columns), int(dataset.Rows)
+    except (TypeError, ValueError) as error:
+        raise DicomError(Reason.UNDECODABLE_IMAGE, "Rows or Columns is not a number") from error
+    return DicomImage(dataset, frame, width, height)
 
 
 def _frame_index(dataset: Dataset, options: DicomOptions) -> int:
@@ -342,20 +347,14 @@ class DicomImage:
     Attributes:
         dataset: The parsed file (pydicom). Only the pixel module is read here.
         frame: The frame that is the picture.
+        width: Columns.
+        height: Rows.
     """
 
     dataset: Dataset
     frame: int
-
-    @property
-    def width(self) -> int:
-        """Columns."""
-        return int(self.dataset.Columns)
-
-    @property
-    def height(self) -> int:
-        """Rows."""
-        return int(self.dataset.Rows)
+    width: int
+    height: int
 
     def render(
         self,
@@ -378,8 +377,25 @@ class DicomImage:
 
         Raises:
             DicomError: TRUNCATED_IMAGE, UNSUPPORTED_TRANSFER_SYNTAX or
-                UNDECODABLE_IMAGE.
+                UNDECODABLE_IMAGE (also for a pixel module whose values make
+                no sense: a rescale slope that is not a number, ...).
         """
+        try:
+            return self._render(box, size, options, precise)
+        except (DicomError, MemoryError):
+            raise
+        except Exception as error:
+            raise DicomError(
+                Reason.UNDECODABLE_IMAGE, f"pixel module: {type(error).__name__}: {error}"
+            ) from error
+
+    def _render(
+        self,
+        box: tuple[float, float, float, float],
+        size: tuple[int, int],
+        options: DicomOptions,
+        precise: bool,
+    ) -> tuple[Image.Image, bool]:
         ds = self.dataset
         photometric = str(ds.PhotometricInterpretation)
         if photometric not in _GREY or int(ds.get("SamplesPerPixel", 1)) != 1:
