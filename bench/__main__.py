@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import ingest, scale, transform
+from bench import dicom, ingest, scale, transform
 from bench._core import BenchResult
 from bench.inference import bench_inference
 
 BENCHES: list[Callable[[], BenchResult]] = [
     transform.bench_transform,
+    dicom.bench_dicom,
     ingest.bench_ingest,
     ingest.bench_ingest_one_tar,
     ingest.bench_ingest_memory,

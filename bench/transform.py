@@ -171,7 +171,7 @@ def _pillow_draft(resample: Image.Resampling) -> Method:
 
 
 def _optional_methods() -> dict[str, Method]:
-    """OpenCV and simplejpeg alternatives, when installed (not a dependency)."""
+    """OpenCV and simplejpeg alternatives, when installed (dev dependencies only)."""
     try:
         import cv2
     except ImportError:
@@ -181,6 +181,8 @@ def _optional_methods() -> dict[str, Method]:
 
     def opencv(data: bytes) -> bytes:
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_4)
+        if pixels is None:
+            raise ValueError("OpenCV could not decode the JPEG")
         resized = cv2.resize(pixels, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
         return bytes(cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, QUALITY])[1])
 

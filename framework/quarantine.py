@@ -53,6 +53,11 @@ class Reason(StrEnum):
     TRUNCATED_IMAGE = "truncated_image"
     TOO_MANY_PIXELS = "too_many_pixels"
     NOT_A_REGULAR_FILE = "not_a_regular_file"
+    # DICOM images.
+    NO_PIXEL_DATA = "no_pixel_data"
+    NON_IMAGE_DICOM = "non_image_dicom"
+    MULTI_FRAME = "multi_frame"
+    UNSUPPORTED_TRANSFER_SYNTAX = "unsupported_transfer_syntax"
     # Archives and compressed files.
     UNSAFE_MEMBER_PATH = "unsafe_member_path"
     LINK_MEMBER = "link_member"

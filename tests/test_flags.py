@@ -110,6 +110,19 @@ def test_output_image_shape_takes_height_width_and_channels(
     assert spec.format is (image_format or ImageFormat.JPEG)
 
 
+def test_dicom_and_bit_depth_flags() -> None:
+    argv = ["--output_image_format", "png", "--output_bit_depth", "16", "--dicom_window", "fixed"]
+    argv += ["--dicom_window_center", "40", "--dicom_window_width", "400"]
+    spec = image_spec_from_options(PipelineOptions([*argv, "--dicom_multi_frame", "first"]))
+    assert spec.bit_depth == 16
+    assert (spec.dicom.window, spec.dicom.window_center, spec.dicom.window_width) == (
+        "fixed",
+        40.0,
+        400.0,
+    )
+    assert spec.dicom.multi_frame == "first"
+
+
 @pytest.mark.parametrize(
     ("argv", "image_format", "message"),
     [
@@ -118,6 +131,9 @@ def test_output_image_shape_takes_height_width_and_channels(
         (["--output_image_shape", "3", "3", "2"], None, "channels must be 1 or 3"),
         (["--output_image_shape", "3", "3", "3", "--output_channels", "1"], None, "give one"),
         (["--output_image_format", "jpeg"], ImageFormat.PNG, "contradicts"),
+        (["--output_bit_depth", "16"], None, "grayscale PNG only"),
+        (["--dicom_window", "fixed", "--dicom_window_center", "40"], None, "fixed window"),
+        (["--dicom_window_width", "400"], None, "fixed window"),
     ],
 )
 def test_contradictory_image_flags_are_refused(argv, image_format, message):

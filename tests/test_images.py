@@ -20,6 +20,7 @@ from PIL import Image, ImageFile
 
 from datathon_etl.framework.images import (
     DEFAULT_MAX_PIXELS,
+    OUTPUT_FORMATS,
     Aspect,
     ImageError,
     ImageFormat,
@@ -185,6 +186,9 @@ def png_idat_cut_then_iend(data: bytes) -> bytes:
         (b"BM\x00\x00", None),
         (b"II*\x00", None),
         (b"<html>", None),
+        (b"\x00" * 128 + b"DICM\x02\x00", ImageFormat.DICOM),
+        (b"DICM" + b"\x00" * 128, None),
+        (b"\x00" * 128 + b"DIC", None),
     ],
 )
 def test_detect_format(data: bytes, expected: ImageFormat | None) -> None:
@@ -288,6 +292,20 @@ def test_sixteen_bit_narrow_range_uses_its_real_range() -> None:
     """A 16-bit image using 400 of 65536 levels still spans 0..255 (at its own size)."""
     got = pixels(transform_image(grey16(30000, 30400), attrs.evolve(SQUARE, height=512, width=512)))
     assert (got.min(), got.max()) == (0, 255)
+
+
+@pytest.mark.parametrize("source_mode", ["L", "I;16"])
+def test_sixteen_bit_output(source_mode: str) -> None:
+    """16-bit PNG out: an 8-bit source scaled by 257, a 16-bit one over its own range."""
+    source = cxr() if source_mode == "L" else Image.fromarray(np.asarray(cxr(), np.uint16) * 64)
+    spec = ImageSpec(256, 256, format="png", bit_depth=16)
+    with Image.open(io.BytesIO(transform_image(encode(source, "PNG"), spec))) as image:
+        assert image.mode in ("I;16", "I")
+        out = np.asarray(image, dtype=np.float64)
+    eight = pixels(transform_image(encode(source, "PNG"), attrs.evolve(spec, bit_depth=8)))
+    assert np.abs(out / 257 - eight).max() <= 1
+    if source_mode == "L":
+        assert np.all(out % 257 == 0)
 
 
 def test_sixteen_bit_constant_image_is_black() -> None:
@@ -529,6 +547,10 @@ def test_image_spec_defaults() -> None:
         {"jpeg_quality": 101},
         {"aspect": "zoom"},
         {"max_pixels": 0},
+        {"format": "dicom"},
+        {"bit_depth": 12},
+        {"bit_depth": 16},
+        {"bit_depth": 16, "format": "png", "channels": 3},
     ],
     ids=str,
 )
@@ -617,7 +639,7 @@ def random_image(mode: str, width: int, height: int, seed: int) -> Image.Image:
         height=st.integers(1, 300),
         width=st.integers(1, 300),
         channels=st.sampled_from([1, 3]),
-        format=st.sampled_from(list(ImageFormat)),
+        format=st.sampled_from(OUTPUT_FORMATS),
         jpeg_quality=st.integers(1, 100),
         aspect=st.sampled_from(list(Aspect)),
     ),

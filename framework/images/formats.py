@@ -1,14 +1,14 @@
 """Image format detection from the bytes themselves, never from a file name.
 
-Data sets mislabel files (PNGs named ``.jpg`` are common), so the format is read
-from the magic number at the start of the file.
+Data sets mislabel files (PNGs named ``.jpg`` are common, DICOM files often have
+no extension), so the format is read from the magic number in the file.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ImageFormat", "detect_format"]
+__all__ = ["OUTPUT_FORMATS", "ImageFormat", "detect_format"]
 
 
 class ImageFormat(StrEnum):
@@ -16,6 +16,8 @@ class ImageFormat(StrEnum):
 
     JPEG = "jpeg"
     PNG = "png"
+    DICOM = "dicom"
+    """Read only: outputs are JPEG or PNG."""
 
     @property
     def pillow_name(self) -> str:
@@ -23,12 +25,19 @@ class ImageFormat(StrEnum):
         return _PILLOW_NAMES[self]
 
 
-_PILLOW_NAMES = {ImageFormat.JPEG: "JPEG", ImageFormat.PNG: "PNG"}
+_PILLOW_NAMES = {ImageFormat.JPEG: "JPEG", ImageFormat.PNG: "PNG", ImageFormat.DICOM: "DICOM"}
+
+OUTPUT_FORMATS = (ImageFormat.JPEG, ImageFormat.PNG)
+"""The formats images are written in."""
 
 # SOI followed by the first byte of the next marker: every JPEG (JFIF, EXIF,
 # Adobe, raw) starts with FF D8 FF.
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A DICOM file (PS3.10 7.1): a 128-byte preamble, then "DICM". Files without
+# the preamble (pre-1993 ACR-NEMA, or bare datasets) are not taken.
+_DICOM_MAGIC = b"DICM"
+_DICOM_OFFSET = 128
 
 
 def detect_format(data: bytes) -> ImageFormat | None:
@@ -38,7 +47,7 @@ def detect_format(data: bytes) -> ImageFormat | None:
     still be truncated or corrupt.
 
     Args:
-        data: The file's bytes (a prefix of at least 8 bytes is enough).
+        data: The file's bytes (a prefix of at least 132 bytes is enough).
 
     Returns:
         The format, or None for anything else (including empty input).
@@ -47,4 +56,6 @@ def detect_format(data: bytes) -> ImageFormat | None:
         return ImageFormat.JPEG
     if data.startswith(_PNG_MAGIC):
         return ImageFormat.PNG
+    if data.startswith(_DICOM_MAGIC, _DICOM_OFFSET):
+        return ImageFormat.DICOM
     return None

@@ -6,7 +6,8 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from datathon_etl.framework.images.formats import ImageFormat
+from datathon_etl.framework.images.dicom import DicomOptions, MultiFrame, Window
+from datathon_etl.framework.images.formats import OUTPUT_FORMATS, ImageFormat
 from datathon_etl.framework.images.transform import DEFAULT_MAX_PIXELS, Aspect, ImageSpec
 
 __all__ = ["ImageOptions", "image_spec_from_options"]
@@ -38,7 +39,7 @@ class ImageOptions(PipelineOptions):
         )
         group.add_argument(
             "--output_image_format",
-            choices=[f.value for f in ImageFormat],
+            choices=[f.value for f in OUTPUT_FORMATS],
             default=None,
             help="Encoding of the output images (default: jpeg).",
         )
@@ -61,6 +62,43 @@ class ImageOptions(PipelineOptions):
             default=DEFAULT_MAX_PIXELS,
             help="Images with more pixels are quarantined before they are decoded "
             f"(decompression bombs; default: {DEFAULT_MAX_PIXELS}).",
+        )
+        group.add_argument(
+            "--output_bit_depth",
+            type=int,
+            choices=(8, 16),
+            default=8,
+            help="8 (default) or 16: 16-bit grayscale PNG, keeping the precision of "
+            "16-bit PNG and DICOM sources (needs --output_image_format png, 1 channel).",
+        )
+        dicom = parser.add_argument_group("DICOM input")
+        dicom.add_argument(
+            "--dicom_window",
+            choices=[w.value for w in Window],
+            default=Window.STORED.value,
+            help="The VOI window of grey DICOM images: stored (the file's VOI LUT or "
+            "first window, min-max where it has none; default), fixed "
+            "(--dicom_window_center and --dicom_window_width) or minmax (each "
+            "image's own range).",
+        )
+        dicom.add_argument(
+            "--dicom_window_center",
+            type=float,
+            default=None,
+            help="The fixed window's centre, in modality units (HU for CT).",
+        )
+        dicom.add_argument(
+            "--dicom_window_width",
+            type=float,
+            default=None,
+            help="The fixed window's width, in modality units (> 1).",
+        )
+        dicom.add_argument(
+            "--dicom_multi_frame",
+            choices=[m.value for m in MultiFrame],
+            default=MultiFrame.REFUSE.value,
+            help="Files of several frames: refuse (quarantined as multi_frame; default) "
+            "or take the first frame.",
         )
 
 
@@ -105,6 +143,13 @@ def image_spec_from_options(
             jpeg_quality=image.jpeg_quality,
             aspect=Aspect(image.aspect),
             max_pixels=image.max_pixels,
+            bit_depth=image.output_bit_depth,
+            dicom=DicomOptions(
+                window=image.dicom_window,
+                window_center=image.dicom_window_center,
+                window_width=image.dicom_window_width,
+                multi_frame=image.dicom_multi_frame,
+            ),
         )
     except (ValueError, TypeError) as error:
         raise ValueError(f"image flags: {error}") from error

@@ -46,7 +46,8 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from datathon_etl.framework.images.formats import ImageFormat, detect_format
+from datathon_etl.framework.images.dicom import DicomError, DicomOptions, read_dicom
+from datathon_etl.framework.images.formats import OUTPUT_FORMATS, ImageFormat, detect_format
 from datathon_etl.framework.quarantine import Reason
 
 __all__ = [
@@ -88,6 +89,18 @@ def _optional_format(value: str | None) -> ImageFormat | None:
     return None if value is None else ImageFormat(value)
 
 
+def _output_format(_instance: object, _attribute: object, value: ImageFormat) -> None:
+    if value not in OUTPUT_FORMATS:
+        raise ValueError(f"images are written as JPEG or PNG, not {value}")
+
+
+def _bit_depth(instance: ImageSpec, _attribute: object, value: int) -> None:
+    if value not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {value!r}")
+    if value == 16 and (instance.format is not ImageFormat.PNG or instance.channels != 1):
+        raise ValueError("16-bit output is grayscale PNG only (format png, 1 channel)")
+
+
 @attrs.frozen
 class ImageSpec:
     """What `transform_image` produces.
@@ -106,13 +119,18 @@ class ImageSpec:
             applies on top: raising this above it warns (``DecompressionBombWarning``)
             and above twice that is refused too.
         source_format: The only input format accepted (others are refused
-            as `Reason.WRONG_IMAGE_FORMAT`); None: JPEG and PNG.
+            as `Reason.WRONG_IMAGE_FORMAT`); None: JPEG, PNG and DICOM.
+        bit_depth: 8, or 16 for 16-bit grayscale PNG (wide sources keep their
+            precision; 8-bit ones are scaled by 257).
+        dicom: How DICOM pixels become a picture (window, multi-frame).
     """
 
     height: int = attrs.field(validator=_positive)
     width: int = attrs.field(validator=_positive)
     channels: int = attrs.field(default=1, validator=attrs.validators.in_((1, 3)))
-    format: ImageFormat = attrs.field(default=ImageFormat.JPEG, converter=ImageFormat)
+    format: ImageFormat = attrs.field(
+        default=ImageFormat.JPEG, converter=ImageFormat, validator=_output_format
+    )
     jpeg_quality: int = attrs.field(
         default=95,
         validator=[_positive, attrs.validators.le(100)],
@@ -120,6 +138,8 @@ class ImageSpec:
     aspect: Aspect = attrs.field(default=Aspect.STRETCH, converter=Aspect)
     max_pixels: int = attrs.field(default=DEFAULT_MAX_PIXELS, validator=_positive)
     source_format: ImageFormat | None = attrs.field(default=None, converter=_optional_format)
+    bit_depth: int = attrs.field(default=8, validator=_bit_depth)
+    dicom: DicomOptions = attrs.field(factory=DicomOptions)
 
 
 class ImageError(Exception):
@@ -174,29 +194,33 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
     source_format = detect_format(data)
     if source_format is None:
         raise ImageError(
-            Reason.NOT_AN_IMAGE, f"no JPEG or PNG signature (starts with {data[:8].hex()})"
+            Reason.NOT_AN_IMAGE, f"no JPEG, PNG or DICOM signature (starts with {data[:8].hex()})"
         )
     if spec.source_format not in (None, source_format):
         raise ImageError(
             Reason.WRONG_IMAGE_FORMAT, f"{source_format} bytes, expected {spec.source_format}"
         )
-    source = _open(data, source_format, spec)
-    # Geometry from the header's size, so that a scaled JPEG decode gives the
-    # same output size as a full one.
-    box = _source_box(source.width, source.height, spec)
-    size = _resized_size(source.width, source.height, spec)
-    if source_format is ImageFormat.JPEG:
-        image, box = _decode_jpeg(data, source, box, size, spec.channels)
-        value_range = None
+    if source_format is ImageFormat.DICOM:
+        image, value_range = _decode_dicom(data, spec)
     else:
-        image, value_range = _load(source, len(data), spec.channels)
-    if image.size != size or box != (0.0, 0.0, float(image.width), float(image.height)):
-        image = image.resize(size, _RESAMPLE, box=box)
-    if value_range is not None:
-        image = _to_8bit(image, value_range)
+        source = _open(data, source_format, spec)
+        # Geometry from the header's size, so that a scaled JPEG decode gives the
+        # same output size as a full one.
+        box = _source_box(source.width, source.height, spec)
+        size = _resized_size(source.width, source.height, spec)
+        if source_format is ImageFormat.JPEG:
+            image, box = _decode_jpeg(data, source, box, size, spec.channels)
+            value_range = None
+        else:
+            image, value_range = _load(source, len(data), spec.channels)
+        if image.size != size or box != (0.0, 0.0, float(image.width), float(image.height)):
+            image = image.resize(size, _RESAMPLE, box=box)
+    image = _quantise(image, value_range, spec.bit_depth)
     if spec.channels == 3 and image.mode != "RGB":
         # Grey is replicated after the resize: a third of the filtering work.
         image = image.convert("RGB")
+    elif spec.channels == 1 and image.mode == "RGB":
+        image = image.convert("L")
     if image.size != (spec.width, spec.height):
         canvas = Image.new(image.mode, (spec.width, spec.height), 0)
         canvas.paste(image, ((spec.width - image.width) // 2, (spec.height - image.height) // 2))
@@ -219,7 +243,12 @@ def _open(data: bytes, source_format: ImageFormat, spec: ImageSpec) -> ImageFile
         raise
     except Exception as error:
         raise _decode_error(error) from error
-    width, height = image.size
+    _check_size(image.width, image.height, source_format, spec)
+    return image
+
+
+def _check_size(width: int, height: int, source_format: ImageFormat, spec: ImageSpec) -> None:
+    """Refuses an empty or too large image by its header, before any pixel is decoded."""
     if width < 1 or height < 1:
         raise ImageError(Reason.UNDECODABLE_IMAGE, f"{source_format} header says {width}x{height}")
     if width * height > spec.max_pixels:
@@ -227,7 +256,23 @@ def _open(data: bytes, source_format: ImageFormat, spec: ImageSpec) -> ImageFile
             Reason.TOO_MANY_PIXELS,
             f"{width}x{height} = {width * height} pixels > max_pixels {spec.max_pixels}",
         )
-    return image
+
+
+def _decode_dicom(data: bytes, spec: ImageSpec) -> tuple[Image.Image, tuple[float, float] | None]:
+    """Decodes a DICOM file's picture at the output size (see `dicom`).
+
+    Returns:
+        The image (F in 0..1 for grey, RGB for colour) and, for F, its range.
+    """
+    try:
+        source = read_dicom(data, spec.dicom)
+        _check_size(source.width, source.height, ImageFormat.DICOM, spec)
+        box = _source_box(source.width, source.height, spec)
+        size = _resized_size(source.width, source.height, spec)
+        image, grey = source.render(box, size, spec.dicom, precise=spec.bit_depth == 16)
+    except DicomError as error:
+        raise ImageError(error.reason, error.detail) from error
+    return image, ((0.0, 1.0) if grey else None)
 
 
 def _load(
@@ -376,15 +421,28 @@ def _on_black(image: Image.Image) -> Image.Image:
     return canvas
 
 
-def _to_8bit(image: Image.Image, value_range: tuple[float, float]) -> Image.Image:
-    """Scales an F image from value_range to 0..255 (a constant image to 0)."""
+def _quantise(
+    image: Image.Image, value_range: tuple[float, float] | None, bit_depth: int
+) -> Image.Image:
+    """Scales an F image from value_range to 0..255 or 0..65535 (a constant image to 0).
+
+    An 8-bit (L or RGB) image stays as it is for 8-bit output; for 16-bit
+    output its grey is scaled by 257 (255 -> 65535).
+    """
+    top = 255.0 if bit_depth == 8 else 65535.0
+    if value_range is None:
+        if bit_depth == 8:
+            return image
+        grey = np.asarray(image.convert("L") if image.mode != "L" else image, dtype=np.uint16)
+        return Image.fromarray(grey * np.uint16(257))
     low, high = value_range
     samples = np.asarray(image, dtype=np.float32)
     if high > low:
-        samples = (samples - np.float32(low)) * np.float32(255.0 / (high - low))
+        samples = (samples - np.float32(low)) * np.float32(top / (high - low))
     else:
         samples = np.zeros_like(samples)
-    return Image.fromarray(np.clip(samples + 0.5, 0.0, 255.0).astype(np.uint8))
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return Image.fromarray(np.clip(samples + 0.5, 0.0, top).astype(dtype))
 
 
 def _encode(image: Image.Image, spec: ImageSpec) -> bytes:
