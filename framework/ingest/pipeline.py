@@ -28,6 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
+from datathon_etl.framework.card import CardError, CardOptions, remove_card, write_card
 from datathon_etl.framework.flags import parse_flags, resolve_output_dir
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
@@ -70,6 +71,7 @@ from datathon_etl.framework.manifest import (
 )
 from datathon_etl.framework.output_folders import check_apart, claim_outputs, guarded
 from datathon_etl.framework.preflight import check_cloud_resources
+from datathon_etl.framework.provenance import RunClock, describe_files
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
 from datathon_etl.framework.sources.options import (
@@ -409,6 +411,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
 
 
 def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
+    clock = RunClock([*prog.split(), *(sys.argv[1:] if argv is None else argv)])
     try:
         options = parse_flags(
             prog,
@@ -424,6 +427,7 @@ def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
                 OutputOptions,
                 TableOutputOptions,
                 ImageOptions,
+                CardOptions,
             ],
             argv,
             required=["input_csv"],
@@ -438,6 +442,7 @@ def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
     if not dry_run:  # a dry run builds the job and leaves the outputs alone
         claim_outputs(_output_folders(job))
         job.layout.prepare()
+        remove_card(job.layout.output_dir)  # an earlier run's card may not pass for this one's
         if job.tfrecord_dir:
             prepare_folders(job.tfrecord_dir, spec.partitions)
     folders = f", {len(job.prefixes)} image folder(s)" if job.prefixes else ""
@@ -464,6 +469,10 @@ def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
         "output_tfrecord_dir": job.tfrecord_dir,
         "output_table": job.table,
         "image": attrs.asdict(job.image),
+        "declaration": spec.declaration,
+        "inputs": describe_files(
+            [*job.tars, *job.csvs, *(uri for uris in job.tables.values() for uri in uris)]
+        ),
     }
     if spec.study_labels is not None and no_counts_reason(options) is None:
         parameters.update(_study_report(job, prog))
@@ -471,13 +480,33 @@ def _run(spec: IngestSpec, prog: str, argv: Sequence[str] | None) -> int:
         finish_folders(job.tfrecord_dir)
         shard_folders = [f"{job.tfrecord_dir}/{name}" for name in spec.partitions]
         parameters[TFRECORD_SHARDS] = shard_counts(shard_folders, job.tfrecord_dir)
-    return finish_run(
+    parameters["run"] = clock.record()
+    code = finish_run(
         job.layout,
         f"{spec.dataset} ingest",
         max_bad_fraction=max_bad_fraction,
         parameters=parameters,
         options=options,
     )
+    if no_counts_reason(options) is None:
+        _card(job, prog, options.view_as(CardOptions))
+    return code
+
+
+def _card(job: IngestJob, prog: str, options: CardOptions) -> None:
+    """Writes the run's data card, if wanted and the run wrote a manifest.
+
+    A card that cannot be made is one line on stderr; the run's exit code
+    stays what its outputs deserve.
+    """
+    if options.no_card or not FileSystems.exists(job.layout.manifest_uri):
+        return
+    try:
+        written = write_card(job.layout.output_dir, images=not options.card_without_images)
+    except CardError as e:
+        print(f"{prog}: no data card: {e}", file=sys.stderr)
+        return
+    print(f"{prog}: data card {written}", flush=True)
 
 
 def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:

@@ -53,6 +53,7 @@ SPEC = IngestSpec(
     feature_specs=features.SPECS,
     key_type=ImageKey,
     labels_type=Labels,
+    declaration="datathon_etl.datasets.mimic_cxr",
 )
 
 

@@ -55,6 +55,7 @@ SPEC = IngestSpec(
     feature_specs=features.SPECS,
     key_type=ImageKey,
     labels_type=Labels,
+    declaration="datathon_etl.datasets.mimic_cxr_jpg",
     study_labels=StudyLabels(
         tables=(
             ImageTable(

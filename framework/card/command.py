@@ -1,0 +1,110 @@
+"""`datathon-etl card OUTPUT_DIR`: a run's data card, ``<output_dir>/_card.html``.
+
+Also called at the end of every data set's ingestion (`write_card`), unless
+``--no_card``. The card is one self-contained HTML page (no script, nothing
+fetched when opened) made from the run's manifest, its quarantine, its
+labels table (DuckDB, or BigQuery for a Dataflow run) and its resized
+images; see `datathon_etl.framework.card.content` for what it holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import duckdb
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from datathon_etl.framework.card.content import gather
+from datathon_etl.framework.card.page import render
+from datathon_etl.framework.cli import version
+from datathon_etl.framework.manifest import EXIT_OK, EXIT_USAGE
+
+__all__ = ["CARD_NAME", "CardError", "main", "remove_card", "write_card"]
+
+CARD_NAME = "_card.html"
+"""The card's file name under ``--output_dir``."""
+PROG = "datathon-etl card"
+
+
+class CardError(Exception):
+    """The card cannot be made: one line saying why and what to do."""
+
+
+def write_card(output_dir: str, *, images: bool = True, output: str | None = None) -> str:
+    """Writes the card of the run in ``output_dir``; returns where.
+
+    Args:
+        output_dir: The run's ``--output_dir`` (local or ``gs://``).
+        images: Whether to embed thumbnails of the resized images.
+        output: Where to write it (default ``<output_dir>/_card.html``).
+
+    Raises:
+        CardError: No finished run there, its declaration or labels table
+            cannot be read, or an image or the card cannot be read or written.
+    """
+    output_dir = output_dir.rstrip("/") or "/"
+    target = output or f"{output_dir}/{CARD_NAME}"
+    try:
+        page = render(gather(output_dir, images=images))
+    except (ValueError, OSError, duckdb.Error) as e:
+        raise CardError(" ".join(str(e).split())) from e
+    # Written beside, then renamed: a card is complete or absent.
+    partial = f"{target}.partial"
+    try:
+        with FileSystems.create(partial, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.write(page.encode("utf-8"))
+        if FileSystems.exists(target):
+            FileSystems.delete([target])
+        FileSystems.rename([partial], [target])
+    except (OSError, BeamIOError) as e:
+        raise CardError(f"cannot write {target}: {' '.join(str(e).split())}") from e
+    return target
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, as every command's usage errors.
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}; see --help\n")
+
+
+def remove_card(output_dir: str) -> None:
+    """Removes the card of an earlier run in ``output_dir``, if any (a run starting there)."""
+    target = f"{output_dir}/{CARD_NAME}"
+    if FileSystems.exists(target):
+        FileSystems.delete([target])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``datathon-etl card``; returns the exit code."""
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Write the data card of a data set's ingestion: one self-contained HTML page "
+            f"(<output_dir>/{CARD_NAME}) with the run's command, versions and inputs, counts "
+            "per split and view, label values per split, metadata distributions, the patient "
+            "leakage check, the quarantine, thumbnails and the data dictionary."
+        ),
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"datathon-etl {version()}")
+    parser.add_argument("output_dir", metavar="OUTPUT_DIR", help="the ingestion's --output_dir")
+    parser.add_argument(
+        "--without_images",
+        action="store_true",
+        help="leave the thumbnails out (a card shared beyond those allowed to see the data)",
+    )
+    parser.add_argument(
+        "--output", default=None, help=f"where to write it (OUTPUT_DIR/{CARD_NAME})"
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        written = write_card(args.output_dir, images=not args.without_images, output=args.output)
+    except CardError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{PROG}: {written}")
+    return EXIT_OK
