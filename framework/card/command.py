@@ -67,8 +67,8 @@ def write_card(output_dir: str, *, images: bool = True, output: str | None = Non
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        # One line, as every command's usage errors.
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}; see --help\n")
+        # Reported by `main` in one line, as every command's usage errors.
+        raise CardError(f"{message}; see --help")
 
 
 def remove_card(output_dir: str) -> None:
@@ -100,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--output", default=None, help=f"where to write it (OUTPUT_DIR/{CARD_NAME})"
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
         written = write_card(args.output_dir, images=not args.without_images, output=args.output)
     except CardError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
