@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from datathon_etl.datasets.mimic_cxr.demo import ingest_args
 from datathon_etl.datasets.mimic_cxr.schema import Finding, Split, View
 from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
 from datathon_etl.framework.card import CARD_NAME
+from datathon_etl.framework.card.command import LEADERBOARD_NAME
 from datathon_etl.framework.card.content import THUMBNAILS_PER_GROUP
 from datathon_etl.framework.cli import main as cli
 from datathon_etl.framework.cli import version
@@ -363,3 +366,72 @@ def test_the_dictionary_lists_every_column_of_the_table(page, demo):
     columns = [row[1] for row in _cells(page, "#dictionary-table tr[data-column]")]
     assert columns == list(_labels(demo)[0])
     assert "3 = positive" in page.inner_text("#dictionary-table tr[data-column='edema']")
+
+
+@pytest.fixture(scope="module")
+def leaderboard(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two teams' random predictions of the demo's valid split, scored by `evaluate`, as a page."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datathon_etl.generated.mimic_cxr.arrow_schema import PREDICTIONS
+    from datathon_etl.generated.mimic_cxr.evaluate import main as evaluate
+
+    teams = tmp_path_factory.mktemp("teams")
+    valid = [r for r in _labels(demo) if r["dataset"] == Split.VALID]
+    for seed, team in enumerate(("alpha", "beta")):
+        rng = random.Random(seed)
+        rows = [
+            {name: row[name] if name in _IDS else rng.gauss(0, 1) for name in PREDICTIONS.names}
+            for row in valid
+        ]
+        pq.write_table(pa.Table.from_pylist(rows, schema=PREDICTIONS), teams / f"{team}.parquet")
+    database = demo / "tables.duckdb"
+    args = ["--submissions", str(teams), "--labels_db", str(database), "--split", "valid"]
+    assert evaluate([*args, "--min_positives", "1", "--bootstrap_samples", "50"]) == 0
+    assert cli(["card", "--leaderboard", f"{database}:mimic_cxr_leaderboard"]) == 0
+    return demo / LEADERBOARD_NAME
+
+
+_IDS = ("patient", "study", "image", "view", "dataset", "path")
+
+
+def test_the_leaderboard_page_shows_the_table_in_chromium(leaderboard, demo, chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with duckdb.connect(str(demo / "tables.duckdb"), read_only=True) as con:
+        table = con.sql("SELECT * FROM mimic_cxr_leaderboard").to_arrow_table().to_pylist()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            opened = Opened(browser.new_page())
+            opened.tab.on("console", opened.on_console)
+            opened.tab.on("request", lambda request: opened.requested.append(request.url))
+            opened.tab.goto(leaderboard.as_uri(), wait_until="load")
+            opened.tab.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
+            ranking = _cells(opened.tab, "#ranking tr[data-team]")
+            scores = opened.tab.eval_on_selector_all(
+                "table.team td[data-measure='auroc']",
+                "tds => tds.map(td => [td.closest('table').dataset.team,"
+                " td.closest('tr').dataset.label, td.textContent])",
+            )
+            (marks,) = opened.tab.eval_on_selector_all(
+                "figure.chart",
+                "fs => fs.map(f => [Number(f.dataset.marks),"
+                " f.querySelectorAll(`[id^='${f.id}-mark-']`).length])",
+            )
+        finally:
+            browser.close()
+    assert opened.errors == []
+    assert opened.requested == [leaderboard.as_uri()]
+    means = sorted((r for r in table if r["label"] is None), key=lambda r: r["rank"])
+    assert [(int(rank), team, score) for rank, team, score, *_ in ranking] == [
+        (r["rank"], r["team"], f"{r['auroc']:.3f}") for r in means
+    ]
+    labelled = [r for r in table if r["label"] is not None]
+    assert sorted(map(tuple, scores)) == sorted(
+        (r["team"], r["label"], "n/a" if r["auroc"] is None else f"{r['auroc']:.3f}")
+        for r in labelled
+    )
+    shown, drawn = marks
+    assert shown == drawn == sum(1 for r in labelled if r["auroc"] is not None)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from datathon_etl.framework.card import stats
-from datathon_etl.framework.card.tables import LabelsTable, open_labels
+from datathon_etl.framework.card.tables import QueryTable, open_table
 from datathon_etl.framework.tables import DuckDBTable, query_bigquery
 
 SCHEMA = pa.schema(
@@ -73,7 +73,7 @@ ROWS = _rows()
 
 
 @pytest.fixture(params=["duckdb", "bigquery"])
-def table(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LabelsTable]:
+def table(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[QueryTable]:
     """The rows as a labels table in DuckDB, or in the BigQuery emulator."""
     if request.param == "duckdb":
         database = str(tmp_path / "tables.duckdb")
@@ -81,7 +81,7 @@ def table(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LabelsTable
             arrow = pa.Table.from_pylist(ROWS, schema=SCHEMA)
             con.register("arrow_rows", arrow)
             con.execute("CREATE TABLE labels AS SELECT * FROM arrow_rows")
-        with open_labels(DuckDBTable(database, "labels")) as opened:
+        with open_table(DuckDBTable(database, "labels")) as opened:
             yield opened
         return
     bigquery = request.getfixturevalue("bigquery")
@@ -96,7 +96,7 @@ def table(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[LabelsTable
         rows: list[dict[str, Any]] = query_bigquery(sql).to_pylist()
         return rows
 
-    yield LabelsTable(name, run)
+    yield QueryTable(name, run)
 
 
 def _literal(value: Any, type_: pa.DataType) -> str:

@@ -11,7 +11,8 @@ embedded defaults (local files, DuckDB):
    into a team's predictions file (``teams/small_cnn.duckdb``);
 4. ``datathon-etl mimic_cxr evaluate``: the teams folder scored against the
    valid split's labels: per-label and mean AUROC with bootstrap intervals,
-   a leaderboard printed and written as a table beside the labels.
+   a leaderboard printed and written as a table beside the labels, and as a
+   page (``datathon-etl card --leaderboard``).
 
 Everything lands under ``demo-output/``. The labels are random, so expect
 AUROCs near 0.5: the point is the path, not the model.
@@ -97,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code != 0:
         print(f"demo: evaluation failed with exit code {code}", file=sys.stderr)
         return code
+    from datathon_etl.framework.card import CardError
+    from datathon_etl.framework.card.command import write_leaderboard_page
+
+    try:
+        leaderboard = write_leaderboard_page(f"{database}:mimic_cxr_leaderboard")
+    except CardError as e:
+        print(f"demo: no leaderboard page: {e}", file=sys.stderr)
+        return 1
     print(
         "demo: (SYNTHETIC random labels: AUROCs near 0.5 are expected)\n"
         "demo: outputs\n"
@@ -107,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  trained model      {model}\n"
         f"  manifests          {out / '_manifest.json'}, {args.out / 'infer' / '_manifest.json'}\n"
         f"  data card          {out / '_card.html'} (open it in a browser)\n"
+        f"  leaderboard page   {leaderboard}\n"
         f"demo: done in {time.monotonic() - started:.0f} s"
     )
     return 0

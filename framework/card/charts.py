@@ -18,7 +18,7 @@ import attrs
 import matplotlib
 from matplotlib.figure import Figure
 
-__all__ = ["Chart", "grouped_bars", "histogram_bars", "stacked_shares"]
+__all__ = ["Chart", "grouped_bars", "histogram_bars", "interval_bars", "stacked_shares"]
 
 
 def _style() -> contextlib.AbstractContextManager[None]:
@@ -162,3 +162,40 @@ def _svg(figure: Figure) -> str:
     figure.savefig(out, format="svg", metadata={"Date": None})
     text = out.getvalue()
     return text[text.index("<svg") :]
+
+
+def interval_bars(
+    name: str,
+    rows: Sequence[str],
+    series: Mapping[str, Sequence[tuple[float, float | None, float | None] | None]],
+    *,
+    xlabel: str,
+) -> Chart:
+    """Horizontal bars with interval whiskers: per row one bar per series (None: no bar)."""
+    with _style():
+        figure = Figure(figsize=(7.0, 0.9 + 0.2 * len(rows) * max(1, len(series))))
+        axes = figure.add_subplot()
+        height = 0.8 / max(1, len(series))
+        marks = 0
+        for s, (label, values) in enumerate(series.items()):
+            shown = [(r, v) for r, v in enumerate(values) if v is not None]
+            positions = [r + (s - (len(series) - 1) / 2) * height for r, _ in shown]
+            widths = [v[0] for _, v in shown]
+            errors = [
+                [v[0] - v[1] if v[1] is not None else 0.0 for _, v in shown],
+                [v[2] - v[0] if v[2] is not None else 0.0 for _, v in shown],
+            ]
+            bars = axes.barh(
+                positions, widths, height, xerr=errors, label=label, color=colour(label, s + 1)
+            )
+            for bar in bars:
+                bar.set_gid(f"{name}-mark-{marks}")
+                marks += 1
+        axes.set_yticks(range(len(rows)), list(rows))
+        axes.invert_yaxis()
+        axes.set_xlim(0, 1)
+        axes.axvline(0.5, color="#999999", linewidth=0.8, linestyle="--")
+        axes.set_xlabel(xlabel)
+        if len(series) > 1:
+            axes.legend(frameon=False, fontsize=7, loc="lower left", bbox_to_anchor=(1.0, 0.0))
+        return Chart(name, _svg(figure), marks)

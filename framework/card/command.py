@@ -1,5 +1,8 @@
 """`datathon-etl card OUTPUT_DIR`: a run's data card, ``<output_dir>/_card.html``.
 
+``datathon-etl card --leaderboard TABLE`` writes the page of a leaderboard
+table instead (`evaluate`'s ``--output_table``).
+
 Also called at the end of every data set's ingestion (`write_card`), unless
 ``--no_card``. The card is one self-contained HTML page (no script, nothing
 fetched when opened) made from the run's manifest, its quarantine, its
@@ -10,6 +13,7 @@ images; see `datathon_etl.framework.card.content` for what it holds.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -19,14 +23,27 @@ from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.framework.card.content import gather
-from datathon_etl.framework.card.page import render
+from datathon_etl.framework.card.leaderboard import read_leaderboard
+from datathon_etl.framework.card.page import render, render_leaderboard
+from datathon_etl.framework.card.tables import open_table
 from datathon_etl.framework.cli import version
 from datathon_etl.framework.manifest import EXIT_OK, EXIT_USAGE
+from datathon_etl.framework.tables import DuckDBTable, parse_table_spec
 
-__all__ = ["CARD_NAME", "CardError", "main", "remove_card", "write_card"]
+__all__ = [
+    "CARD_NAME",
+    "LEADERBOARD_NAME",
+    "CardError",
+    "main",
+    "remove_card",
+    "write_card",
+    "write_leaderboard_page",
+]
 
 CARD_NAME = "_card.html"
 """The card's file name under ``--output_dir``."""
+LEADERBOARD_NAME = "_leaderboard.html"
+"""The leaderboard page's file name, beside the leaderboard's DuckDB file."""
 PROG = "datathon-etl card"
 
 
@@ -52,7 +69,41 @@ def write_card(output_dir: str, *, images: bool = True, output: str | None = Non
         page = render(gather(output_dir, images=images))
     except (ValueError, OSError, duckdb.Error) as e:
         raise CardError(" ".join(str(e).split())) from e
-    # Written beside, then renamed: a card is complete or absent.
+    _write(target, page)
+    return target
+
+
+def write_leaderboard_page(table: str, *, output: str | None = None) -> str:
+    """Writes the page of the leaderboard table ``table`` (`evaluate`'s --output_table).
+
+    Returns:
+        Where it was written.
+
+    Raises:
+        CardError: The table cannot be read, or the page written; a BigQuery
+            table without ``output``.
+    """
+    try:
+        spec = parse_table_spec(table)
+    except ValueError as e:
+        raise CardError(f"--leaderboard: {e}") from e
+    if output is not None:
+        target = output
+    elif isinstance(spec, DuckDBTable):
+        target = os.path.join(os.path.dirname(spec.database) or ".", LEADERBOARD_NAME)
+    else:
+        raise CardError(f"--leaderboard {table}: a BigQuery table needs --output FILE")
+    try:
+        with open_table(spec) as opened:
+            page = render_leaderboard(read_leaderboard(opened, str(spec)))
+    except (ValueError, OSError, duckdb.Error) as e:
+        raise CardError(" ".join(str(e).split())) from e
+    _write(target, page)
+    return target
+
+
+def _write(target: str, page: str) -> None:
+    # Written beside, then renamed: a page is complete or absent.
     partial = f"{target}.partial"
     try:
         with FileSystems.create(partial, compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -62,7 +113,6 @@ def write_card(output_dir: str, *, images: bool = True, output: str | None = Non
         FileSystems.rename([partial], [target])
     except (OSError, BeamIOError) as e:
         raise CardError(f"cannot write {target}: {' '.join(str(e).split())}") from e
-    return target
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,7 +141,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"datathon-etl {version()}")
-    parser.add_argument("output_dir", metavar="OUTPUT_DIR", help="the ingestion's --output_dir")
+    parser.add_argument(
+        "output_dir", metavar="OUTPUT_DIR", nargs="?", help="the ingestion's --output_dir"
+    )
+    parser.add_argument(
+        "--leaderboard",
+        metavar="TABLE",
+        default=None,
+        help=(
+            "instead, the page of the leaderboard table `evaluate` wrote (its --output_table: "
+            f"file.duckdb:table or project:dataset.table), to {LEADERBOARD_NAME} beside the "
+            "DuckDB file or to --output"
+        ),
+    )
     parser.add_argument(
         "--without_images",
         action="store_true",
@@ -102,7 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-        written = write_card(args.output_dir, images=not args.without_images, output=args.output)
+        if (args.output_dir is None) == (args.leaderboard is None):
+            raise CardError("give OUTPUT_DIR or --leaderboard TABLE (one of them); see --help")
+        if args.leaderboard is not None:
+            written = write_leaderboard_page(args.leaderboard, output=args.output)
+        else:
+            written = write_card(
+                args.output_dir, images=not args.without_images, output=args.output
+            )
     except CardError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -22,7 +22,7 @@ from datathon_etl.framework.card.run_files import (
     read_manifest,
     read_quarantine,
 )
-from datathon_etl.framework.card.tables import LabelsTable, open_labels
+from datathon_etl.framework.card.tables import QueryTable, open_table
 from datathon_etl.framework.card.thumbnails import thumbnail_uri
 from datathon_etl.framework.manifest import TFRECORD_SHARDS, Manifest
 from datathon_etl.framework.schema import Column, Dataset, DatasetIR, read_dataset
@@ -193,7 +193,7 @@ def gather(output_dir: str, *, images: bool = True) -> Card:
         str(parameters.get("output_table") or ir.labels_table.name),
         default_database=f"{output_dir}/tables.duckdb",
     )
-    with open_labels(table_spec) as table:
+    with open_table(table_spec) as table:
         return _gather(output_dir, manifest, ir, table, str(table_spec), images=images)
 
 
@@ -201,7 +201,7 @@ def _gather(
     output_dir: str,
     manifest: Manifest,
     ir: DatasetIR,
-    table: LabelsTable,
+    table: QueryTable,
     table_name: str,
     *,
     images: bool,
@@ -266,7 +266,7 @@ def _split_view(split: Column | None, view: Column | None, group: Sequence[Any])
     )
 
 
-def _leakage(table: LabelsTable, patient: str | None, split: Column | None) -> stats.Leakage | None:
+def _leakage(table: QueryTable, patient: str | None, split: Column | None) -> stats.Leakage | None:
     if patient is None or split is None:
         return None
     found = stats.leakage(table, patient=patient, split=split.name)
@@ -289,7 +289,7 @@ def _counts_chart(
     return charts.grouped_bars("counts", list(views), series, ylabel="images")
 
 
-def _prevalence(table: LabelsTable, ir: DatasetIR) -> list[CodeTable]:
+def _prevalence(table: QueryTable, ir: DatasetIR) -> list[CodeTable]:
     """Per split (and overall when no split is declared): each coded label's values."""
     labels = [c for c in ir.labels.columns if _coded(c)]
     if not labels:
@@ -332,7 +332,7 @@ def _order(value: Any) -> tuple[bool, Any]:
     return value is None, value
 
 
-def _distributions(table: LabelsTable, ir: DatasetIR) -> list[Distribution]:
+def _distributions(table: QueryTable, ir: DatasetIR) -> list[Distribution]:
     """The declared columns that are not roles nor coded labels: values per split."""
     roles = {c.name for c in (ir.split, ir.view, ir.patient, ir.study) if c is not None}
     columns = [c for c in ir.key.columns if c.name not in roles]
@@ -396,7 +396,7 @@ def _thumbnails_note(manifest: Manifest, images: bool) -> str:
     return ""
 
 
-def _thumbnails(table: LabelsTable, manifest: Manifest, ir: DatasetIR) -> list[Thumbnails]:
+def _thumbnails(table: QueryTable, manifest: Manifest, ir: DatasetIR) -> list[Thumbnails]:
     folder = _jpg_dir(manifest)
     if folder is None:
         return []

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from datathon_etl.framework.card.tables import LabelsTable
+from datathon_etl.framework.card.tables import QueryTable
 
 __all__ = [
     "GroupCounts",
@@ -49,7 +49,7 @@ class GroupCounts:
 
 
 def group_counts(
-    table: LabelsTable,
+    table: QueryTable,
     by: Sequence[str],
     *,
     patient: str | None = None,
@@ -96,7 +96,7 @@ class ValueCounts:
     counts: dict[tuple[Any, Any], int]
 
 
-def value_counts(table: LabelsTable, column: str, *, by: str | None = None) -> ValueCounts:
+def value_counts(table: QueryTable, column: str, *, by: str | None = None) -> ValueCounts:
     """Counts each value of ``column``, per value of ``by`` if given (the split)."""
     group = by or "CAST(NULL AS STRING)"
     keys = f"{by}, {column}" if by else column
@@ -107,7 +107,7 @@ def value_counts(table: LabelsTable, column: str, *, by: str | None = None) -> V
     return ValueCounts(column, {(row["grp"], row["val"]): int(row["n"]) for row in rows})
 
 
-def distinct_values(table: LabelsTable, column: str) -> int:
+def distinct_values(table: QueryTable, column: str) -> int:
     """How many distinct values ``column`` holds (NULL counts as one)."""
     (row,) = table.query(
         f"SELECT COUNT(*) AS n FROM (SELECT {column} FROM {table.name} GROUP BY {column}) AS v"
@@ -132,7 +132,7 @@ class Histogram:
     nulls: int
 
 
-def histogram(table: LabelsTable, column: str, *, bins: int = 10) -> Histogram:
+def histogram(table: QueryTable, column: str, *, bins: int = 10) -> Histogram:
     """Bins a numeric column's values into ``bins`` equal-width bins."""
     (bounds,) = table.query(
         f"SELECT MIN({column}) AS lo, MAX({column}) AS hi, "
@@ -166,7 +166,7 @@ class Leakage:
     named: tuple[tuple[Any, tuple[Any, ...]], ...]
 
 
-def leakage(table: LabelsTable, *, patient: str, split: str, limit: int = 20) -> Leakage:
+def leakage(table: QueryTable, *, patient: str, split: str, limit: int = 20) -> Leakage:
     """Finds the patients with images in more than one split; names the first ``limit``."""
     leaking = (
         f"SELECT {patient} AS p FROM {table.name} GROUP BY {patient} "
@@ -185,7 +185,7 @@ def leakage(table: LabelsTable, *, patient: str, split: str, limit: int = 20) ->
 
 
 def sample_paths(
-    table: LabelsTable, by: Sequence[str], *, per_group: int
+    table: QueryTable, by: Sequence[str], *, per_group: int
 ) -> dict[tuple[Any, ...], list[str]]:
     """The first ``per_group`` image paths (by path) of each group of ``by`` columns."""
     keys = ", ".join(by)

@@ -1,6 +1,6 @@
-"""The labels table the card's statistics query: DuckDB locally, BigQuery for a Dataflow run.
+"""A table the cards query (labels, leaderboard): DuckDB locally, BigQuery for a Dataflow run.
 
-`open_labels` yields a `LabelsTable`: the table's quoted name and a function
+`open_table` yields a `QueryTable`: the table's quoted name and a function
 that runs one SQL query and returns its rows. The card's queries are written
 in the SQL both engines share (see `datathon_etl.framework.card.stats`), so
 the same text runs on either.
@@ -17,14 +17,14 @@ import attrs
 
 from datathon_etl.framework.tables import BigQueryTable, DuckDBTable, TableSpec, query_bigquery
 
-__all__ = ["LabelsTable", "Query", "open_labels"]
+__all__ = ["Query", "QueryTable", "open_table"]
 
 Query = Callable[[str], list[dict[str, Any]]]
 """Runs one SQL query; returns its rows as dicts."""
 
 
 @attrs.frozen
-class LabelsTable:
+class QueryTable:
     """A table to query.
 
     Attributes:
@@ -37,8 +37,10 @@ class LabelsTable:
 
 
 @contextlib.contextmanager
-def open_labels(table: TableSpec) -> Iterator[LabelsTable]:
+def open_table(table: TableSpec) -> Iterator[QueryTable]:
     """Opens ``table`` for queries (a DuckDB file read-only, on its own connection).
+
+    The tables are the organiser's own (labels, leaderboard), trusted as `evaluate` trusts them.
 
     Raises:
         ValueError: The DuckDB file does not exist. BigQuery's and DuckDB's
@@ -50,12 +52,12 @@ def open_labels(table: TableSpec) -> Iterator[LabelsTable]:
             rows: list[dict[str, Any]] = query_bigquery(sql, project=table.project).to_pylist()
             return rows
 
-        yield LabelsTable(table.sql_name, bigquery)
+        yield QueryTable(table.sql_name, bigquery)
         return
     yield from _duckdb(table)
 
 
-def _duckdb(table: DuckDBTable) -> Iterator[LabelsTable]:
+def _duckdb(table: DuckDBTable) -> Iterator[QueryTable]:
     import duckdb
 
     if not os.path.isfile(table.database):
@@ -66,4 +68,4 @@ def _duckdb(table: DuckDBTable) -> Iterator[LabelsTable]:
             rows: list[dict[str, Any]] = con.sql(sql).to_arrow_table().to_pylist()
             return rows
 
-        yield LabelsTable(table.sql_name, run)
+        yield QueryTable(table.sql_name, run)
