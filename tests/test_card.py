@@ -189,24 +189,34 @@ class Opened:
 
 
 @pytest.fixture(scope="module")
-def opened(chromium: str, demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Opened]:
-    """The demo's card, loaded in Chromium; a full-page screenshot kept as a test artefact."""
+def browser(chromium: str) -> Iterator[Any]:
+    """Chromium, launched once for the module (one Playwright session at a time)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
-            found = Opened(browser.new_page(viewport={"width": 1200, "height": 900}))
-            found.tab.on("console", found.on_console)
-            found.tab.on("pageerror", lambda error: found.errors.append(str(error)))
-            found.tab.on("request", lambda request: found.requested.append(request.url))
-            found.tab.goto((demo / CARD_NAME).as_uri(), wait_until="load")
-            screenshot = tmp_path_factory.mktemp("artefacts") / "card.png"
-            found.tab.screenshot(path=str(screenshot), full_page=True)
-            print(f"card screenshot: {screenshot}")
-            yield found
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+def _open(browser: Any, page: Path, screenshot: Path) -> Opened:
+    """``page`` in a new tab, with what it logs and requests; a full-page screenshot kept."""
+    found = Opened(browser.new_page(viewport={"width": 1200, "height": 900}))
+    found.tab.on("console", found.on_console)
+    found.tab.on("pageerror", lambda error: found.errors.append(str(error)))
+    found.tab.on("request", lambda request: found.requested.append(request.url))
+    found.tab.goto(page.as_uri(), wait_until="load")
+    found.tab.screenshot(path=str(screenshot), full_page=True)
+    print(f"screenshot: {screenshot}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def opened(browser: Any, demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Opened:
+    """The demo's card, loaded in Chromium; a full-page screenshot kept as a test artefact."""
+    return _open(browser, demo / CARD_NAME, tmp_path_factory.mktemp("artefacts") / "card.png")
 
 
 @pytest.fixture
@@ -396,32 +406,21 @@ def leaderboard(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 _IDS = ("patient", "study", "image", "view", "dataset", "path")
 
 
-def test_the_leaderboard_page_shows_the_table_in_chromium(leaderboard, demo, chromium, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_the_leaderboard_page_shows_the_table_in_chromium(leaderboard, demo, browser, tmp_path):
     with duckdb.connect(str(demo / "tables.duckdb"), read_only=True) as con:
         table = con.sql("SELECT * FROM mimic_cxr_leaderboard").to_arrow_table().to_pylist()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        try:
-            opened = Opened(browser.new_page())
-            opened.tab.on("console", opened.on_console)
-            opened.tab.on("request", lambda request: opened.requested.append(request.url))
-            opened.tab.goto(leaderboard.as_uri(), wait_until="load")
-            opened.tab.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
-            ranking = _cells(opened.tab, "#ranking tr[data-team]")
-            scores = opened.tab.eval_on_selector_all(
-                "table.team td[data-measure='auroc']",
-                "tds => tds.map(td => [td.closest('table').dataset.team,"
-                " td.closest('tr').dataset.label, td.textContent])",
-            )
-            (marks,) = opened.tab.eval_on_selector_all(
-                "figure.chart",
-                "fs => fs.map(f => [Number(f.dataset.marks),"
-                " f.querySelectorAll(`[id^='${f.id}-mark-']`).length])",
-            )
-        finally:
-            browser.close()
+    opened = _open(browser, leaderboard, tmp_path / "leaderboard.png")
+    ranking = _cells(opened.tab, "#ranking tr[data-team]")
+    scores = opened.tab.eval_on_selector_all(
+        "table.team td[data-measure='auroc']",
+        "tds => tds.map(td => [td.closest('table').dataset.team,"
+        " td.closest('tr').dataset.label, td.textContent])",
+    )
+    (marks,) = opened.tab.eval_on_selector_all(
+        "figure.chart",
+        "fs => fs.map(f => [Number(f.dataset.marks),"
+        " f.querySelectorAll(`[id^='${f.id}-mark-']`).length])",
+    )
     assert opened.errors == []
     assert opened.requested == [leaderboard.as_uri()]
     means = sorted((r for r in table if r["label"] is None), key=lambda r: r["rank"])

@@ -21,6 +21,7 @@ from typing import NoReturn
 import duckdb
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from google.api_core.exceptions import GoogleAPIError
 
 from datathon_etl.framework.card.content import gather
 from datathon_etl.framework.card.leaderboard import read_leaderboard
@@ -67,7 +68,7 @@ def write_card(output_dir: str, *, images: bool = True, output: str | None = Non
     target = output or f"{output_dir}/{CARD_NAME}"
     try:
         page = render(gather(output_dir, images=images))
-    except (ValueError, OSError, duckdb.Error) as e:
+    except (ValueError, OSError, duckdb.Error, GoogleAPIError) as e:
         raise CardError(" ".join(str(e).split())) from e
     _write(target, page)
     return target
@@ -96,7 +97,7 @@ def write_leaderboard_page(table: str, *, output: str | None = None) -> str:
     try:
         with open_table(spec) as opened:
             page = render_leaderboard(read_leaderboard(opened, str(spec)))
-    except (ValueError, OSError, duckdb.Error) as e:
+    except (ValueError, OSError, duckdb.Error, GoogleAPIError) as e:
         raise CardError(" ".join(str(e).split())) from e
     _write(target, page)
     return target
