@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "datathon_etl.framework.pipelines.decompress",
         "decompress gzip/bzip2/xz/zstd/deflate files",
     ),
+    "card": (
+        "datathon_etl.framework.card.command",
+        "a data set's ingestion -> its data card, one self-contained HTML page",
+    ),
 }
 """Generic subcommand -> (module with main(argv), one-line help)."""
 

@@ -24,6 +24,7 @@ from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.sharded_files import make_local_folders
 
 __all__ = [
+    "CARD_NAME",
     "JSONL",
     "LOCK_NAME",
     "MANIFEST_NAME",
@@ -41,7 +42,9 @@ JSONL: Final = ".jsonl"
 """The suffix of the run's record files (quarantine, tallies, notes)."""
 LOCK_NAME: Final = "_run.lock"
 """The file a run holds locked in each output folder (`datathon_etl.framework.output_folders`)."""
-RESERVED_NAMES: Final = frozenset({MANIFEST_NAME, QUARANTINE_DIR, TEMP_DIR, LOCK_NAME})
+CARD_NAME: Final = "_card.html"
+"""The data card (`datathon_etl.framework.card`)."""
+RESERVED_NAMES: Final = frozenset({MANIFEST_NAME, QUARANTINE_DIR, TEMP_DIR, LOCK_NAME, CARD_NAME})
 """Top-level names under ``--output_dir`` that no output may take."""
 
 
@@ -147,9 +150,9 @@ class RunLayout:
         return relative.split("/", 1)[0] in RESERVED_NAMES
 
     def prepare(self) -> None:
-        """Removes an earlier run's manifest, quarantine and scratch files.
+        """Removes an earlier run's manifest, card, quarantine and scratch files.
 
-        Neither manifest nor quarantine may pass for this run's; scratch files
+        Neither manifest, card nor quarantine may pass for this run's; scratch files
         are what a failed run left (the folder is this run's alone once
         claimed: `datathon_etl.framework.output_folders.claim_outputs`).
         Makes the quarantine and scratch folders of a local ``output_dir``
@@ -158,8 +161,9 @@ class RunLayout:
         """
         delete_tree(f"{self.output_dir}/{TEMP_DIR}")
         delete_tree(self.quarantine_dir)
-        if FileSystems.exists(self.manifest_uri):
-            FileSystems.delete([self.manifest_uri])
+        for record in (self.manifest_uri, f"{self.output_dir}/{CARD_NAME}"):
+            if FileSystems.exists(record):
+                FileSystems.delete([record])
         prefixes = (self.quarantine_prefix, self.tallies_prefix, self.notes_prefix)
         make_local_folders(self.output_dir, [self.relative(prefix) for prefix in prefixes])
 

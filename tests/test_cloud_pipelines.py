@@ -150,7 +150,16 @@ def test_mimic_cxr_ingest_on_gcs_and_bigquery_matches_local(
         f"{local}/tfrecords/features.json"
     )
     _assert_same_run(out, str(local), {f"{bucket}/in": "IN", str(sample.tars[0].parent): "IN"})
-    assert not read_tree(out, exclude=["jpg", "tfrecords", "_quarantine", "_manifest.json"])
+    left = read_tree(out, exclude=["jpg", "tfrecords", "_quarantine", "_manifest.json"])
+    # The data card, made from the BigQuery table and the gs:// images as a local run's is.
+    assert set(left) == {"_card.html"}
+    card = left["_card.html"].decode()
+    assert table.replace(".", ":", 1) in card
+    assert (
+        card.count("data:image/jpeg")
+        == (local / "_card.html").read_text().count("data:image/jpeg")
+        > 0
+    )
     _assert_same_table(
         bigquery_table(bigquery.client, table),
         duckdb_table(local / "tables.duckdb", "mimic_cxr_labels"),

@@ -81,7 +81,14 @@ def test_two_workers_write_the_same_outputs(sample: Sample, tmp_path: Path, mode
     # every split x view folder holds shards (an empty one a single empty shard).
     for out in (one, two):
         left = {p.relative_to(out).parts[0] for p in out.iterdir()}
-        assert left == {"jpg", "tfrecords", "tables.duckdb", "_manifest.json", "_quarantine"}
+        assert left == {
+            "jpg",
+            "tfrecords",
+            "tables.duckdb",
+            "_manifest.json",
+            "_quarantine",
+            "_card.html",
+        }
         tfrecords = {p.relative_to(out / "tfrecords") for p in (out / "tfrecords").rglob("*")}
         assert {p for p in tfrecords if p.suffix != ".tfrecord"} == {
             Path("features.json"),

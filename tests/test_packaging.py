@@ -46,6 +46,7 @@ def test_wheel_puts_everything_under_datathon_etl(wheel: Path):
         "datathon_etl/codegen/templates/features.py.j2",
         "datathon_etl/datasets/mimic_cxr/schema.py",
         "datathon_etl/framework/schema/ir.py",
+        "datathon_etl/framework/card/templates/card.html.j2",
     ):
         assert expected in names
 

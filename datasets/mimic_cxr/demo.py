@@ -3,15 +3,16 @@
 Writes a small synthetic sample in the legacy layout, then runs, on the
 embedded defaults (local files, DuckDB):
 
-1. the generated ingestion entry point (JPGs, TFRecords, labels table), and
-   one SQL query on the labels table;
+1. the generated ingestion entry point (JPGs, TFRecords, labels table, and
+   the data card ``_card.html``), and one SQL query on the labels table;
 2. ``examples/train_mimic_cxr.py``: one short epoch of a small CNN on the
    train split's TFRecords, saved as ``.keras``;
 3. ``datathon-etl mimic_cxr infer``: batched predictions of the valid split
    into a team's predictions file (``teams/small_cnn.duckdb``);
 4. ``datathon-etl mimic_cxr evaluate``: the teams folder scored against the
    valid split's labels: per-label and mean AUROC with bootstrap intervals,
-   a leaderboard printed and written as a table beside the labels.
+   a leaderboard printed and written as a table beside the labels, and as a
+   page (``datathon-etl card --leaderboard``).
 
 Everything lands under ``demo-output/``. The labels are random, so expect
 AUROCs near 0.5: the point is the path, not the model.
@@ -64,25 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from datathon_etl.generated.mimic_cxr.ingest import main as ingest
 
     out = args.out / "ingest"
-    command = [
-        "--input_tars",
-        str(sample_dir / "*.tar"),
-        "--input_csv",
-        str(sample_dir / "*.csv.gz"),
-        "--output_dir",
-        str(out),
-        "--output_jpg_dir",
-        str(out / "jpg"),
-        "--output_tfrecord_dir",
-        str(out / "tfrecords"),
-        "--output_image_shape",
-        "320",
-        "320",
-        "--direct_running_mode",
-        "multi_threading",
-        "--direct_num_workers",
-        str(args.workers),
-    ]
+    command = ingest_args(sample_dir, out, args.workers)
     print("demo: datathon-etl mimic_cxr ingest " + " ".join(command), flush=True)
     code = ingest(command)
     if code != 0:
@@ -115,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if code != 0:
         print(f"demo: evaluation failed with exit code {code}", file=sys.stderr)
         return code
+    from datathon_etl.framework.card import CardError
+    from datathon_etl.framework.card.command import write_leaderboard_page
+
+    try:
+        leaderboard = write_leaderboard_page(f"{database}:mimic_cxr_leaderboard")
+    except CardError as e:
+        print(f"demo: no leaderboard page: {e}", file=sys.stderr)
+        return 1
     print(
         "demo: (SYNTHETIC random labels: AUROCs near 0.5 are expected)\n"
         "demo: outputs\n"
@@ -124,9 +115,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  predictions        {predictions}\n"
         f"  trained model      {model}\n"
         f"  manifests          {out / '_manifest.json'}, {args.out / 'infer' / '_manifest.json'}\n"
+        f"  data card          {out / '_card.html'} (open it in a browser)\n"
+        f"  leaderboard page   {leaderboard}\n"
         f"demo: done in {time.monotonic() - started:.0f} s"
     )
     return 0
+
+
+def ingest_args(sample_dir: Path, out: Path, workers: int) -> list[str]:
+    """The demo's ingestion command line: every output, and the data card, under ``out``."""
+    return [
+        "--input_tars",
+        str(sample_dir / "*.tar"),
+        "--input_csv",
+        str(sample_dir / "*.csv.gz"),
+        "--output_dir",
+        str(out),
+        "--output_jpg_dir",
+        str(out / "jpg"),
+        "--output_tfrecord_dir",
+        str(out / "tfrecords"),
+        "--output_image_shape",
+        "320",
+        "320",
+        "--direct_running_mode",
+        "multi_threading",
+        "--direct_num_workers",
+        str(workers),
+    ]
 
 
 def _train(tfrecords: Path, model: Path) -> int:

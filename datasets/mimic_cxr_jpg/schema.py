@@ -103,6 +103,8 @@ DATASET = Dataset(
     labels=Labels,
     split="split",
     patient="subject_id",
+    study="study_id",
+    view="view",
     image_feature="jpg_bytes",
     path_description=(
         "The relative path to the .jpg file: files/p<NN>/p<subject_id>/s<study_id>/<dicom_id>.jpg."

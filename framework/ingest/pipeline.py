@@ -16,6 +16,7 @@ label file); its patient leakage check goes to ``<output_dir>/_leakage.json``.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
+from datathon_etl.framework.card import CardError, CardOptions, write_card
 from datathon_etl.framework.command import PipelineCommand, RunOutputs, TFRecordOutput
 from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageSpec
@@ -54,6 +56,7 @@ from datathon_etl.framework.ingest.transforms import (
 from datathon_etl.framework.manifest import Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
+from datathon_etl.framework.provenance import RunClock, describe_files
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
 from datathon_etl.framework.run_records import (
@@ -107,6 +110,8 @@ class IngestJob:
         max_member_bytes: Larger tar members are quarantined.
         prefixes: Folders or globs of image files (``--input_prefix``).
         tables: Per study: each per-image table's CSV URIs, by table name.
+        card: Whether the run ends with its data card.
+        card_images: Whether the card shows thumbnails.
     """
 
     tars: tuple[str, ...]
@@ -121,6 +126,8 @@ class IngestJob:
     max_member_bytes: int = 2**31
     prefixes: tuple[str, ...] = ()
     tables: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    card: bool = True
+    card_images: bool = True
 
 
 def _summary_tallies(summary: ArchiveSummary) -> list[Tally]:
@@ -361,6 +368,8 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         max_member_bytes=tar_options.max_member_bytes,
         prefixes=tuple(prefixes),
         tables=tables,
+        card=not options.view_as(CardOptions).no_card,
+        card_images=not options.view_as(CardOptions).card_without_images,
     )
     check_apart(
         _output_folders(job),
@@ -407,7 +416,13 @@ class Ingest(PipelineCommand[IngestJob]):
             OutputOptions,
             TableOutputOptions,
             ImageOptions,
+            CardOptions,
         )
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Starts the run's clock (for the manifest and the card), then runs."""
+        self._clock = RunClock([*self.prog.split(), *(sys.argv[1:] if argv is None else argv)])
+        return super().main(argv)
 
     def plan(self, options: PipelineOptions) -> IngestJob:
         """Checks the flags, the cloud resources, the inputs and the CSVs' columns."""
@@ -450,15 +465,40 @@ class Ingest(PipelineCommand[IngestJob]):
             "output_tfrecord_dir": job.tfrecord_dir,
             "output_table": job.table,
             "image": attrs.asdict(job.image),
+            "declaration": self.spec.declaration,
+            "inputs": describe_files(
+                [*job.tars, *job.csvs, *(uri for uris in job.tables.values() for uri in uris)]
+            ),
         }
         if self.spec.study_labels is not None and counted:
             parameters.update(_study_report(job, self.prog))
+        parameters["run"] = self._clock.record()
         return parameters
+
+    def finished(self, job: IngestJob) -> str | None:
+        """The data card, unless ``--no_card``."""
+        return _card(job, self.prog)
 
 
 def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     """Parses flags, runs the ingestion of ``spec``'s dataset, returns the exit code."""
     return Ingest(spec).main(argv)
+
+
+def _card(job: IngestJob, prog: str) -> str | None:
+    """Writes the run's data card, if wanted and the run wrote a manifest; its line.
+
+    A card that cannot be made is one line on stderr; the run's exit code
+    stays what its outputs deserve.
+    """
+    if not job.card or not FileSystems.exists(job.layout.manifest_uri):
+        return None
+    try:
+        written = write_card(job.layout.output_dir, images=job.card_images)
+    except CardError as e:
+        print(f"{prog}: no data card: {e}", file=sys.stderr)
+        return None
+    return f"data card {written}"
 
 
 def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:

@@ -112,6 +112,8 @@ class IngestSpec:
             tables; None (the default) when each label row names its image's path.
         key_type: The declared key class (the join packs keys by its fields).
         labels_type: The declared labels class (likewise).
+        declaration: Import path of the module declaring the data set
+            (its ``DATASET``), recorded in the manifest for the data card.
     """
 
     dataset: str
@@ -131,3 +133,4 @@ class IngestSpec:
     study_labels: StudyLabels | None = None
     key_type: type | None = None
     labels_type: type | None = None
+    declaration: str | None = None

@@ -27,6 +27,10 @@ class Dataset:
         patient: The key field naming the patient: ``evaluate``'s bootstrap
             resamples patients, since one patient's images are not
             independent.
+        study: The key field naming the study (a visit's images): the data
+            card counts studies with it.
+        view: The key field holding the view (an enum): the data card counts
+            and shows images per split and view.
     """
 
     name: str
@@ -38,3 +42,5 @@ class Dataset:
     layout: str | None = None
     split: str | None = None
     patient: str | None = None
+    study: str | None = None
+    view: str | None = None

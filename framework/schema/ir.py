@@ -119,6 +119,8 @@ class DatasetIR:
         layout: Import path of the dataset's layout module, if any.
         split: The key column holding the split (coded), if declared.
         patient: The key column naming the patient, if declared.
+        study: The key column naming the study, if declared.
+        view: The key column holding the view (coded), if declared.
     """
 
     name: str
@@ -135,6 +137,8 @@ class DatasetIR:
     layout: str | None = None
     split: Column | None = None
     patient: Column | None = None
+    study: Column | None = None
+    view: Column | None = None
 
 
 def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
@@ -189,6 +193,8 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
         layout=dataset.layout,
         split=_key_column(dataset.name, key, dataset.split, "split", coded=True),
         patient=_key_column(dataset.name, key, dataset.patient, "patient", coded=False),
+        study=_key_column(dataset.name, key, dataset.study, "study", coded=False),
+        view=_key_column(dataset.name, key, dataset.view, "view", coded=True),
     )
 
 

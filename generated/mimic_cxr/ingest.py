@@ -54,6 +54,7 @@ SPEC = IngestSpec(
     features_module=features.__name__,
     key_type=ImageKey,
     labels_type=Labels,
+    declaration="datathon_etl.datasets.mimic_cxr",
 )
 
 

@@ -56,6 +56,7 @@ SPEC = IngestSpec(
     features_module=features.__name__,
     key_type=ImageKey,
     labels_type=Labels,
+    declaration="datathon_etl.datasets.mimic_cxr_jpg",
     study_labels=StudyLabels(
         tables=(
             ImageTable(

@@ -1,0 +1,13 @@
+"""The data card: what a processed data set holds, at a glance, as one page.
+
+`write_card` (and ``datathon-etl card OUTPUT_DIR``) reads a run's outputs and
+writes ``<output_dir>/_card.html``. One job per module: `tables` (the labels
+table, DuckDB or BigQuery), `stats` (statistics in SQL both run),
+`run_files` (manifest, quarantine), `thumbnails`, `charts` (matplotlib to
+SVG), `content` (all of it gathered), `page` (the jinja2 template), `command`.
+"""
+
+from datathon_etl.framework.card.command import CARD_NAME, CardError, write_card
+from datathon_etl.framework.card.options import CardOptions
+
+__all__ = ["CARD_NAME", "CardError", "CardOptions", "write_card"]
