@@ -464,7 +464,8 @@ def test_gcs_input_prefix_never_overwrites_an_input(
     """A rewrite onto a file the run reads stops it before anything runs, in one line."""
     src = tmp_path / "raw"
     src.mkdir()
-    (src / "a.csv.gz").write_bytes(gzip.compress(b"a"))
+    a = gzip.compress(b"a")
+    (src / "a.csv.gz").write_bytes(a)
     (src / "b.csv.gz").write_bytes(gzip.compress(b"b"))
     argv = ["--gcs_input_prefix", f"{src}/", "--path_sub_pattern", pattern]
 
@@ -473,7 +474,7 @@ def test_gcs_input_prefix_never_overwrites_an_input(
     stderr = capsys.readouterr().err
     assert stderr.count("\n") == 1
     assert message.format(src=src) in stderr
-    assert (src / "a.csv.gz").read_bytes() == gzip.compress(b"a")
+    assert (src / "a.csv.gz").read_bytes() == a
     assert not (tmp_path / "raw.decompress").exists()
 
 
