@@ -9,7 +9,7 @@ import pytest
 from apache_beam.coders import coders
 
 from datathon_etl.datasets.mimic_cxr.schema import Finding, ImageKey, Labels, Split, View
-from datathon_etl.datasets.mimic_cxr_jpg.parsing import NO_LABELS, ImagePath, Metadata
+from datathon_etl.datasets.mimic_cxr_jpg.parsing import NO_LABELS, ImagePath
 from datathon_etl.framework.archives import MemberRef
 from datathon_etl.framework.ingest.assemble import (
     AssemblyCodec,
@@ -104,17 +104,21 @@ def test_a_grouping_holds_a_third_of_the_memory_for_packed_rows() -> None:
 
 
 @pytest.mark.parametrize(
-    "row",
+    ("row", "value_type"),
     [
-        TableRow("meta.csv:line 2", Metadata("d1", 10003156, 5, "PA")),
-        RefusedRow("meta.csv:line 3", Reason.BAD_LABEL_ROW, "no ViewPosition"),
+        (TableRow("meta.csv:line 2", ImagePath(10003156, 5, "d1")), ImagePath),
+        (TableRow("split.csv:line 2", Split.VALID), Split),
+        (TableRow("meta.csv:line 2", "PA"), None),
+        (RefusedRow("meta.csv:line 3", Reason.BAD_LABEL_ROW, "no ViewPosition"), None),
     ],
-    ids=["row", "refused"],
+    ids=["attrs", "coded", "plain", "refused"],
 )
-def test_a_table_row_packs_to_bytes_and_back(row: TableRow | RefusedRow) -> None:
-    packed = ASSEMBLY.pack_row(row, Metadata)
+def test_a_table_row_packs_to_bytes_and_back(row: TableRow | RefusedRow, value_type: Any) -> None:
+    packed = ASSEMBLY.pack_row(row, value_type)
     assert _plain(from_bytes(packed))
-    assert ASSEMBLY.unpack_row(packed, Metadata) == row
+    unpacked = ASSEMBLY.unpack_row(packed, value_type)
+    assert unpacked == row
+    assert type(getattr(unpacked, "value", None)) is type(getattr(row, "value", None))
 
 
 def test_a_study_packs_to_bytes_and_back() -> None:

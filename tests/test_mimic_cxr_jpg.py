@@ -119,11 +119,11 @@ def test_label_codes(cell, expected):
 def test_metadata_and_split_rows_key_by_image_path():
     """Metadata and split rows join on the image path; the split is a coded value."""
     cells = {"dicom_id": DICOM, "subject_id": "10000032", "study_id": "50414267"}
-    path, metadata = parsing.parse_metadata_row({**cells, "ViewPosition": ""}, "m:line 2")
-    assert (path, metadata.view_position) == (PATH, "")
+    path, view_position = parsing.parse_metadata_row({**cells, "ViewPosition": ""}, "m:line 2")
+    assert (path, view_position) == (PATH, "")
     path, split = parsing.parse_split_row({**cells, "split": "validate"}, "s:line 2")
-    assert (path, split.split) == (PATH, Split.VALIDATE)
-    key = parsing.image_key(parsing.parse_path(PATH), metadata, split)
+    assert (path, split) == (PATH, Split.VALIDATE)
+    key = parsing.image_key(parsing.parse_path(PATH), view_position, split)
     assert (key.view, key.split, parsing.partition(key)) == (
         View.UNKNOWN,
         Split.VALIDATE,

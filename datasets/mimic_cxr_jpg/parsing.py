@@ -30,6 +30,7 @@ __all__ = [
     "ImagePath",
     "Metadata",
     "PathError",
+    "Split",
     "SplitRow",
     "format_path",
     "image_key",
@@ -188,33 +189,33 @@ def row_key(row: Mapping[str, str | None]) -> str:
     return study_path(subject_id, study_id)
 
 
-def parse_metadata_row(row: Mapping[str, str | None], where: str) -> tuple[str, Metadata]:
+def parse_metadata_row(row: Mapping[str, str | None], where: str) -> tuple[str, str]:
     """Parses one row of ``mimic-cxr-2.0.0-metadata.csv.gz``.
 
     Returns:
-        The image's path and the row's ids and view position (as given).
+        The image's path and its view position (as given). The ids are in the
+        path, which the join holds once per image.
 
     Raises:
         SourceRowError: An id is blank or not an integer, or a column is missing.
     """
     metadata = parse_source_row(Metadata, row, f"mimic_cxr_jpg: {where}")
-    return format_path(ImagePath(metadata.subject_id, metadata.study_id, metadata.dicom_id)), (
-        metadata
-    )
+    path = format_path(ImagePath(metadata.subject_id, metadata.study_id, metadata.dicom_id))
+    return path, metadata.view_position
 
 
-def parse_split_row(row: Mapping[str, str | None], where: str) -> tuple[str, SplitRow]:
+def parse_split_row(row: Mapping[str, str | None], where: str) -> tuple[str, Split]:
     """Parses one row of ``mimic-cxr-2.0.0-split.csv.gz``.
 
     Returns:
-        The image's path and the row.
+        The image's path and its split.
 
     Raises:
         SourceRowError: An id is not an integer, or the split is not
             ``train``, ``validate`` or ``test`` (an unknown code).
     """
     split = parse_source_row(SplitRow, row, f"mimic_cxr_jpg: {where}")
-    return format_path(ImagePath(split.subject_id, split.study_id, split.dicom_id)), split
+    return format_path(ImagePath(split.subject_id, split.study_id, split.dicom_id)), split.split
 
 
 def parse_label_row(row: Mapping[str, str | None], where: str) -> tuple[str, Labels]:
@@ -247,18 +248,15 @@ def parse_label_row(row: Mapping[str, str | None], where: str) -> tuple[str, Lab
     return study, Labels(**values)
 
 
-def image_key(path: ImagePath, metadata: Metadata, split: SplitRow) -> ImageKey:
-    """Builds an image's key from its path's ids, its metadata row and its split row.
-
-    The three share the image's path (the join is on it), so their ids agree.
-    """
+def image_key(path: ImagePath, view_position: str, split: Split) -> ImageKey:
+    """Builds an image's key from its path's ids, its metadata row's view and its split row's."""
     return ImageKey(
         subject_id=path.subject_id,
         study_id=path.study_id,
         dicom_id=path.dicom_id,
-        view_position=metadata.view_position,
-        view=normalise_view(metadata.view_position),
-        split=split.split,
+        view_position=view_position,
+        view=normalise_view(view_position),
+        split=split,
     )
 
 

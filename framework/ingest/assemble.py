@@ -315,7 +315,7 @@ class AssemblyCodec:
 
 
 class _ImageFn(beam.DoFn):
-    """``(path, {"images": [...], <table>: [...]})`` -> ``(study, _Assembled)``, or refusals.
+    """``(path, ([images], [rows of each table]...))`` -> ``(study, _Assembled)``, or refusals.
 
     A refused image also goes on as ``(study, _RefusedImage)``, so that its
     study's label row is refused for the same reason. Both go on packed; an
@@ -327,7 +327,7 @@ class _ImageFn(beam.DoFn):
         self._study = study
         self._codec = codec
 
-    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Sequence[Iterable[Any]]]) -> Iterator[Any]:
         """Joins one image with its table rows."""
         for output in self._assemble(element):
             if isinstance(output, beam.pvalue.TaggedOutput):
@@ -340,14 +340,17 @@ class _ImageFn(beam.DoFn):
                     SUBJECTS_TAG, self._study.subject_split(image.item.key)
                 )
 
-    def _assemble(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
-        path, group = element
+    def _assemble(self, element: tuple[str, Sequence[Iterable[Any]]]) -> Iterator[Any]:
+        path, (found, *table_rows) = element
         tables = self._study.tables
         images: list[ImageItem[Any]] = sorted(
-            (self._codec.found.unpack_image(packed) for packed in group["images"]),
+            (self._codec.found.unpack_image(packed) for packed in found),
             key=lambda i: i.source,
         )
-        rows = [[self._codec.unpack_row(r, t.row_type) for r in group[t.name]] for t in tables]
+        rows = [
+            [self._codec.unpack_row(r, t.row_type) for r in packed]
+            for t, packed in zip(tables, table_rows, strict=True)
+        ]
         good = [
             (table_stage(t.name), r)
             for t, table_rows in zip(tables, rows, strict=True)
@@ -400,7 +403,7 @@ class _ImageFn(beam.DoFn):
 
 
 class _StudyFn(beam.DoFn):
-    """``(study, {"images": [...], "labels": [...]})`` -> a label record per image.
+    """``(study, ([images], [label rows]))`` -> a label record per image.
 
     Main output ``(path, LabelRecord)``; `IMAGES_TAG` ``(path, ImageItem)``;
     `ATTACHED_TAG` ``(study, AttachedStudy)``; `REFUSED_TAG` refusals.
@@ -414,15 +417,14 @@ class _StudyFn(beam.DoFn):
         self._codec = codec
         self._labels_type = labels_type
 
-    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Sequence[Iterable[Any]]]) -> Iterator[Any]:
         """Gives each image of one study the study's labels."""
-        study, group = element
+        study, (packed_images, packed_labels) = element
         found = sorted(
-            (self._codec.unpack_image(packed) for packed in group["images"]),
-            key=lambda a: a.path,
+            (self._codec.unpack_image(packed) for packed in packed_images), key=lambda a: a.path
         )
         images: list[_Assembled] = [a for a in found if isinstance(a, _Assembled)]
-        labels = [self._codec.unpack_row(packed, self._labels_type) for packed in group["labels"]]
+        labels = [self._codec.unpack_row(packed, self._labels_type) for packed in packed_labels]
         good = sorted((r for r in labels if isinstance(r, TableRow)), key=lambda r: r.where)
         if not images:
             # Its images were all refused (their reason goes on), or there were none.
@@ -539,9 +541,7 @@ class AssembleStudyLabels(beam.PTransform):
             part | f"PackImages{i or ''}" >> beam.Map(self.codec.found.pack_image)
             for i, part in enumerate(images)
         ]
-        by_path: dict[str, beam.PCollection] = {
-            "images": packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten()
-        }
+        by_path = [packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten()]
         for table in self.study.tables:
             name = table.name.capitalize()
             rows, refused, tally = self._read(
@@ -552,7 +552,7 @@ class AssembleStudyLabels(beam.PTransform):
                 table_stage(table.name),
                 table.row_type,
             )
-            by_path[table.name] = rows
+            by_path.append(rows)
             refusals.append(refused)
             tallies.append(tally)
         labels, refused, tally = self._read(
@@ -566,8 +566,10 @@ class AssembleStudyLabels(beam.PTransform):
         refusals.append(refused)
         tallies.append(tally)
 
+        # Joins take tuples, not dicts: Beam tags each value held with its input's
+        # name, and a one-character name ("0", "1") is a string CPython shares.
         assembled = (
-            by_path
+            tuple(by_path)
             | "JoinOnPath" >> beam.CoGroupByKey()
             | "AssembleImages"
             >> beam.ParDo(_ImageFn(self.study, self.codec)).with_outputs(
@@ -576,7 +578,7 @@ class AssembleStudyLabels(beam.PTransform):
         )
         refusals.append(assembled[REFUSED_TAG])
         labelled = (
-            {"images": assembled.images, "labels": labels}
+            (assembled.images, labels)
             | "JoinOnStudy" >> beam.CoGroupByKey()
             | "LabelImages"
             >> beam.ParDo(_StudyFn(self.study, self.codec, self._spec.labels_type)).with_outputs(
@@ -609,18 +611,18 @@ def _leakage(element: tuple[str, Iterable[str]]) -> Iterator[str]:
 
 
 class _AccountFn(beam.DoFn):
-    """``(study, {"attached", "written", "refused"})`` -> each used row's outcome."""
+    """``(study, ([attached studies], [written paths], [refusals]))`` -> each used row's outcome."""
 
     def __init__(self, codec: AssemblyCodec) -> None:
         super().__init__()
         self._codec = codec
 
-    def process(self, element: tuple[str, Mapping[str, Iterable[Any]]]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Sequence[Iterable[Any]]]) -> Iterator[Any]:
         """Rows of written images are written; the others share their image's refusal."""
-        study, group = element
-        written = set(group["written"])
-        refused: dict[str, Quarantined] = {q.path: q for q in group["refused"]}
-        for attached in map(self._codec.unpack_study, group["attached"]):
+        study, (packed_studies, written_paths, refusals) = element
+        written = set(written_paths)
+        refused: dict[str, Quarantined] = {q.path: q for q in refusals}
+        for attached in map(self._codec.unpack_study, packed_studies):
             first_refusal: Quarantined | None = None
             for path, rows in attached.images:
                 if path in written:
@@ -679,13 +681,12 @@ class AccountStudyRows(beam.PTransform):
         attached, examples, row_refusals = inputs
         study_of = self._study_of
         accounted = (
-            {
-                "attached": attached,
-                "written": examples
-                | "WrittenStudy" >> beam.Map(lambda e: (study_of(e.key), e.path)),
+            (
+                attached,
+                examples | "WrittenStudy" >> beam.Map(lambda e: (study_of(e.key), e.path)),
                 # A record refused after the join names its study as its source.
-                "refused": row_refusals | "RefusedStudy" >> beam.Map(lambda q: (q.source, q)),
-            }
+                row_refusals | "RefusedStudy" >> beam.Map(lambda q: (q.source, q)),
+            )
             | "JoinOutcomes" >> beam.CoGroupByKey()
             | "Account"
             >> beam.ParDo(_AccountFn(self._codec)).with_outputs(

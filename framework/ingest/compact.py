@@ -80,12 +80,15 @@ def class_codec(cls: type | None) -> tuple[Callable[[Any], Any], Callable[[Any],
     """(pack, unpack) for one declared attrs class: a tuple of its fields, enums as ints.
 
     Args:
-        cls: The attrs class, or None for values that are plain already
-            (passed through as they are).
+        cls: The attrs class, a coded value's enum (packed as its int), or
+            None for values that are plain already (passed through as they are).
     """
     if cls is None:
         return _identity, _identity
-    fields = attrs.fields(attrs.resolve_types(cls))
+    if issubclass(cls, enum.IntEnum):
+        return int, cls
+    declared: Any = cls  # an attrs class (mypy cannot tell after the enum test)
+    fields = attrs.fields(attrs.resolve_types(declared))
     members: list[dict[int, enum.IntEnum] | None] = []
     for field in fields:
         args = typing.get_args(field.type) or (field.type,)

@@ -34,7 +34,7 @@ class ImageTable:
             the row's value); raises ValueError (`SourceRowError` for a bad cell).
         missing: Why an image without a row in this table is quarantined.
         row_type: The attrs class of a row's value (the join packs rows by
-            its fields), or None for plain values.
+            its fields), the enum of a coded value, or None for plain values.
     """
 
     name: str

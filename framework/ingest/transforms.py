@@ -193,7 +193,7 @@ def _pack_image(pair: tuple[str, ImageItem[Any]], codec: JoinCodec, progress: Pr
 
 
 class DecideFn(beam.DoFn):
-    """``(path, {"images": [...], "rows": [...]})``, packed -> the pairs that make examples.
+    """``(path, ([images], [rows]))``, packed -> the pairs that make examples.
 
     Refused images go to the quarantine output, refused rows to `ROWS_TAG`.
     """
@@ -203,11 +203,11 @@ class DecideFn(beam.DoFn):
         self._codec = codec
         self._progress = progress
 
-    def process(self, element: tuple[str, dict[str, Iterable[Any]]]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Sequence[Iterable[Any]]]) -> Iterator[Any]:
         """Applies `decide` to one path."""
-        path, group = element
-        images = [self._codec.unpack_image(packed) for packed in group["images"]]
-        rows = [self._codec.unpack_row(packed) for packed in group["rows"]]
+        path, (packed_images, packed_rows) = element
+        images = [self._codec.unpack_image(packed) for packed in packed_images]
+        rows = [self._codec.unpack_row(packed) for packed in packed_rows]
         decision = decide(path, images, rows)
         if decision.images:
             self._progress.done(len(decision.images))
@@ -379,10 +379,12 @@ class JoinAndTransform(beam.PTransform):
             part | f"PackImages{i or ''}" >> beam.Map(_pack_image, self._codec, self._progress)
             for i, part in enumerate(parts)
         ]
-        joined = {
-            "images": packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten(),
-            "rows": rows | "PackRows" >> beam.Map(self._codec.pack_row),
-        } | "JoinOnPath" >> beam.CoGroupByKey()
+        # A tuple, not a dict: Beam tags each value held with its input's name,
+        # and a one-character name ("0", "1") is a string CPython shares.
+        joined = (
+            packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten(),
+            rows | "PackRows" >> beam.Map(self._codec.pack_row),
+        ) | "JoinOnPath" >> beam.CoGroupByKey()
         decided = joined | "Decide" >> beam.ParDo(
             DecideFn(self._codec, self._progress)
         ).with_outputs(QUARANTINE_TAG, ROWS_TAG, main="pairs")
