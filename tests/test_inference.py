@@ -212,7 +212,10 @@ def test_a_model_of_the_wrong_width_is_refused_before_any_row(tfrecords, tmp_pat
     argv = ["--tfrecords", str(tfrecords[0]), "--model", str(wrong), "--output_dir", str(out)]
     assert infer([*argv, "--predictions_table", f"{database}:team_a"]) == 2
     err = capsys.readouterr().err
-    assert "mimic_cxr: the model outputs 3 values per image, but the dataset has 14 labels" in err
+    assert (
+        "mimic_cxr: the model outputs 3 values per image, but the dataset has 14 target labels"
+        in err
+    )
     assert _table(database, "team_a") == [{"sentinel": "kept"}]
     assert not out.exists()
 
