@@ -345,3 +345,17 @@ def test_a_declaration_without_targets_or_with_a_metadata_key_is_refused(
 ) -> None:
     with pytest.raises(SchemaError, match=message):
         read_dataset(Dataset(name="toy", description="A toy.", key=key, labels=labels), "t")
+
+
+def test_a_layout_missing_a_function_is_a_codegen_error(tmp_path: Path) -> None:
+    """The layout's missing pieces are named by codegen, in one line, not met mid-run."""
+    partial = LAYOUT.split("\n\ndef partition")[0].replace("PARTITIONS = ", "_VIEWS = ")
+    project = write_package(
+        tmp_path, "scratch_cxr", {"declaration": DECLARATION, "layout": partial}
+    )
+    script = Path(sys.executable).parent / "datathon-etl"
+    done = run_clean([str(script), "codegen", "scratch_cxr.declaration", "--out", "out"], project)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "datathon-etl codegen: scratch_cxr.layout: the layout module lacks partition, PARTITIONS\n"
+    )
