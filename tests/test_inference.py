@@ -77,7 +77,7 @@ def _records(files: list[Path]) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset([str(f) for f in files])]
 
 
-def _tiny_model(outputs: int = len(rows.LABEL_COLUMNS)) -> keras.Model:
+def _tiny_model(outputs: int = len(rows.TARGET_COLUMNS)) -> keras.Model:
     keras.utils.set_random_seed(1)
     inputs = keras.Input((SIZE, SIZE, 1))
     x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
@@ -113,7 +113,7 @@ def _table(database: Path, table: str = "mimic_cxr_predictions") -> list[dict[st
 def _assert_predictions(found: list[dict[str, Any]], expected: dict[str, npt.NDArray[Any]]) -> None:
     assert sorted(r["path"] for r in found) == sorted(expected)
     for row in found:
-        values = [row[name] for name in rows.LABEL_COLUMNS]
+        values = [row[name] for name in rows.TARGET_COLUMNS]
         np.testing.assert_allclose(values, expected[row["path"]], rtol=1e-5, atol=1e-6)
 
 
@@ -267,7 +267,7 @@ def test_a_failing_batch_quarantines_its_records(tfrecords, tmp_path):
         @tf.function(input_signature=[tf.TensorSpec([None, SIZE, SIZE, 1], tf.float32)])
         def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
             tf.debugging.assert_less(tf.reduce_max(x), -1.0, message="pixels out of range")
-            return {"logits": tf.zeros([tf.shape(x)[0], len(rows.LABEL_COLUMNS)])}
+            return {"logits": tf.zeros([tf.shape(x)[0], len(rows.TARGET_COLUMNS)])}
 
     module = Failing()
     model = tmp_path / "failing"
