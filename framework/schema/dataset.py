@@ -19,7 +19,8 @@ class Dataset:
         image_feature: The TFRecord feature that holds the encoded image.
         path_description: What the ``path`` column holds.
         path_source: The label CSV's column that holds the image's path
-            (``"Image Index"``); its value is stored as ``path``.
+            (``"Image Index"``); ``parse_path`` reads it, and the tables'
+            ``path`` column holds it in its canonical form (``format_path``).
         layout: Import path of the module with the layout functions the
             ingestion needs (``parse_path``, ``format_path``,
             ``partition``, ``PARTITIONS``, and optionally
