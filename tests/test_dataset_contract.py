@@ -183,8 +183,21 @@ def test_keys_and_paths_come_from_declared_columns(ingested: tuple[Path, Path]) 
         ("00000002_000.png", 0, 81, 1, False),
         ("00000003_000.png", 1, 30, 1, True),
     ]
-    folders = {p.parent.name for p in (out / "tfrecords").glob("*/*.tfrecord")}
-    assert folders == {"pa", "ap"}
+    import tensorflow as tf
+
+    in_folders = {}
+    for shard in (out / "tfrecords").glob("*/*.tfrecord"):
+        for record in tf.data.TFRecordDataset(str(shard)):
+            feature = tf.train.Example.FromString(record.numpy()).features.feature
+            metadata = [feature[n].int64_list.value[0] for n in ("age", "sex", "portable")]
+            in_folders[feature["path"].bytes_list.value[0].decode()] = (shard.parent.name, metadata)
+    # Metadata rides in the TFRecords; the view from its CSV column picks the folder.
+    assert in_folders == {
+        "00000001_000.png": ("pa", [58, 0, 0]),
+        "00000001_001.png": ("ap", [58, 0, 1]),
+        "00000002_000.png": ("pa", [81, 1, 0]),
+        "00000003_000.png": ("ap", [30, 1, 1]),
+    }
     quarantined = [
         json.loads(line) for f in (out / "_quarantine").glob("*.jsonl") for line in f.open()
     ]
