@@ -45,10 +45,7 @@ class View(enum.IntEnum):
 
     @classmethod
     def from_source(cls, text: str) -> View:
-        try:
-            return cls[text.upper()]
-        except KeyError:
-            raise UnknownCodeError(f"unknown view {text!r}") from None
+        return cls[text.upper()]  # an unknown code is a KeyError
 
 
 class Sex(enum.IntEnum):
@@ -57,7 +54,10 @@ class Sex(enum.IntEnum):
 
     @classmethod
     def from_source(cls, text: str) -> Sex:
-        return {"M": cls.MALE, "F": cls.FEMALE}[text]
+        codes = {"M": cls.MALE, "F": cls.FEMALE}
+        if text not in codes:
+            raise UnknownCodeError(f"unknown sex {text!r}")
+        return codes[text]
 
 
 @attrs.frozen
@@ -211,7 +211,7 @@ def test_keys_and_paths_come_from_declared_columns(ingested: tuple[Path, Path]) 
     assert [stages[s]["written"] for s in ("images", "label_rows")] == [4, 4]
     details = " ".join(q["detail"] for q in quarantined)
     assert "Image Index: missing or blank" in details
-    assert "View Position: unknown view 'LL'" in details
+    assert "View Position: unknown code 'LL'" in details
 
 
 def test_a_csv_without_the_declared_path_column_is_refused(

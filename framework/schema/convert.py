@@ -180,6 +180,11 @@ def parse_source_fields(
             continue
         try:
             values[name] = _structure_text(text, resolved.python)
+        except KeyError:
+            # From a ``from_source`` that looks its codes up (``cls[text]``).
+            raise SourceRowError(
+                where, column, f"unknown code {text!r}", unknown_code=True
+            ) from None
         except (ValueError, TypeError) as error:
             unknown = isinstance(error, UnknownCodeError)
             raise SourceRowError(where, column, str(error), unknown_code=unknown) from error
