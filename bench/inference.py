@@ -175,7 +175,7 @@ def measure(images: int = IMAGES, small: int = SMALL, rounds: int = ROUNDS) -> d
         _write_tfrecords(work / "small", small)
         build_model = runpy.run_path(str(_EXAMPLE))["build_model"]
         model_path = work / "cnn.keras"
-        build_model([SIZE, SIZE, 1], len(rows.LABEL_COLUMNS), WIDTH).save(model_path)
+        build_model([SIZE, SIZE, 1], len(rows.TARGET_COLUMNS), WIDTH).save(model_path)
         model = load_keras_model(str(model_path))
         prepare = PrepareExample(
             dataset="mimic_cxr",

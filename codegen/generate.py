@@ -22,18 +22,27 @@ __all__ = [
     "write",
 ]
 _IGNORED = {"__pycache__"}
+_LAYOUT_NAMES = ("parse_path", "format_path", "partition", "PARTITIONS")
+"""What every layout module defines (``parse_label_row`` is optional)."""
 
 
 def load_dataset_ir(module: str) -> DatasetIR:
     """Imports a dataset module by import path and reads its ``DATASET``.
 
     Raises:
-        ValueError: The module exports no `Dataset` named ``DATASET``.
+        ValueError: The module exports no `Dataset` named ``DATASET``, or
+            its layout module lacks a function the ingestion needs.
     """
     dataset = getattr(importlib.import_module(module), "DATASET", None)
     if not isinstance(dataset, Dataset):
         raise ValueError(f"{module}: exports no DATASET = Dataset(...)")
-    return read_dataset(dataset, module)
+    ir = read_dataset(dataset, module)
+    if ir.layout is not None:
+        # A missing piece is named now, not met as an AttributeError mid-run.
+        missing = [n for n in _LAYOUT_NAMES if not hasattr(importlib.import_module(ir.layout), n)]
+        if missing:
+            raise ValueError(f"{ir.layout}: the layout module lacks {', '.join(missing)}")
+    return ir
 
 
 def render_all(modules: Iterable[str], package: str = BUILTIN_PACKAGE) -> dict[Path, str]:

@@ -109,6 +109,11 @@ def _labels_per_study(ir: DatasetIR) -> bool:
     return getattr(importlib.import_module(ir.layout), "LABELS_PER", "image") == "study"
 
 
+def _layout_parses_rows(ir: DatasetIR) -> bool:
+    """Whether the layout module writes its own ``parse_label_row``."""
+    return ir.layout is not None and hasattr(importlib.import_module(ir.layout), "parse_label_row")
+
+
 def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
     """Renders every generated file of one dataset.
 
@@ -126,10 +131,11 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         _NamedTable("LABELS", ir.labels_table),
         _NamedTable("PREDICTIONS", ir.predictions_table),
     ]
-    label_codes = {c.name: _label_codes(c) for c in ir.labels.columns}
+    # Only targets are model outputs, so only targets are scored.
+    label_codes = {c.name: _label_codes(c) for c in ir.targets}
     evaluated_enums = {
         (c.enum.module, c.enum.name)
-        for c in ir.labels.columns
+        for c in ir.targets
         if c.enum is not None and label_codes[c.name]
     }
     context = {
@@ -144,6 +150,9 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         "evaluated_enums": [e for e in ir.enums if (e.module, e.name) in evaluated_enums],
         "not_evaluated": [f"`{name}`" for name, codes in label_codes.items() if not codes],
         "labels_per_study": _labels_per_study(ir),
+        "layout_parses_rows": _layout_parses_rows(ir),
+        "key_sources": [c for c in ir.key.columns if c.source],
+        "metadata_labels": [c for c in ir.labels.columns if not c.target],
         "package": package,
         "builtin": package.rpartition(".")[0] == BUILTIN_PACKAGE,
         "commands": [*(["ingest"] if ir.layout is not None else []), "infer", "evaluate"],

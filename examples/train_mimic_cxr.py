@@ -81,12 +81,12 @@ def training_data(
     pattern: str | Sequence[str], policy: UncertainPolicy, batch_size: int, shape: Sequence[int]
 ) -> tf.data.Dataset:
     """(image / 255, targets) batches from the generated loader."""
-    label_columns = list(rows.LABEL_COLUMNS)
+    target_columns = list(rows.TARGET_COLUMNS)
 
     def to_pair(parsed: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         pixels = tf.ensure_shape(parsed[features.IMAGE_FEATURE], shape)
         image = tf.cast(pixels, tf.float32) / 255.0
-        codes = tf.stack([parsed[name] for name in label_columns])
+        codes = tf.stack([parsed[name] for name in target_columns])
         return image, targets(codes, policy)
 
     return (
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keras.utils.set_random_seed(0)
     shape = image_shape(args.tfrecords)
     data = training_data(args.tfrecords, UncertainPolicy(args.uncertain), args.batch_size, shape)
-    model = build_model(shape, len(rows.LABEL_COLUMNS), args.width)
+    model = build_model(shape, len(rows.TARGET_COLUMNS), args.width)
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate), loss=masked_binary_crossentropy
     )
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"train_mimic_cxr: {args.epochs} epoch(s) in {time.monotonic() - started:.1f} s, "
         f"loss {loss:.4f}; model (input {shape}, "
-        f"{len(rows.LABEL_COLUMNS)} logits) saved to {args.model_out}"
+        f"{len(rows.TARGET_COLUMNS)} logits) saved to {args.model_out}"
     )
     return 0
 

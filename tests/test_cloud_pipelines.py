@@ -195,7 +195,7 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     inputs = keras.Input((SIZE, SIZE, 1))
     x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, keras.layers.Dense(len(rows.LABEL_COLUMNS))(x))
+    model = keras.Model(inputs, keras.layers.Dense(len(rows.TARGET_COLUMNS))(x))
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
     model.save(path)
     return path
@@ -262,8 +262,8 @@ def test_inference_on_gcs_and_bigquery_matches_local(
         ids = {name: local_row[name] for name in rows.ID_COLUMNS}
         assert {name: cloud_row[name] for name in rows.ID_COLUMNS} == ids
         # Batches may be made up differently: equal to float32 precision.
-        logits = [local_row[name] for name in rows.LABEL_COLUMNS]
-        assert [cloud_row[name] for name in rows.LABEL_COLUMNS] == pytest.approx(
+        logits = [local_row[name] for name in rows.TARGET_COLUMNS]
+        assert [cloud_row[name] for name in rows.TARGET_COLUMNS] == pytest.approx(
             logits, rel=1e-5, abs=1e-6
         ), ids["path"]
 

@@ -67,7 +67,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     keras.utils.set_random_seed(1)
     image = keras.Input((64, 64, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(image)
-    keras.Model(image, keras.layers.Dense(len(rows.LABEL_COLUMNS))(pooled)).save(
+    keras.Model(image, keras.layers.Dense(len(rows.TARGET_COLUMNS))(pooled)).save(
         root / "model.keras"
     )
     files = [

@@ -77,7 +77,7 @@ def _records(files: list[Path]) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset([str(f) for f in files])]
 
 
-def _tiny_model(outputs: int = len(rows.LABEL_COLUMNS)) -> keras.Model:
+def _tiny_model(outputs: int = len(rows.TARGET_COLUMNS)) -> keras.Model:
     keras.utils.set_random_seed(1)
     inputs = keras.Input((SIZE, SIZE, 1))
     x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
@@ -113,7 +113,7 @@ def _table(database: Path, table: str = "mimic_cxr_predictions") -> list[dict[st
 def _assert_predictions(found: list[dict[str, Any]], expected: dict[str, npt.NDArray[Any]]) -> None:
     assert sorted(r["path"] for r in found) == sorted(expected)
     for row in found:
-        values = [row[name] for name in rows.LABEL_COLUMNS]
+        values = [row[name] for name in rows.TARGET_COLUMNS]
         np.testing.assert_allclose(values, expected[row["path"]], rtol=1e-5, atol=1e-6)
 
 
@@ -212,7 +212,10 @@ def test_a_model_of_the_wrong_width_is_refused_before_any_row(tfrecords, tmp_pat
     argv = ["--tfrecords", str(tfrecords[0]), "--model", str(wrong), "--output_dir", str(out)]
     assert infer([*argv, "--predictions_table", f"{database}:team_a"]) == 2
     err = capsys.readouterr().err
-    assert "mimic_cxr: the model outputs 3 values per image, but the dataset has 14 labels" in err
+    assert (
+        "mimic_cxr: the model outputs 3 values per image, but the dataset has 14 target labels"
+        in err
+    )
     assert _table(database, "team_a") == [{"sentinel": "kept"}]
     assert not out.exists()
 
@@ -264,7 +267,7 @@ def test_a_failing_batch_quarantines_its_records(tfrecords, tmp_path):
         @tf.function(input_signature=[tf.TensorSpec([None, SIZE, SIZE, 1], tf.float32)])
         def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
             tf.debugging.assert_less(tf.reduce_max(x), -1.0, message="pixels out of range")
-            return {"logits": tf.zeros([tf.shape(x)[0], len(rows.LABEL_COLUMNS)])}
+            return {"logits": tf.zeros([tf.shape(x)[0], len(rows.TARGET_COLUMNS)])}
 
     module = Failing()
     model = tmp_path / "failing"

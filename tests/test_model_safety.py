@@ -23,7 +23,7 @@ from datathon_etl.generated.mimic_cxr import features, rows
 from datathon_etl.generated.mimic_cxr.infer import main as infer
 
 SIZE = 8
-WIDTH = len(rows.LABEL_COLUMNS)
+WIDTH = len(rows.TARGET_COLUMNS)
 
 Attack = Callable[[tf.Tensor, str], tf.Tensor]
 """(image batch, a path the attack targets) -> logits [batch, WIDTH]."""

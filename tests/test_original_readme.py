@@ -341,7 +341,7 @@ def _model(path: Path) -> None:
     keras.utils.set_random_seed(1)
     image = keras.Input((320, 320, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, strides=4)(image))
-    keras.Model(image, keras.layers.Dense(len(rows.LABEL_COLUMNS))(pooled)).save(path)
+    keras.Model(image, keras.layers.Dense(len(rows.TARGET_COLUMNS))(pooled)).save(path)
 
 
 def test_decompress_as_the_original_did(bucket: str, tmp_path: Path) -> None:

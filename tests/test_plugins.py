@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tests.scratch_package import run_clean, scratch_venv, write_package
 
 DECLARATION = '''
 """A scratch chest X-ray data set: ``p<patient>/i<image>.png`` and one label."""
@@ -115,30 +114,9 @@ include = ["scratch_xray*"]
 """
 
 
-def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-
-
 def _scratch_package(root: Path) -> Path:
-    project = root / "project"
-    package = project / "scratch_xray"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    (package / "declaration.py").write_text(DECLARATION)
-    (package / "layout.py").write_text(LAYOUT)
-    (project / "pyproject.toml").write_text(PYPROJECT)
-    return project
-
-
-def _scratch_venv(root: Path) -> Path:
-    """A virtual environment that sees this one's packages, and installs into its own."""
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    (site,) = (venv / "lib").glob("python*/site-packages")
-    ours = sysconfig.get_paths()["purelib"]
-    (site / "_over_datathon_etl.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
-    return venv / "bin" / "python"
+    modules = {"declaration": DECLARATION, "layout": LAYOUT}
+    return write_package(root, "scratch_xray", modules, PYPROJECT)
 
 
 def _sample(root: Path) -> tuple[Path, Path]:
@@ -159,7 +137,7 @@ def test_an_installed_package_s_dataset_is_a_command(tmp_path: Path) -> None:
     project = _scratch_package(tmp_path)
     script = Path(sys.executable).parent / "datathon-etl"
 
-    done = _run(
+    done = run_clean(
         [str(script), "codegen", "scratch_xray.declaration", "--out", "scratch_xray/generated"],
         project,
     )
@@ -167,21 +145,21 @@ def test_an_installed_package_s_dataset_is_a_command(tmp_path: Path) -> None:
     dictionary = (project / "scratch_xray/generated/scratch_xray/DATA_DICTIONARY.md").read_text()
     assert 'scratch_xray = "scratch_xray.generated.scratch_xray"' in dictionary
 
-    python = _scratch_venv(tmp_path)
+    python = scratch_venv(tmp_path)
     install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
     install += ["--no-deps", "--no-build-isolation", "--no-index", str(project)]
-    done = _run(install, tmp_path)
+    done = run_clean(install, tmp_path)
     assert done.returncode == 0, done.stderr
     cli = [str(python), "-m", "datathon_etl.framework.cli"]
 
-    listed = _run([*cli, "--help"], tmp_path)
+    listed = run_clean([*cli, "--help"], tmp_path)
     assert "  scratch_xray ingest: " in listed.stdout, listed.stderr
     # A name a built-in command takes is not the plugin's; a package not there is named.
     assert "  ignored: untar = 'scratch_xray.generated.scratch_xray'" in listed.stdout
-    gone = _run([*cli, "gone", "ingest"], tmp_path)
+    gone = run_clean([*cli, "gone", "ingest"], tmp_path)
     assert gone.returncode == 2
     assert gone.stderr.startswith("datathon-etl: gone: cannot import 'scratch_xray.not_generated'")
-    commands = _run([*cli, "scratch_xray", "--help"], tmp_path)
+    commands = run_clean([*cli, "scratch_xray", "--help"], tmp_path)
     assert commands.returncode == 0, commands.stderr
     assert [line.split()[0] for line in commands.stdout.splitlines() if line[:2] == "  "] == [
         "ingest",
@@ -194,7 +172,7 @@ def test_an_installed_package_s_dataset_is_a_command(tmp_path: Path) -> None:
     ingest = [*cli, "scratch_xray", "ingest", "--input_prefix", f"{images}/"]
     ingest += ["--input_csv", str(labels), "--output_tfrecord_dir", str(out / "tfrecords")]
     ingest += ["--output_dir", str(out), "--output_image_shape", "32", "32"]
-    done = _run(ingest, tmp_path)
+    done = run_clean(ingest, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["pipeline"] == "scratch_xray ingest"

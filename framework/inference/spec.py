@@ -31,8 +31,9 @@ class InferenceSpec:
         prediction_row: (ids, model output) -> the predictions table's row;
             raises ``ValueError`` on a width mismatch (generated
             ``rows.prediction_row``).
-        label_columns: One per model output, in order (generated
-            ``rows.LABEL_COLUMNS``).
+        target_columns: One per model output, in order: the target labels
+            (generated ``rows.TARGET_COLUMNS``); metadata labels are not
+            model outputs.
         predictions_schema: Arrow schema of the predictions table (generated).
         predictions_bigquery_schema: Its BigQuery JSON schema (generated; used
             as is for BigQuery tables).
@@ -43,7 +44,7 @@ class InferenceSpec:
     decode: Callable[[bytes], Example[Any, Any]]
     ids_row: Callable[[Example[Any, Any]], dict[str, Any]]
     prediction_row: Callable[[Mapping[str, Any], Sequence[float]], dict[str, Any]]
-    label_columns: tuple[str, ...]
+    target_columns: tuple[str, ...]
     predictions_schema: pa.Schema
     predictions_bigquery_schema: Mapping[str, Any]
 
@@ -52,11 +53,11 @@ def check_output_width(spec: InferenceSpec, width: int) -> None:
     """Checks a model's output width with the dataset's own row mapper.
 
     The generated ``prediction_row`` is the one place that knows the label
-    count; it is given a row of ``width`` values and placeholder ids, so the
+    count of target labels; it is given a row of ``width`` values and placeholder ids, so the
     driver refuses a model with exactly the error the workers would raise.
 
     Raises:
-        ValueError: ``width`` is not the number of labels.
+        ValueError: ``width`` is not the number of target labels.
     """
     ids = {field.name: None for field in spec.predictions_schema}
     spec.prediction_row(ids, [0.0] * width)

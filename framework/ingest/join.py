@@ -28,7 +28,8 @@ class LabelRecord(Generic[K, L]):
 
     Attributes:
         where: ``file:line N`` of the row.
-        key: The key parsed from the row's path.
+        key: The image's key: parsed from the row's path, with the key
+            columns the row declares (the example's key).
         labels: The parsed labels.
     """
 

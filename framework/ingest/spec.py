@@ -96,6 +96,8 @@ class IngestSpec:
             ValueError (`SourceRowError` for a bad cell). With `study_labels`:
             -> (study, labels).
         csv_columns: Columns every label CSV must have.
+        path_column: The label CSV's column holding the image's path (rows
+            ``--path_match_regex`` leaves out, quarantine records).
         partition: Key -> the TFRecord folder of the image (``train/frontal``).
         partitions: Every folder `partition` can return.
         image_feature: The TFRecord feature holding the encoded image.
@@ -131,6 +133,7 @@ class IngestSpec:
     feature_specs: tuple[FeatureSpec, ...]
     features_module: str
     study_labels: StudyLabels | None = None
+    path_column: str = "path"
     key_type: type | None = None
     labels_type: type | None = None
     declaration: str | None = None

@@ -83,7 +83,7 @@ class ParseLabelRowFn(beam.DoFn):
 
     def process(self, row: CsvRow) -> Iterator[Any]:
         """Parses one row."""
-        path = row.cells.get("path") or ""
+        path = row.cells.get(self._spec.path_column) or ""
         if self._pattern is not None and not self._pattern.fullmatch(path):
             yield beam.pvalue.TaggedOutput(SKIPPED_TAG, path)
             return
@@ -298,7 +298,8 @@ class TransformFn(beam.DoFn):
             return
         self._written.inc()
         self._progress.done()
-        yield Example(image=data, path=path, key=item.key, labels=record.labels)
+        # The row's key: it may hold key columns the image's path does not.
+        yield Example(image=data, path=path, key=record.key, labels=record.labels)
 
     def _refuse(
         self, path: str, item: ImageItem[Any], record: LabelRecord[Any, Any], e: ImageError

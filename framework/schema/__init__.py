@@ -5,6 +5,7 @@ from datathon_etl.framework.schema.convert import (
     SourceRowError,
     UnknownCodeError,
     from_row,
+    parse_source_fields,
     parse_source_row,
     to_row,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "UnsupportedTypeError",
     "column",
     "from_row",
+    "parse_source_fields",
     "parse_source_row",
     "read_dataset",
     "to_row",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
@@ -20,6 +20,7 @@ __all__ = [
     "SourceRowError",
     "UnknownCodeError",
     "from_row",
+    "parse_source_fields",
     "parse_source_row",
     "to_row",
 ]
@@ -143,6 +144,51 @@ def parse_source_row(cls: type[T], row: Mapping[str, str | None], where: str) ->
             raise SourceRowError(where, column, "missing column") from group
         unknown = isinstance(error, UnknownCodeError)
         raise SourceRowError(where, column, str(error), unknown_code=unknown) from group
+
+
+def parse_source_fields(
+    cls: type, row: Mapping[str, str | None], where: str, names: Sequence[str]
+) -> dict[str, Any]:
+    """Parses some fields of a declared class from their source columns.
+
+    Each cell is read as `parse_source_row` reads it (declared source column,
+    ``from_source`` codes, blank means None for ``X | None`` fields).
+
+    Args:
+        cls: The attrs class that declares the fields.
+        row: Column name -> text.
+        where: The record's location for error messages.
+        names: The fields to read.
+
+    Returns:
+        Field name -> value, for `attrs.evolve`.
+
+    Raises:
+        SourceRowError: A column is missing or a value does not parse.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in attrs.fields(cls)}
+    values: dict[str, Any] = {}
+    for name in names:
+        column = fields[name].metadata.get(SOURCE) or name
+        resolved = resolve(hints[name])
+        if column not in row:
+            raise SourceRowError(where, column, "missing column")
+        text = row[column]
+        if resolved.nullable and (text is None or not text.strip()):
+            values[name] = None
+            continue
+        try:
+            values[name] = _structure_text(text, resolved.python)
+        except KeyError:
+            # From a ``from_source`` that looks its codes up (``cls[text]``).
+            raise SourceRowError(
+                where, column, f"unknown code {text!r}", unknown_code=True
+            ) from None
+        except (ValueError, TypeError) as error:
+            unknown = isinstance(error, UnknownCodeError)
+            raise SourceRowError(where, column, str(error), unknown_code=unknown) from error
+    return values
 
 
 @functools.cache

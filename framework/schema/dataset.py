@@ -18,10 +18,16 @@ class Dataset:
         labels: The attrs class of the label block (one field per label).
         image_feature: The TFRecord feature that holds the encoded image.
         path_description: What the ``path`` column holds.
+        path_source: The label CSV's column that holds the image's path
+            (``"Image Index"``); ``parse_path`` reads it, and the tables'
+            ``path`` column holds it in its canonical form (``format_path``).
         layout: Import path of the module with the layout functions the
             ingestion needs (``parse_path``, ``format_path``,
-            ``parse_label_row``, ``partition``, ``PARTITIONS``); codegen
-            emits an ``ingest`` entry point when it is set.
+            ``partition``, ``PARTITIONS``, and optionally
+            ``parse_label_row``, else label rows are read as declared: the
+            path from `path_source`, key fields with ``source=`` and the
+            labels from their columns); codegen emits an ``ingest`` entry
+            point when it is set.
         split: The key field holding the split (an enum): ``evaluate``
             scores one split, named by its code's name (``--split valid``).
         patient: The key field naming the patient: ``evaluate``'s bootstrap
@@ -39,6 +45,7 @@ class Dataset:
     labels: type
     image_feature: str = "jpg_bytes"
     path_description: str = "The image's path relative to the data set's root."
+    path_source: str = "path"
     layout: str | None = None
     split: str | None = None
     patient: str | None = None

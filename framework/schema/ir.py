@@ -12,7 +12,7 @@ import typing
 import attrs
 
 from datathon_etl.framework.schema.dataset import Dataset
-from datathon_etl.framework.schema.fields import DESCRIPTION, SOURCE
+from datathon_etl.framework.schema.fields import DESCRIPTION, METADATA_ONLY, SOURCE
 from datathon_etl.framework.schema.types import SCALAR_TYPES, ScalarType, resolve
 
 __all__ = [
@@ -66,6 +66,8 @@ class Column:
         nullable: Whether the value may be absent.
         source: Name of the column in the source files, if any.
         enum: For coded values, the enum and its codes.
+        target: Whether it is a model output (a label declared a target);
+            False for key columns, ``path`` and metadata labels.
     """
 
     name: str
@@ -74,6 +76,7 @@ class Column:
     nullable: bool = False
     source: str | None = None
     enum: EnumRef | None = None
+    target: bool = False
 
     @property
     def python_type(self) -> str:
@@ -110,10 +113,12 @@ class DatasetIR:
         module: Import path of the module that declares ``DATASET``.
         image_feature: TFRecord feature holding the encoded image.
         key: The key class and its columns.
-        labels: The label class and its columns.
+        labels: The label class and its columns (targets and metadata).
+        targets: The label columns that are model outputs, in order.
         path: The ``path`` column (the image's relative path).
+        path_source: The label CSV's column holding the image's path.
         labels_table: Key columns, ``path``, then label columns.
-        predictions_table: Key columns, ``path``, then one logit per label.
+        predictions_table: Key columns, ``path``, then one logit per target.
         features: TFRecord features after the image: ``path``, key, labels.
         enums: Every enum used by a column, in first-use order.
         layout: Import path of the dataset's layout module, if any.
@@ -129,7 +134,9 @@ class DatasetIR:
     image_feature: str
     key: ClassRef
     labels: ClassRef
+    targets: tuple[Column, ...]
     path: Column
+    path_source: str
     labels_table: Table
     predictions_table: Table
     features: tuple[Column, ...]
@@ -153,21 +160,25 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
 
     Raises:
         SchemaError: A class is not an attrs class, a field lacks a
-            description, a type is unsupported, or column names collide.
+            description, a type is unsupported, column names collide, a key
+            field is declared ``target=False``, or no label is a target.
     """
-    key = _read_class(dataset.name, dataset.key)
-    labels = _read_class(dataset.name, dataset.labels)
+    key = _read_class(dataset.name, dataset.key, labels=False)
+    labels = _read_class(dataset.name, dataset.labels, labels=True)
+    targets = tuple(c for c in labels.columns if c.target)
+    if not targets:
+        raise SchemaError(f"{dataset.name}: no label is a target; a model would output nothing")
     path = Column("path", SCALAR_TYPES[str], dataset.path_description)
     ids = (*key.columns, path)
     labels_table = Table(
         f"{dataset.name}_labels", f"One row per image of {dataset.name}.", (*ids, *labels.columns)
     )
     predictions = tuple(
-        Column(c.name, SCALAR_TYPES[float], PREDICTION_DESCRIPTION) for c in labels.columns
+        Column(c.name, SCALAR_TYPES[float], PREDICTION_DESCRIPTION) for c in targets
     )
     predictions_table = Table(
         f"{dataset.name}_predictions",
-        f"One row per image of {dataset.name}: a model's logit per label.",
+        f"One row per image of {dataset.name}: a model's logit per target label.",
         (*ids, *predictions),
     )
     names = [dataset.image_feature, *(c.name for c in labels_table.columns)]
@@ -185,7 +196,9 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
         image_feature=dataset.image_feature,
         key=key,
         labels=labels,
+        targets=targets,
         path=path,
+        path_source=dataset.path_source,
         labels_table=labels_table,
         predictions_table=predictions_table,
         features=(path, *key.columns, *labels.columns),
@@ -210,7 +223,7 @@ def _key_column(
     return found
 
 
-def _read_class(dataset: str, cls: type) -> ClassRef:
+def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
     if not attrs.has(cls):
         raise SchemaError(f"{dataset}: {cls!r} is not an attrs class")
     hints = typing.get_type_hints(cls)
@@ -224,6 +237,9 @@ def _read_class(dataset: str, cls: type) -> ClassRef:
             resolved = resolve(hints[field.name])
         except TypeError as error:
             raise SchemaError(f"{where}: {error}") from error
+        metadata_only = bool(field.metadata.get(METADATA_ONLY))
+        if metadata_only and not labels:
+            raise SchemaError(f"{where}: key fields are never targets; drop target=False")
         columns.append(
             Column(
                 name=field.name,
@@ -232,6 +248,7 @@ def _read_class(dataset: str, cls: type) -> ClassRef:
                 nullable=resolved.nullable,
                 source=field.metadata.get(SOURCE),
                 enum=_enum_ref(resolved.enum) if resolved.enum else None,
+                target=labels and not metadata_only,
             )
         )
     return ClassRef(cls.__module__, cls.__qualname__, tuple(columns))

@@ -24,7 +24,7 @@ SPEC = InferenceSpec(
     decode=features.decode,
     ids_row=rows.ids_row,
     prediction_row=rows.prediction_row,
-    label_columns=rows.LABEL_COLUMNS,
+    target_columns=rows.TARGET_COLUMNS,
     predictions_schema=arrow_schema.PREDICTIONS,
     predictions_bigquery_schema=json.loads(
         resources.files(__package__).joinpath("predictions_schema.json").read_text("utf-8")

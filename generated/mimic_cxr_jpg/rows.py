@@ -41,7 +41,25 @@ LABEL_COLUMNS = (
     "pneumothorax",
     "support_devices",
 )
-"""One column per label, in the model output's order."""
+"""One column per label (targets and metadata), in the labels table's order."""
+
+TARGET_COLUMNS = (
+    "atelectasis",
+    "cardiomegaly",
+    "consolidation",
+    "edema",
+    "enlarged_cardiomediastinum",
+    "fracture",
+    "lung_lesion",
+    "lung_opacity",
+    "no_finding",
+    "pleural_effusion",
+    "pleural_other",
+    "pneumonia",
+    "pneumothorax",
+    "support_devices",
+)
+"""One column per target label, in the model output's order."""
 
 
 def labels_row(example: Example[ImageKey, Labels]) -> dict[str, Any]:
@@ -55,16 +73,16 @@ def ids_row(example: Example[ImageKey, Labels]) -> dict[str, Any]:
 
 
 def prediction_row(ids: Mapping[str, Any], output: Sequence[float]) -> dict[str, Any]:
-    """Returns the predictions table's row: ids, then one logit per label.
+    """Returns the predictions table's row: ids, then one logit per target label.
 
     Raises:
-        ValueError: The model output does not have exactly one value per label.
+        ValueError: The model output does not have exactly one value per target.
     """
-    if len(output) != len(LABEL_COLUMNS):
+    if len(output) != len(TARGET_COLUMNS):
         raise ValueError(
             f"{DATASET}: the model outputs {len(output)} values per image, but the dataset has "
-            f"{len(LABEL_COLUMNS)} labels ({', '.join(LABEL_COLUMNS)})"
+            f"{len(TARGET_COLUMNS)} target labels ({', '.join(TARGET_COLUMNS)})"
         )
     row = {name: ids[name] for name in ID_COLUMNS}
-    row.update((name, float(value)) for name, value in zip(LABEL_COLUMNS, output, strict=True))
+    row.update((name, float(value)) for name, value in zip(TARGET_COLUMNS, output, strict=True))
     return row
