@@ -1,9 +1,11 @@
-"""The generic ingestion: tars of images + label CSVs -> JPG tree, TFRecords, labels table.
+"""The generic ingestion: tars of images + label CSVs -> JPG tree, shards, labels table.
 
 One pass, each output optional. Labels are parsed and joined with the tar
 members (or image files, ``--input_prefix``) on the image path (only
 references travel); bytes are read by range after the join, resized once, and
-fanned out to every output. Every tar member, image file and CSV row ends
+fanned out to every output: the JPG tree, the TFRecords, the WebDataset and
+Parquet shards (in the TFRecords' folders, sized like them) and the labels
+table. Every tar member, image file and CSV row ends
 written or in ``<output_dir>/_quarantine/``, and
 ``<output_dir>/_manifest.json`` (written last) counts every stage.
 
@@ -16,8 +18,8 @@ label file); its patient leakage check goes to ``<output_dir>/_leakage.json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import attrs
@@ -27,7 +29,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
-from datathon_etl.framework.command import PipelineCommand, RunOutputs, TFRecordOutput
+from datathon_etl.framework.command import (
+    PipelineCommand,
+    RunOutputs,
+    ShardedOutput,
+    TFRecordOutput,
+)
 from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
@@ -51,7 +58,7 @@ from datathon_etl.framework.ingest.transforms import (
     ParseLabelRowFn,
     WriteImageFileFn,
 )
-from datathon_etl.framework.manifest import Outcome, Tally
+from datathon_etl.framework.manifest import PARQUET_SHARDS, WEBDATASET_SHARDS, Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
@@ -62,6 +69,14 @@ from datathon_etl.framework.run_records import (
     WriteRunRecords,
     read_run_lines,
 )
+from datathon_etl.framework.shard_formats import (
+    ParquetRows,
+    WebDatasetTar,
+    count_parquet_rows,
+    count_tar_samples,
+    parquet_schema,
+)
+from datathon_etl.framework.sharded_files import ShardFormat
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
@@ -101,6 +116,8 @@ class IngestJob:
         image: The image transform.
         jpg_dir: Root of the resized JPG tree, if wanted.
         tfrecord_dir: Root of the TFRecord folders, if wanted.
+        webdataset_dir: Root of the WebDataset folders, if wanted.
+        parquet_dir: Root of the Parquet folders, if wanted.
         table: The labels table spec.
         bigquery_method: How rows reach a BigQuery table.
         path_match_regex: Only matching tar members are read.
@@ -115,6 +132,8 @@ class IngestJob:
     image: ImageSpec
     jpg_dir: str | None = None
     tfrecord_dir: str | None = None
+    webdataset_dir: str | None = None
+    parquet_dir: str | None = None
     table: str = "labels"
     bigquery_method: BigQueryWriteMethod = BigQueryWriteMethod.FILE_LOADS
     path_match_regex: str | None = None
@@ -223,6 +242,8 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         )
     if job.tfrecord_dir:
         _write_tfrecords(examples, spec, job)
+    for shards in _shard_formats(spec, job):
+        _write_shards(examples, spec, job, shards.name, shards.root, shards.format)
     _write_table(examples, spec, job)
 
     image_refusals = (
@@ -249,6 +270,55 @@ def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJo
             spec.partitions,
             staging_dir(root, job.layout.run_id),
             tfrecord_sharding(examples.pipeline.options),
+        )
+    )
+
+
+class _Shards(NamedTuple):
+    """A WebDataset or Parquet output: its step name, root, format, counter, manifest key."""
+
+    name: str
+    root: str
+    format: ShardFormat
+    count: Callable[[str], int]
+    parameter: str
+
+
+def _shard_formats(spec: IngestSpec, job: IngestJob) -> list[_Shards]:
+    """The WebDataset and Parquet outputs asked for."""
+    formats = []
+    if job.webdataset_dir:
+        tar = WebDatasetTar(job.image.format, spec.labels_row)
+        formats.append(
+            _Shards("WebDataset", job.webdataset_dir, tar, count_tar_samples, WEBDATASET_SHARDS)
+        )
+    if job.parquet_dir:
+        rows = ParquetRows(parquet_schema(spec.labels_schema, spec.image_feature), spec.labels_row)
+        formats.append(
+            _Shards("Parquet", job.parquet_dir, rows, count_parquet_rows, PARQUET_SHARDS)
+        )
+    return formats
+
+
+def _write_shards(
+    examples: beam.PCollection,
+    spec: IngestSpec,
+    job: IngestJob,
+    name: str,
+    root: str,
+    format: ShardFormat,
+) -> None:
+    partition = spec.partition
+    _ = (
+        examples
+        | f"Partition{name}" >> beam.Map(lambda e: (partition(e.key), e))
+        | f"Write{name}"
+        >> WriteShards(
+            root,
+            spec.partitions,
+            staging_dir(root, job.layout.run_id),
+            tfrecord_sharding(examples.pipeline.options),
+            format,
         )
     )
 
@@ -308,8 +378,12 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
     tar_options = options.view_as(TarOptions)
     prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
+    webdataset_dir: str | None = ingest.output_webdataset_dir
+    parquet_dir: str | None = ingest.output_parquet_dir
     # The original had no --output_dir: by default the run's records go with its outputs.
-    output_dir, _ = resolve_output_dir(prog, options, tfrecord_dir or ingest.output_jpg_dir)
+    output_dir, _ = resolve_output_dir(
+        prog, options, tfrecord_dir or ingest.output_jpg_dir or webdataset_dir or parquet_dir
+    )
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_labels"
     try:
@@ -326,6 +400,8 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
             "--output_dir": output_dir,
             "--output_jpg_dir": ingest.output_jpg_dir,
             "--output_tfrecord_dir": tfrecord_dir,
+            "--output_webdataset_dir": webdataset_dir,
+            "--output_parquet_dir": parquet_dir,
         },
         tables={"--output_table": table_spec},
         file_loads=["--output_table"] if method is BigQueryWriteMethod.FILE_LOADS else [],
@@ -355,6 +431,8 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         image=image,
         jpg_dir=(ingest.output_jpg_dir or "").rstrip("/") or None,
         tfrecord_dir=(tfrecord_dir or "").rstrip("/") or None,
+        webdataset_dir=(webdataset_dir or "").rstrip("/") or None,
+        parquet_dir=(parquet_dir or "").rstrip("/") or None,
         table=table,
         bigquery_method=method,
         path_match_regex=regex,
@@ -381,6 +459,8 @@ def _output_folders(job: IngestJob) -> dict[str, str | None]:
         "--output_dir": job.layout.output_dir,
         "--output_jpg_dir": job.jpg_dir,
         "--output_tfrecord_dir": job.tfrecord_dir,
+        "--output_webdataset_dir": job.webdataset_dir,
+        "--output_parquet_dir": job.parquet_dir,
     }
 
 
@@ -388,14 +468,18 @@ class Ingest(PipelineCommand[IngestJob]):
     """``datathon-etl <dataset> ingest`` for the data set of ``spec``."""
 
     required = ("input_csv",)
-    output_dir_default = "the --output_tfrecord_dir folder, else the --output_jpg_dir one"
+    output_dir_default = (
+        "the --output_tfrecord_dir folder, else the --output_jpg_dir, --output_webdataset_dir "
+        "or --output_parquet_dir one"
+    )
 
     def __init__(self, spec: IngestSpec) -> None:
         self.spec = spec
         self.name = f"{spec.dataset} ingest"
         self.description = (
             f"Ingest {spec.dataset}: tars or folders of images and label CSVs -> resized JPG "
-            "tree, TFRecords per split and view, and a labels table (DuckDB or BigQuery)."
+            "tree, TFRecords (and WebDataset and Parquet shards) per split and view, and a "
+            "labels table (DuckDB or BigQuery)."
         )
         self.option_classes = (
             TarOptions,
@@ -414,7 +498,7 @@ class Ingest(PipelineCommand[IngestJob]):
         return _job_from_options(self.spec, self.prog, options)
 
     def outputs(self, job: IngestJob) -> RunOutputs:
-        """The ``--output_dir``, the JPG tree and the TFRecord folders."""
+        """The ``--output_dir``, the JPG tree, the TFRecord, WebDataset and Parquet folders."""
         spec = self.spec
         tfrecords = None
         if job.tfrecord_dir:
@@ -428,7 +512,11 @@ class Ingest(PipelineCommand[IngestJob]):
                     "reader": spec.features_module,
                 },
             )
-        return RunOutputs(job.layout, _output_folders(job), tfrecords)
+        sharded = tuple(
+            ShardedOutput(root, spec.partitions, format.suffix, count, parameter)
+            for _, root, format, count, parameter in _shard_formats(spec, job)
+        )
+        return RunOutputs(job.layout, _output_folders(job), tfrecords, sharded)
 
     def started(self, job: IngestJob) -> str:
         """How many files of each kind."""
@@ -448,6 +536,8 @@ class Ingest(PipelineCommand[IngestJob]):
             "input_csv": list(options.view_as(IngestOptions).input_csv),
             "output_jpg_dir": job.jpg_dir,
             "output_tfrecord_dir": job.tfrecord_dir,
+            "output_webdataset_dir": job.webdataset_dir,
+            "output_parquet_dir": job.parquet_dir,
             "output_table": job.table,
             "image": attrs.asdict(job.image),
         }

@@ -48,12 +48,16 @@ class TFRecordOptions(PipelineOptions):
         )
         sizes = group.add_mutually_exclusive_group()
         sizes.add_argument(
+            "--shard_mb",
             "--tfrecord_shard_mb",
+            dest="tfrecord_shard_mb",
             type=_positive_float,
             default=None,
             help=(
                 f"Start a new shard once one holds this many MB (10^6 bytes; default "
-                f"{DEFAULT_SHARD_MB:g}): a folder gets as many shards as its size needs."
+                f"{DEFAULT_SHARD_MB:g}): a folder gets as many shards as its size needs. "
+                "Sizes every sharded output (TFRecord, WebDataset, Parquet); "
+                "--tfrecord_shard_mb is an alias."
             ),
         )
         sizes.add_argument(
@@ -61,14 +65,14 @@ class TFRecordOptions(PipelineOptions):
             type=_positive_int,
             default=None,
             help=(
-                "Exactly this many shards per folder, records spread evenly over them "
-                "(instead of --tfrecord_shard_mb)."
+                "Exactly this many shards per folder of each sharded output, records "
+                "spread evenly over them (instead of --shard_mb)."
             ),
         )
 
 
 def tfrecord_sharding(options: PipelineOptions) -> Sharding:
-    """The shard size (``--tfrecord_shard_mb``) or count (``--num_shards``) asked for."""
+    """The shard size (``--shard_mb``) or count (``--num_shards``) asked for, for every format."""
     view = options.view_as(TFRecordOptions)
     shards: int | None = view.num_shards
     if shards is not None:

@@ -1,0 +1,247 @@
+"""WebDataset tars and Hugging Face Parquet: shard formats for PyTorch users.
+
+Both are written by `datathon_etl.framework.sharded_files.WriteShardedFiles`
+like the TFRecords, and hold the same images with the labels table's row
+(one mapping of declarations to columns: `IngestSpec.labels_row`):
+
+- `WebDatasetTar`: per image ``<key>.jpg`` (or ``.png``) and ``<key>.json``
+  (the row), as the ``webdataset`` and ``wids`` libraries group them: the
+  key is the image's path less its extension, dots made ``_`` (a WebDataset
+  key ends at the first dot of the file name).
+- `ParquetRows`: the image as Hugging Face's ``Image`` feature (a struct
+  ``{bytes, path}``) beside every column of the labels table, with the
+  ``huggingface`` schema metadata ``datasets`` reads its features from
+  (PIL images, typed labels); plain Parquet to DuckDB, pyarrow and Polars.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tarfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from datathon_etl.framework.images import ImageFormat
+from datathon_etl.framework.schema.example import Example
+from datathon_etl.framework.sharded_files import COPY_BUFFER, Counting, ShardFormat, Writable
+
+__all__ = [
+    "ParquetRows",
+    "WebDatasetTar",
+    "count_parquet_rows",
+    "count_tar_samples",
+    "parquet_schema",
+    "webdataset_key",
+]
+
+TAR_BLOCK = 512
+TAR_END = bytes(2 * TAR_BLOCK)
+"""A tar's end: two zero blocks (no padding to a 10 KiB record: readers do not need it)."""
+ROW_GROUP_ROWS = 100
+"""Rows per Parquet row group, as Hugging Face ``datasets`` writes image data sets."""
+ROW_GROUP_BYTES = 8 << 20
+"""A row group is written sooner once its images hold this many bytes (bounds memory)."""
+_HF_DTYPES = {pa.int64(): "int64", pa.float64(): "float64", pa.string(): "string"}
+"""Arrow types of the labels tables -> Hugging Face ``Value`` dtypes."""
+
+
+def webdataset_key(path: str) -> str:
+    """An image's WebDataset key: its path less the extension, dots made ``_``."""
+    stem, _ = posixpath.splitext(path)
+    folder, name = posixpath.split(stem)
+    return posixpath.join(folder, name.replace(".", "_"))
+
+
+def _extension(image_format: ImageFormat) -> str:
+    return "jpg" if image_format is ImageFormat.JPEG else "png"
+
+
+@attrs.frozen
+class WebDatasetTar(ShardFormat):
+    """Tar shards of ``(<key>.jpg|png, <key>.json)`` pairs; payloads are examples.
+
+    Attributes:
+        image_format: The images' format, which names their members.
+        row: Example -> the labels table's row, written as the JSON member.
+    """
+
+    image_format: ImageFormat
+    row: Callable[[Example[Any, Any]], dict[str, Any]]
+    suffix: str = ".tar"
+
+    def open(self, file: Writable) -> _TarWriter:
+        """Starts a tar in ``file``."""
+        return _TarWriter(file, self)
+
+    def join(self, pieces: Sequence[str], out: Writable) -> None:
+        """Concatenates the pieces less their ends, then one end."""
+        for piece in pieces:
+            with FileSystems.open(piece, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                held = b""
+                while chunk := f.read(COPY_BUFFER):
+                    held += chunk
+                    out.write(held[: -len(TAR_END)])
+                    held = held[-len(TAR_END) :]
+            if held != TAR_END:
+                raise ValueError(f"{piece}: not a tar this writer ended")
+        out.write(TAR_END)
+
+
+class _TarWriter:
+    """Writes tar members by hand: two per example, fixed metadata (the same bytes every run)."""
+
+    def __init__(self, file: Writable, format: WebDatasetTar) -> None:
+        self._file = file
+        self._format = format
+        self._extension = _extension(format.image_format)
+
+    def write(self, example: Example[Any, Any]) -> int:
+        key = webdataset_key(example.path)
+        row = json.dumps(self._format.row(example), separators=(",", ":")).encode("utf-8")
+        return self._member(f"{key}.{self._extension}", example.image) + self._member(
+            f"{key}.json", row
+        )
+
+    def end(self) -> None:
+        self._file.write(TAR_END)
+
+    def _member(self, name: str, data: bytes) -> int:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o444
+        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        padding = -len(data) % TAR_BLOCK
+        self._file.write(header)
+        self._file.write(data)
+        self._file.write(bytes(padding))
+        return len(header) + len(data) + padding
+
+
+def parquet_schema(labels: pa.Schema, image_column: str) -> pa.Schema:
+    """The Parquet shards' schema: the image, then the labels table's columns.
+
+    The ``huggingface`` metadata makes ``datasets`` read the image column as
+    an ``Image`` feature and each other column as a ``Value`` of its type.
+    """
+    image = pa.field(
+        image_column,
+        pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+        # Never null, but datasets takes a feature from the metadata only if
+        # its field is the one it would write, and it writes nullable fields.
+        metadata={"description": "The encoded image and its path relative to the data set."},
+    )
+    features: dict[str, Any] = {image_column: {"_type": "Image"}}
+    for field in labels:
+        features[field.name] = {"dtype": _HF_DTYPES[field.type], "_type": "Value"}
+    metadata = {
+        **(labels.metadata or {}),
+        b"huggingface": json.dumps({"info": {"features": features}}).encode("utf-8"),
+    }
+    return pa.schema([image, *labels], metadata=metadata)
+
+
+@attrs.frozen
+class ParquetRows(ShardFormat):
+    """Parquet shards of the image and the labels row; payloads are examples.
+
+    Attributes:
+        schema: `parquet_schema`'s result.
+        row: Example -> the labels table's row.
+    """
+
+    schema: pa.Schema
+    row: Callable[[Example[Any, Any]], dict[str, Any]]
+    suffix: str = ".parquet"
+
+    @property
+    def image_column(self) -> str:
+        """The image's column (the first)."""
+        name: str = self.schema.names[0]
+        return name
+
+    def open(self, file: Writable) -> _ParquetWriter:
+        """Starts a Parquet file in ``file``."""
+        return _ParquetWriter(file, self)
+
+    def join(self, pieces: Sequence[str], out: Writable) -> None:
+        """Copies every piece's row groups into one file."""
+        writer = _parquet_writer(out, self.schema)
+        for piece in pieces:
+            with FileSystems.open(piece, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                source = pq.ParquetFile(f)
+                for group in range(source.num_row_groups):
+                    writer.write_table(source.read_row_group(group))
+        writer.close()
+
+
+class _Sink(Counting):
+    """``file`` as pyarrow wants a sink; closing it stays the caller's job.
+
+    pyarrow asks a sink where it is (``tell``: Beam's object store writers
+    may not say) and whether it is closed.
+    """
+
+    closed = False
+
+    def flush(self) -> None:
+        """Nothing: the caller's file flushes when closed."""
+
+    def close(self) -> None:
+        """Marks the sink closed; the file stays open."""
+        self.closed = True
+
+
+def _parquet_writer(file: Writable, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(pa.PythonFile(_Sink(file), mode="w"), schema)
+
+
+class _ParquetWriter:
+    """Buffers rows into row groups; the footer is written at the end."""
+
+    def __init__(self, file: Writable, format: ParquetRows) -> None:
+        self._format = format
+        self._writer = _parquet_writer(file, format.schema)
+        self._rows: list[dict[str, Any]] = []
+        self._bytes = 0
+
+    def write(self, example: Example[Any, Any]) -> int:
+        row = self._format.row(example)
+        row[self._format.image_column] = {"bytes": example.image, "path": example.path}
+        self._rows.append(row)
+        self._bytes += len(example.image)
+        if len(self._rows) >= ROW_GROUP_ROWS or self._bytes >= ROW_GROUP_BYTES:
+            self._flush()
+        return len(example.image) + 8 * len(row)  # labels: a few bytes each, compressed
+
+    def end(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    def _flush(self) -> None:
+        if self._rows:
+            table = pa.Table.from_pylist(self._rows, schema=self._format.schema)
+            self._writer.write_table(table, row_group_size=len(self._rows))
+        self._rows, self._bytes = [], 0
+
+
+def count_tar_samples(uri: str) -> int:
+    """Samples (``.json`` members) in one WebDataset tar."""
+    with (
+        FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f,
+        tarfile.open(fileobj=f, mode="r|") as tar,
+    ):
+        return sum(1 for member in tar if member.name.endswith(".json"))
+
+
+def count_parquet_rows(uri: str) -> int:
+    """Rows in one Parquet file, from its footer."""
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        rows: int = pq.ParquetFile(f).metadata.num_rows
+    return rows
