@@ -30,6 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.framework.images import ImageFormat
 from datathon_etl.framework.schema.example import Example
+from datathon_etl.framework.schema.types import SCALAR_TYPES
 from datathon_etl.framework.sharded_files import COPY_BUFFER, Counting, ShardFormat, Writable
 
 __all__ = [
@@ -48,8 +49,8 @@ ROW_GROUP_ROWS = 100
 """Rows per Parquet row group, as Hugging Face ``datasets`` writes image data sets."""
 ROW_GROUP_BYTES = 8 << 20
 """A row group is written sooner once its images hold this many bytes (bounds memory)."""
-_HF_DTYPES = {pa.int64(): "int64", pa.float64(): "float64", pa.string(): "string"}
-"""Arrow types of the labels tables -> Hugging Face ``Value`` dtypes."""
+_HF_DTYPES = {getattr(pa, t.arrow)(): t.hf_dtype for t in SCALAR_TYPES.values()}
+"""Arrow types of the declared fields -> Hugging Face ``Value`` dtypes (the one type table)."""
 
 
 def webdataset_key(path: str) -> str:

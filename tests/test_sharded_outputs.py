@@ -26,6 +26,7 @@ from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
 from datathon_etl.framework.images import ImageFormat
 from datathon_etl.framework.manifest import Manifest
 from datathon_etl.framework.schema.example import Example
+from datathon_etl.framework.schema.types import SCALAR_TYPES
 from datathon_etl.framework.shard_formats import (
     ParquetRows,
     WebDatasetTar,
@@ -208,6 +209,19 @@ def test_datasets_reads_the_parquet_as_pil_images_and_typed_labels(out, sample):
             with Image.open(io.BytesIO(example.image)) as expected:
                 assert np.array_equal(np.asarray(record["jpg_bytes"]), np.asarray(expected))
             assert {k: v for k, v in record.items() if k != "jpg_bytes"} == rows.labels_row(example)
+
+
+def test_every_declared_type_is_a_typed_datasets_feature():
+    """The huggingface metadata names each type table's Arrow type as datasets does."""
+    labels = pa.schema([pa.field(t.name, getattr(pa, t.arrow)()) for t in SCALAR_TYPES.values()])
+    schema = parquet_schema(labels, "image")
+    assert hf_datasets.Features.from_arrow_schema(schema) == hf_datasets.Features(
+        {"image": hf_datasets.Image()}
+        | {t.name: hf_datasets.Value(t.hf_dtype) for t in SCALAR_TYPES.values()}
+    )
+    assert json.loads(schema.metadata[b"huggingface"])["info"]["features"] == (
+        hf_datasets.Features.from_arrow_schema(schema).to_dict()
+    )
 
 
 def test_duckdb_reads_the_parquet_shards_as_the_labels_table(out):
