@@ -45,6 +45,7 @@ from datathon_etl.framework.output_folders import Locations, claim_outputs, guar
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout
 from datathon_etl.framework.run_records import read_tallies
 from datathon_etl.framework.runner import is_dry_run, no_counts_reason
+from datathon_etl.framework.sharded_files import ShardFormat
 from datathon_etl.framework.tfrecords import FeatureSpec
 from datathon_etl.framework.tfrecords.shards import (
     finish_folders,
@@ -144,18 +145,25 @@ class ShardedOutput:
     """Another sharded output of a run (WebDataset, Parquet), prepared and finished likewise.
 
     Attributes:
+        name: Its name in step names (``WebDataset``).
         root: The output's folder flag's value.
         folders: The folders under it that get shards, as the TFRecords'.
-        suffix: The shards' ending (``.tar``, ``.parquet``).
+        format: How its shards are written; its suffix ends their names.
         count: Counts one shard's records, for the manifest.
         parameter: The manifest parameter listing records per shard (`SHARD_COUNTS`).
     """
 
+    name: str
     root: str
     folders: tuple[str, ...]
-    suffix: str
+    format: ShardFormat
     count: Callable[[str], int]
     parameter: str = attrs.field(validator=attrs.validators.in_(SHARD_COUNTS))
+
+    @property
+    def suffix(self) -> str:
+        """The shards' ending (``.tar``, ``.parquet``)."""
+        return self.format.suffix
 
     def folder_uris(self) -> list[str]:
         """The folders' URIs."""

@@ -22,23 +22,30 @@ import tarfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import apache_beam as beam
 import attrs
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from datathon_etl.framework.command import ShardedOutput
 from datathon_etl.framework.images import ImageFormat
+from datathon_etl.framework.manifest import PARQUET_SHARDS, WEBDATASET_SHARDS
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.schema.types import SCALAR_TYPES
 from datathon_etl.framework.sharded_files import COPY_BUFFER, Counting, ShardFormat, Writable
+from datathon_etl.framework.tfrecords.options import tfrecord_sharding
+from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
 __all__ = [
     "ParquetRows",
     "WebDatasetTar",
+    "WriteShardedOutputs",
     "count_parquet_rows",
     "count_tar_samples",
     "parquet_schema",
+    "sharded_outputs",
     "webdataset_key",
 ]
 
@@ -246,3 +253,87 @@ def count_parquet_rows(uri: str) -> int:
     with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         rows: int = pq.ParquetFile(f).metadata.num_rows
     return rows
+
+
+def sharded_outputs(
+    webdataset_dir: str | None,
+    parquet_dir: str | None,
+    folders: Sequence[str],
+    *,
+    image_format: ImageFormat,
+    labels_schema: pa.Schema,
+    labels_row: Callable[[Example[Any, Any]], dict[str, Any]],
+    image_column: str,
+) -> tuple[ShardedOutput, ...]:
+    """The WebDataset and Parquet outputs asked for (``--output_webdataset_dir``, ...).
+
+    Args:
+        webdataset_dir: Where the tars go, if wanted.
+        parquet_dir: Where the Parquet files go, if wanted.
+        folders: The folders under each that get shards (the TFRecords').
+        image_format: The images' format.
+        labels_schema: The labels table's schema.
+        labels_row: Example -> its labels table row.
+        image_column: The Parquet image column's name (the TFRecords' image feature).
+    """
+    outputs = []
+    if webdataset_dir:
+        tar = WebDatasetTar(image_format, labels_row)
+        outputs.append(
+            ShardedOutput(
+                "WebDataset",
+                webdataset_dir,
+                tuple(folders),
+                tar,
+                count_tar_samples,
+                WEBDATASET_SHARDS,
+            )
+        )
+    if parquet_dir:
+        rows = ParquetRows(parquet_schema(labels_schema, image_column), labels_row)
+        outputs.append(
+            ShardedOutput(
+                "Parquet", parquet_dir, tuple(folders), rows, count_parquet_rows, PARQUET_SHARDS
+            )
+        )
+    return tuple(outputs)
+
+
+class WriteShardedOutputs(beam.PTransform):
+    """Examples -> each of ``outputs``' shards, in the folder ``folder_of`` names.
+
+    Args:
+        outputs: `sharded_outputs`' result.
+        run_id: The run's id: the staging folders' name.
+        folder_of: Example -> its folder, one of each output's folders (picklable).
+    """
+
+    def __init__(
+        self,
+        outputs: Sequence[ShardedOutput],
+        run_id: str,
+        folder_of: Callable[[Example[Any, Any]], str],
+    ) -> None:
+        super().__init__()
+        self._outputs = outputs
+        self._run_id = run_id
+        self._folder_of = folder_of
+
+    def expand(self, examples: beam.PCollection) -> beam.pvalue.PDone:
+        """Adds a write per output."""
+        folder_of = self._folder_of
+        sharding = tfrecord_sharding(examples.pipeline.options)
+        for output in self._outputs:
+            _ = (
+                examples
+                | f"Folder{output.name}" >> beam.Map(lambda e: (folder_of(e), e))
+                | f"Write{output.name}"
+                >> WriteShards(
+                    output.root,
+                    output.folders,
+                    staging_dir(output.root, self._run_id),
+                    sharding,
+                    output.format,
+                )
+            )
+        return beam.pvalue.PDone(examples.pipeline)

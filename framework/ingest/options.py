@@ -14,9 +14,9 @@ __all__ = ["IngestOptions"]
 class IngestOptions(PipelineOptions):
     """Flags of the original ``prepare_mimic_cxr.py``, with the same names and meaning.
 
-    Beside them, the WebDataset and Parquet outputs. The tar, path-match and
-    TFRecord flags come from `TarOptions`,
-    `MatchOptions` and `TFRecordOptions`, shared with other pipelines.
+    The tar, path-match, TFRecord, WebDataset and Parquet flags come from
+    `TarOptions`, `MatchOptions`, `TFRecordOptions` and `ShardOutputOptions`,
+    shared with other pipelines.
     """
 
     @classmethod
@@ -33,22 +33,4 @@ class IngestOptions(PipelineOptions):
             "--output_jpg_dir",
             default=None,
             help="Write the resized images here, at their relative paths (optional).",
-        )
-        group.add_argument(
-            "--output_webdataset_dir",
-            default=None,
-            help=(
-                "Write WebDataset tar shards here (optional): per image <key>.jpg (or .png) "
-                "and <key>.json (the labels table's row), in the TFRecords' folders "
-                "(data-*-of-*.tar, replacing an earlier run's), sized like them."
-            ),
-        )
-        group.add_argument(
-            "--output_parquet_dir",
-            default=None,
-            help=(
-                "Write Parquet shards here (optional): the image (a Hugging Face Image "
-                "feature) and every column of the labels table, in the TFRecords' folders "
-                "(data-*-of-*.parquet, replacing an earlier run's), sized like them."
-            ),
         )

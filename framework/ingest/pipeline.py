@@ -18,8 +18,8 @@ label file); its patient leakage check goes to ``<output_dir>/_leakage.json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 import apache_beam as beam
 import attrs
@@ -58,7 +58,7 @@ from datathon_etl.framework.ingest.transforms import (
     ParseLabelRowFn,
     WriteImageFileFn,
 )
-from datathon_etl.framework.manifest import PARQUET_SHARDS, WEBDATASET_SHARDS, Outcome, Tally
+from datathon_etl.framework.manifest import Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
@@ -69,14 +69,7 @@ from datathon_etl.framework.run_records import (
     WriteRunRecords,
     read_run_lines,
 )
-from datathon_etl.framework.shard_formats import (
-    ParquetRows,
-    WebDatasetTar,
-    count_parquet_rows,
-    count_tar_samples,
-    parquet_schema,
-)
-from datathon_etl.framework.sharded_files import ShardFormat
+from datathon_etl.framework.shard_formats import WriteShardedOutputs, sharded_outputs
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
@@ -94,7 +87,11 @@ from datathon_etl.framework.tables import (
     parse_table_spec,
 )
 from datathon_etl.framework.tables.options import TableOutputOptions
-from datathon_etl.framework.tfrecords.options import TFRecordOptions, tfrecord_sharding
+from datathon_etl.framework.tfrecords.options import (
+    ShardOutputOptions,
+    TFRecordOptions,
+    tfrecord_sharding,
+)
 from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
 __all__ = ["ARCHIVES", "Ingest", "IngestJob", "build_pipeline", "run"]
@@ -242,8 +239,11 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         )
     if job.tfrecord_dir:
         _write_tfrecords(examples, spec, job)
-    for shards in _shard_formats(spec, job):
-        _write_shards(examples, spec, job, shards.name, shards.root, shards.format)
+    if sharded := _sharded_outputs(spec, job):
+        partition = spec.partition
+        _ = examples | "WriteShardedOutputs" >> WriteShardedOutputs(
+            sharded, job.layout.run_id, lambda e: partition(e.key)
+        )
     _write_table(examples, spec, job)
 
     image_refusals = (
@@ -274,52 +274,15 @@ def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJo
     )
 
 
-class _Shards(NamedTuple):
-    """A WebDataset or Parquet output: its step name, root, format, counter, manifest key."""
-
-    name: str
-    root: str
-    format: ShardFormat
-    count: Callable[[str], int]
-    parameter: str
-
-
-def _shard_formats(spec: IngestSpec, job: IngestJob) -> list[_Shards]:
-    """The WebDataset and Parquet outputs asked for."""
-    formats = []
-    if job.webdataset_dir:
-        tar = WebDatasetTar(job.image.format, spec.labels_row)
-        formats.append(
-            _Shards("WebDataset", job.webdataset_dir, tar, count_tar_samples, WEBDATASET_SHARDS)
-        )
-    if job.parquet_dir:
-        rows = ParquetRows(parquet_schema(spec.labels_schema, spec.image_feature), spec.labels_row)
-        formats.append(
-            _Shards("Parquet", job.parquet_dir, rows, count_parquet_rows, PARQUET_SHARDS)
-        )
-    return formats
-
-
-def _write_shards(
-    examples: beam.PCollection,
-    spec: IngestSpec,
-    job: IngestJob,
-    name: str,
-    root: str,
-    format: ShardFormat,
-) -> None:
-    partition = spec.partition
-    _ = (
-        examples
-        | f"Partition{name}" >> beam.Map(lambda e: (partition(e.key), e))
-        | f"Write{name}"
-        >> WriteShards(
-            root,
-            spec.partitions,
-            staging_dir(root, job.layout.run_id),
-            tfrecord_sharding(examples.pipeline.options),
-            format,
-        )
+def _sharded_outputs(spec: IngestSpec, job: IngestJob) -> tuple[ShardedOutput, ...]:
+    return sharded_outputs(
+        job.webdataset_dir,
+        job.parquet_dir,
+        spec.partitions,
+        image_format=job.image.format,
+        labels_schema=spec.labels_schema,
+        labels_row=spec.labels_row,
+        image_column=spec.image_feature,
     )
 
 
@@ -378,8 +341,8 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
     tar_options = options.view_as(TarOptions)
     prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
-    webdataset_dir: str | None = ingest.output_webdataset_dir
-    parquet_dir: str | None = ingest.output_parquet_dir
+    webdataset_dir: str | None = options.view_as(ShardOutputOptions).output_webdataset_dir
+    parquet_dir: str | None = options.view_as(ShardOutputOptions).output_parquet_dir
     # The original had no --output_dir: by default the run's records go with its outputs.
     output_dir, _ = resolve_output_dir(
         prog, options, tfrecord_dir or ingest.output_jpg_dir or webdataset_dir or parquet_dir
@@ -488,6 +451,7 @@ class Ingest(PipelineCommand[IngestJob]):
             *([StudyLabelsOptions] if spec.study_labels is not None else []),
             MatchOptions,
             TFRecordOptions,
+            ShardOutputOptions,
             OutputOptions,
             TableOutputOptions,
             ImageOptions,
@@ -512,11 +476,7 @@ class Ingest(PipelineCommand[IngestJob]):
                     "reader": spec.features_module,
                 },
             )
-        sharded = tuple(
-            ShardedOutput(root, spec.partitions, format.suffix, count, parameter)
-            for _, root, format, count, parameter in _shard_formats(spec, job)
-        )
-        return RunOutputs(job.layout, _output_folders(job), tfrecords, sharded)
+        return RunOutputs(job.layout, _output_folders(job), tfrecords, _sharded_outputs(spec, job))
 
     def started(self, job: IngestJob) -> str:
         """How many files of each kind."""
