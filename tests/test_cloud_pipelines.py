@@ -34,11 +34,13 @@ from tests.pipeline_outputs import (
     digest,
     duckdb_table,
     manifest_stages,
+    parquet_by_folder,
     quarantine_records,
     read_bytes,
     read_tree,
     tfrecords_by_folder,
     upload,
+    webdataset_by_folder,
 )
 
 RUNNER = "--runner=FnApiRunner"
@@ -174,6 +176,32 @@ def test_tfrecords_on_gcs_beside_a_local_output_dir(
     assert ingest(args) == local_code
     assert tfrecords_by_folder(tfrecords) == tfrecords_by_folder(f"{local}/tfrecords")
     assert set(read_tree(tfrecords, exclude=["train", "valid"])) == {"features.json"}
+
+
+def test_webdataset_and_parquet_on_gcs_match_local(
+    gcs: GcsHandle, sample: Sample, tmp_path: Path
+) -> None:
+    """WebDataset and Parquet shards on gs://, joined per shard there: the same records as local.
+
+    ``--num_shards`` joins each shard's pieces, read back from the bucket
+    (Parquet through pyarrow's reader, on Beam's file objects); the run's
+    records stay local (a DuckDB table cannot live on gs://).
+    """
+    root = sample.tars[0].parent
+    runs = {}
+    for name, shards in (("local", str(tmp_path / "local")), ("gcs", f"{gcs.bucket()}/out")):
+        args = _ingest_args(f"{root}/*.tar", f"{root}/*.csv.gz", str(tmp_path / name))
+        args += ["--num_shards", "2", "--output_webdataset_dir", f"{shards}/wds"]
+        args += ["--output_parquet_dir", f"{shards}/parquet"]
+        runs[name] = (ingest(args), shards)
+    (local_code, local), (code, out) = runs["local"], runs["gcs"]
+    assert code == local_code
+    assert webdataset_by_folder(f"{out}/wds") == webdataset_by_folder(f"{local}/wds")
+    assert parquet_by_folder(f"{out}/parquet") == parquet_by_folder(f"{local}/parquet")
+    written = sum(len(records) for records in webdataset_by_folder(f"{local}/wds").values())
+    assert written == manifest_stages(local)["stages"]["images"]["written"] > 0
+    assert set(read_tree(f"{out}/wds", exclude=["train", "valid"])) == set()
+    assert set(read_tree(f"{out}/parquet", exclude=["train", "valid"])) == set()
 
 
 # --- Inference ---------------------------------------------------------------
