@@ -30,6 +30,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.framework.command import ShardedOutput
+from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageFormat
 from datathon_etl.framework.manifest import PARQUET_SHARDS, WEBDATASET_SHARDS
 from datathon_etl.framework.schema.example import Example
@@ -167,6 +168,7 @@ class ParquetRows(ShardFormat):
     schema: pa.Schema
     row: Callable[[Example[Any, Any]], dict[str, Any]]
     suffix: str = ".parquet"
+    buffer_bytes: int = ROW_GROUP_BYTES
 
     @property
     def image_column(self) -> str:
@@ -275,8 +277,18 @@ def sharded_outputs(
         labels_schema: The labels table's schema.
         labels_row: Example -> its labels table row.
         image_column: The Parquet image column's name (the TFRecords' image feature).
+
+    Raises:
+        UsageError: A WebDataset is asked for, but a labels column holds bytes
+            (JSON has no bytes).
     """
     outputs = []
+    binary = [field.name for field in labels_schema if pa.types.is_binary(field.type)]
+    if webdataset_dir and binary:
+        raise UsageError(
+            f"--output_webdataset_dir: column(s) {', '.join(binary)} hold bytes, which the "
+            "JSON of a WebDataset sample cannot; use --output_parquet_dir instead"
+        )
     if webdataset_dir:
         tar = WebDatasetTar(image_format, labels_row)
         outputs.append(

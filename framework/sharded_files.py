@@ -65,6 +65,8 @@ OPEN_LOCAL_FILES = 1024
 """Open pieces per bundle at most on a local disk: each holds a file descriptor and 8 KiB."""
 OPEN_OBJECTS = 32
 """Open pieces per bundle at most on an object store: Beam's GCS writer buffers 16 MiB each."""
+FORMAT_BUFFERS = 256 << 20
+"""What the open pieces' formats may buffer per bundle at most (`ShardFormat.buffer_bytes`)."""
 BLOCK = 64
 """Payloads a bundle gives a shard in a row when (prefix, shard) pairs outnumber open pieces."""
 COPY_BUFFER = 8 << 20
@@ -179,9 +181,13 @@ class ShardFormat(abc.ABC):
 
     Attributes:
         suffix: The files' ending, e.g. ``.tfrecord``.
+        buffer_bytes: What an open file's writer holds in memory at most
+            (Parquet's row group), beside the file's own buffer; it bounds
+            how many pieces a bundle keeps open (`FORMAT_BUFFERS`).
     """
 
     suffix: str
+    buffer_bytes: int = 0
 
     @abc.abstractmethod
     def open(self, file: Writable) -> ShardWriter:
@@ -286,6 +292,8 @@ class _WritePiecesFn(beam.DoFn):
         self._sharding = sharding
         local = FileSystems.get_scheme(temp_dir) is None
         self._max_open = OPEN_LOCAL_FILES if local else OPEN_OBJECTS
+        if format.buffer_bytes:
+            self._max_open = max(1, min(self._max_open, FORMAT_BUFFERS // format.buffer_bytes))
         # Round robin payload by payload while every (prefix, shard) fits in
         # the open pieces; beyond, in blocks, so a piece gets BLOCK payloads
         # before it is closed to make room (not one).

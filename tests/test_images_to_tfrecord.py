@@ -149,6 +149,15 @@ def test_duplicate_label_rows_never_multiply_examples(images, tmp_path):
         (["--input_prefix", "/nonexistent/"], "holds no file"),
         (["--path_match_regex", "("], "--path_match_regex"),
         (["--output_channel", "1"], "did you mean --output_channels?"),
+        (
+            [
+                "--query",
+                QUERY.replace(" AS male", " AS male, 'x'::BLOB AS raw"),
+                "--output_webdataset_dir",
+                "wds",
+            ],
+            "--output_webdataset_dir: column(s) raw hold bytes",
+        ),
     ],
 )
 def test_usage_errors_stop_before_the_pipeline(images, tmp_path, capsys, args, message):

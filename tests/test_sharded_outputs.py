@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import apache_beam as beam
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -20,20 +21,24 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 import webdataset
+from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
+from datathon_etl.framework import sharded_files
+from datathon_etl.framework.flags import local_runner
 from datathon_etl.framework.images import ImageFormat
 from datathon_etl.framework.manifest import Manifest
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.schema.types import SCALAR_TYPES
 from datathon_etl.framework.shard_formats import (
+    ROW_GROUP_BYTES,
     ParquetRows,
     WebDatasetTar,
     parquet_schema,
     webdataset_key,
 )
-from datathon_etl.framework.sharded_files import ShardFormat
+from datathon_etl.framework.sharded_files import ShardFormat, Sharding, WriteShardedFiles
 from datathon_etl.generated.mimic_cxr import arrow_schema, features, rows
 from datathon_etl.generated.mimic_cxr.ingest import main
 
@@ -298,3 +303,29 @@ def test_joined_pieces_read_back_as_one_shard(
     with joined.open("wb") as f:
         format.join(paths, f)
     assert read(joined) == [(e.key, e.image) for e in examples]
+
+
+def test_parquet_pieces_open_at_once_are_bounded_by_their_buffers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Few Parquet pieces open at once (row groups wait in memory): every row still lands once."""
+    monkeypatch.setattr(sharded_files, "FORMAT_BUFFERS", 2 * ROW_GROUP_BYTES)  # 2 open at most
+    examples = _examples(12)
+    pairs = [(("a/data", "b/data", "c/data")[n % 3], e) for n, e in enumerate(examples)]
+    write = WriteShardedFiles(
+        str(tmp_path),
+        str(tmp_path / "_staging"),
+        prefix=lambda pair: pair[0],
+        format=ParquetRows(parquet_schema(_SCHEMA, "jpg_bytes"), _row),
+        prefixes=["a/data", "b/data", "c/data"],
+        sharding=Sharding(shards=2),
+    )
+    options = PipelineOptions()
+    with beam.Pipeline(runner=local_runner(options), options=options) as p:
+        _ = p | beam.Create(pairs, reshuffle=False) | write
+
+    for folder in "abc":
+        files = sorted((tmp_path / folder).glob("data-*.parquet"))
+        assert [f.name for f in files] == [f"data-0000{n}-of-00002.parquet" for n in range(2)]
+        found = sorted(r["patient"] for f in files for r in pq.read_table(f).to_pylist())
+        assert found == [e.key for k, e in pairs if k == f"{folder}/data"]
