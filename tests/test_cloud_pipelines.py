@@ -357,11 +357,12 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
     """Images on gs://, the label query in BigQuery (client), outputs on gs://: same as local.
 
     The TFRecords (features typed from each backend's result schema), the
-    features.json, the manifest counts and the quarantine are identical.
+    features.json, the manifest counts and the quarantine are identical, and
+    the labels table in BigQuery is the local DuckDB one.
     """
     local = tmp_path / "local"
     local_code = images_to_tfrecord.main(
-        _images_args(str(images), str(local), "--query", DUCKDB_QUERY)
+        _images_args(str(images), str(local), "--query", DUCKDB_QUERY, "--output_table", "labels")
     )
     bucket = gcs.bucket()
     table = _labels_in_bigquery(bigquery, bucket, tmp_path)
@@ -369,6 +370,7 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
         upload(path, f"{bucket}/images/{path.name}")
     out = f"{bucket}/out"
     query = BIGQUERY_QUERY.format(table=f"`{table}`")
+    output_table = f"{bigquery.project}.{bigquery.dataset()}.labels"
     code = images_to_tfrecord.main(
         _images_args(
             f"{bucket}/images",
@@ -379,6 +381,10 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
             "bigquery",
             "--project",
             bigquery.project,
+            "--output_table",
+            output_table,
+            "--temp_location",
+            f"{bucket}/tmp",
         )
     )
     assert code == local_code == 1  # the truncated, unlabelled and label-only inputs
@@ -388,3 +394,7 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
         f"{local}/tfrecords/features.json"
     )
     _assert_same_run(out, str(local), {f"{bucket}/images": "IN", str(images): "IN"})
+    _assert_same_table(
+        bigquery_table(bigquery.client, output_table),
+        duckdb_table(local / "tables.duckdb", "labels"),
+    )

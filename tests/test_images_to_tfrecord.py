@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
@@ -286,8 +287,8 @@ def test_output_dir_defaults_to_the_tfrecord_folder(mixed, tmp_path, capsys):
     assert f"no --output_dir: manifest and quarantine go to {tmp_path}/tfrecords" in out
 
 
-def test_webdataset_and_parquet_shards_hold_the_tfrecords_records(images, tmp_path):
-    """The same images and typed labels, read back by webdataset, datasets and pyarrow."""
+def test_webdataset_parquet_and_table_hold_the_tfrecords_records(images, tmp_path):
+    """The same images and typed labels, read back by webdataset, datasets, pyarrow, DuckDB."""
     code = _run(
         images,
         tmp_path,
@@ -297,6 +298,8 @@ def test_webdataset_and_parquet_shards_hold_the_tfrecords_records(images, tmp_pa
         str(tmp_path / "wds"),
         "--output_parquet_dir",
         str(tmp_path / "parquet"),
+        "--output_table",
+        "labels",
     )
     assert code == 0
     features = {
@@ -338,6 +341,10 @@ def test_webdataset_and_parquet_shards_hold_the_tfrecords_records(images, tmp_pa
         hf_datasets.Value("bool"),
     )
     assert {r["path"]: r["jpg_bytes"].size for r in loaded} == dict.fromkeys(expected, (48, 64))
+    with duckdb.connect(str(tmp_path / "tables.duckdb"), read_only=True) as db:
+        table = db.sql("SELECT * FROM labels").to_arrow_table()
+    assert {r["path"]: r for r in table.to_pylist()} == {p: e[1] for p, e in expected.items()}
+    assert table.column_names == ["path", "findings", "age", "male"]
 
     manifest = Manifest.read(str(tmp_path / "_manifest.json"))
     for parameter, folder, shards in (

@@ -19,8 +19,9 @@ read after it, resized once and written as ``<jpg|png>_bytes``, ``path`` and
 every label column, typed from the query result's schema. ``features.json``
 beside the shards describes the features. With ``--output_webdataset_dir``
 and ``--output_parquet_dir``, the same records are also written as WebDataset
-and Parquet shards (`datathon_etl.framework.shard_formats`), ``path`` and the
-label columns as their labels row; ``<output_dir>/_manifest.json``
+and Parquet shards (`datathon_etl.framework.shard_formats`), and with
+``--output_table`` as a labels table (DuckDB or BigQuery): ``path`` and the
+label columns in their storage types, the labels row; ``<output_dir>/_manifest.json``
 (written last) counts images and label rows: every one is written or
 quarantined, with its reason, in ``<output_dir>/_quarantine/``.
 """
@@ -79,13 +80,18 @@ from datathon_etl.framework.sources.options import (
 from datathon_etl.framework.sources.regular_files import irregular_kind
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
+    BigQueryTable,
+    BigQueryWriteMethod,
+    DuckDBTable,
     LabelsSourceOptions,
     QueryBackend,
     TableSpec,
+    WriteTable,
     labels_query_from_options,
     parse_table_spec,
 )
-from datathon_etl.framework.tables.options import query_backend
+from datathon_etl.framework.tables.bigquery_schema import arrow_to_bigquery_schema
+from datathon_etl.framework.tables.options import TableOutputOptions, query_backend
 from datathon_etl.framework.tfrecords import FeatureSpec, write_features
 from datathon_etl.framework.tfrecords.options import (
     ShardOutputOptions,
@@ -130,6 +136,8 @@ class _Job:
     specs: tuple[FeatureSpec, ...]
     path_match_regex: str | None
     sharded: tuple[ShardedOutput, ...] = ()
+    table: TableSpec | None = None
+    bigquery_method: BigQueryWriteMethod = BigQueryWriteMethod.FILE_LOADS
 
 
 def _labels_row(example: Example[str, dict[str, Any]]) -> dict[str, Any]:
@@ -243,6 +251,20 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         _ = labelled.examples | "WriteShardedOutputs" >> WriteShardedOutputs(
             job.sharded, job.layout.run_id, _no_folder
         )
+    if job.table is not None:
+        schema = labels_schema(job.labels.schema)
+        _ = (
+            labelled.examples
+            | "LabelsRows" >> beam.Map(_labels_row)
+            | "WriteLabelsTable"
+            >> WriteTable(
+                job.table,
+                arrow_to_bigquery_schema(schema)
+                if isinstance(job.table, BigQueryTable)
+                else schema,
+                bigquery_method=job.bigquery_method,
+            )
+        )
     row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
     refusals = (labelled.image_refusals, row_refusals) | "AllRefusals" >> beam.Flatten()
     tallies = (
@@ -284,7 +306,10 @@ def feature_specs(labels: pa.Schema, image_feature: str) -> tuple[FeatureSpec, .
 
 
 def _preflight(
-    options: PipelineOptions, patterns: Sequence[str], outputs: dict[str, str | None]
+    options: PipelineOptions,
+    patterns: Sequence[str],
+    outputs: dict[str, str | None],
+    table: TableSpec | None,
 ) -> None:
     """Checks the buckets, the BigQuery labels table's dataset and credentials."""
     tables = options.view_as(LabelsSourceOptions)
@@ -297,7 +322,12 @@ def _preflight(
     check_cloud_resources(
         options,
         locations={"--input_prefix": list(patterns), **outputs},
-        tables={"--labels_table": labels_table},
+        tables={"--labels_table": labels_table, "--output_table": table},
+        file_loads=["--output_table"]
+        if table is not None
+        and BigQueryWriteMethod(options.view_as(TableOutputOptions).bigquery_write_method)
+        is BigQueryWriteMethod.FILE_LOADS
+        else [],
         bigquery_query=bool(tables.labels_query)
         and query_backend(options) is QueryBackend.BIGQUERY,
     )
@@ -316,8 +346,21 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
     webdataset_dir = (shard_options.output_webdataset_dir or "").rstrip("/") or None
     parquet_dir = (shard_options.output_parquet_dir or "").rstrip("/") or None
     outputs = _output_folders(output_dir, tfrecord_dir, webdataset_dir, parquet_dir)
-    _preflight(options, patterns, outputs)
-    check_apart(outputs, {"--input_prefix": patterns})
+    table_options = options.view_as(TableOutputOptions)
+    table: TableSpec | None = None
+    if table_options.output_table:
+        try:
+            table = parse_table_spec(
+                table_options.output_table, default_database=f"{output_dir}/tables.duckdb"
+            )
+        except ValueError as e:
+            raise UsageError(f"--output_table: {e}") from e
+    _preflight(options, patterns, outputs, table)
+    check_apart(
+        outputs,
+        {"--input_prefix": patterns},
+        files={"--output_table": table.database if isinstance(table, DuckDBTable) else None},
+    )
     for pattern in patterns:
         try:
             (found,) = FileSystems.match([pattern], limits=[1])
@@ -366,6 +409,8 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
         specs=specs,
         path_match_regex=regex,
         sharded=sharded,
+        table=table,
+        bigquery_method=BigQueryWriteMethod(table_options.bigquery_write_method),
     )
 
 
@@ -391,6 +436,7 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
         TFRecordOptions,
         ShardOutputOptions,
         OutputOptions,
+        TableOutputOptions,
         LabelsSourceOptions,
         ImageFormatOptions,
         ImageOptions,

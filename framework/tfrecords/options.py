@@ -55,6 +55,7 @@ class TFRecordOptions(PipelineOptions):
             "--shard_mb",
             "--tfrecord_shard_mb",
             dest="tfrecord_shard_mb",
+            metavar="MB",
             type=_positive_float,
             default=None,
             help=(
