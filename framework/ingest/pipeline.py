@@ -403,6 +403,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         prefixes=tuple(prefixes),
         tables=tables,
     )
+    _sharded_outputs(spec, job)  # a format the labels cannot take: refused before the run
     check_apart(
         _output_folders(job),
         {
