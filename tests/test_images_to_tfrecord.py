@@ -17,6 +17,7 @@ import webdataset
 from datathon_etl.framework.manifest import Manifest
 from datathon_etl.framework.pipelines.images_to_tfrecord import main
 from datathon_etl.framework.quarantine import Quarantined, Reason
+from datathon_etl.framework.tfrecords.dataset import load_folder
 
 # Hugging Face's datasets (`import datasets` finds the project's datasets/ folder for mypy).
 hf_datasets: Any = importlib.import_module("datasets")
@@ -354,3 +355,21 @@ def test_webdataset_parquet_and_table_hold_the_tfrecords_records(images, tmp_pat
         listed = manifest.parameters[parameter]
         assert sorted(f"{tmp_path}/{folder}/{name}" for name in listed) == shards
         assert sum(listed.values()) == 2
+
+
+def test_one_reader_gives_scalars_and_keeps_nulls(images, tmp_path):
+    """load_folder reads features.json: a column without nulls is a scalar, one with is ragged."""
+    query = QUERY.replace(
+        " AS male", ' AS male, CASE WHEN "Patient Age" > 55 THEN "Patient Age" END AS over_55'
+    )
+    assert _run(images, tmp_path, "--query", query, "--max_bad_fraction", "1") == 0
+    found = {}
+    for example in load_folder(str(tmp_path / "tfrecords")):
+        assert example["jpg_bytes"].shape == (64, 48, 1)
+        assert example["age"].shape == example["male"].shape == example["findings"].shape == ()
+        found[example["path"].numpy().decode()] = (
+            int(example["age"]),
+            bool(example["male"]),
+            example["over_55"].numpy().tolist(),
+        )
+    assert found == {"00000001_000.png": (57, True, [57]), "00027426_000.png": (53, True, [])}

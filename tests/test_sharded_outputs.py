@@ -39,6 +39,7 @@ from datathon_etl.framework.shard_formats import (
     webdataset_key,
 )
 from datathon_etl.framework.sharded_files import ShardFormat, Sharding, WriteShardedFiles
+from datathon_etl.framework.tfrecords.dataset import load_folder
 from datathon_etl.generated.mimic_cxr import arrow_schema, features, rows
 from datathon_etl.generated.mimic_cxr.ingest import main
 
@@ -134,6 +135,7 @@ def test_the_manifest_lists_each_shard_with_its_records(out, sample):
         assert manifest.parameters[parameter] == counts
         assert sum(counts.values()) == written
         assert len(counts) > len(manifest.parameters["tfrecord_shards"]) / 2  # sized, not one each
+    assert sum(1 for _ in load_folder(str(out / "tfrecords"), decode_image=False)) == written
     for folder in ("wds", "parquet"):
         assert not list((out / folder).rglob(f"{STALE}*"))
         assert not (out / folder / "_staging").exists()

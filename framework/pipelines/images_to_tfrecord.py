@@ -100,7 +100,15 @@ from datathon_etl.framework.tfrecords.options import (
 )
 from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
-__all__ = ["ImageFormatOptions", "ImagesToTFRecord", "build_pipeline", "feature_specs", "main"]
+__all__ = [
+    "ImageFormatOptions",
+    "ImagesToTFRecord",
+    "build_pipeline",
+    "feature_specs",
+    "labels_schema",
+    "main",
+    "nulls_found",
+]
 
 PIPELINE = "images-to-tfrecord"
 _FORMAT_NAMES = {"jpg": ImageFormat.JPEG, "jpeg": ImageFormat.JPEG, "png": ImageFormat.PNG}
@@ -143,6 +151,17 @@ class _Job:
 def _labels_row(example: Example[str, dict[str, Any]]) -> dict[str, Any]:
     """The WebDataset and Parquet shards' row: ``path``, then the query's label columns."""
     return {PATH_COLUMN: example.path, **example.labels}
+
+
+def nulls_found(labels: pa.Table) -> pa.Schema:
+    """The query result's schema, a column nullable only if it holds a null.
+
+    A query result says every column may be null; one that holds none is
+    written as a scalar (a shape ``[]`` feature, a NOT NULL column).
+    """
+    return pa.schema(
+        [field.with_nullable(labels.column(field.name).null_count > 0) for field in labels.schema]
+    )
 
 
 def labels_schema(labels: pa.Schema) -> pa.Schema:
@@ -252,7 +271,7 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
             job.sharded, job.layout.run_id, _no_folder
         )
     if job.table is not None:
-        schema = labels_schema(job.labels.schema)
+        schema = labels_schema(nulls_found(job.labels))
         _ = (
             labelled.examples
             | "LabelsRows" >> beam.Map(_labels_row)
@@ -390,13 +409,14 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
     except ValueError as e:
         raise UsageError(str(e)) from e
     image_feature = f"{'jpg' if image.format is ImageFormat.JPEG else 'png'}_bytes"
-    specs = feature_specs(labels.schema, image_feature)
+    schema = nulls_found(labels)
+    specs = feature_specs(schema, image_feature)
     sharded = sharded_outputs(
         webdataset_dir,
         parquet_dir,
         [""],
         image_format=image.format,
-        labels_schema=labels_schema(labels.schema),
+        labels_schema=labels_schema(schema),
         labels_row=_labels_row,
         image_column=image_feature,
     )
