@@ -27,6 +27,10 @@ whole process tree (see `bench._process`).
 - ``ingest_memory`` (item 4): peak memory of the 2-worker ``multi_processing``
   run (the larger of the two 2-worker set-ups) at N and 4N images.
 
+- ``ingest`` (issue 21) also runs the 2-worker set-up with the WebDataset and
+  Parquet shards on beside the TFRecords, in the same rounds: the cost of the
+  two formats for PyTorch users (target: at most 10% slower than TFRecords only).
+
 Inputs are synthetic (`datathon_etl.datasets.mimic_cxr.synthetic.write_sample`
 for the paths and label CSVs), with every member's bytes replaced by one of a
 pool of full-size 2544x3056 quality-95 synthetic chest X-rays (1.4 to 1.8 MB,
@@ -89,12 +93,14 @@ MIN_ONE_WORKER_VS_BARE = 0.85
 MIN_ONE_TAR_TWO_VS_ONE = 1.6
 MAX_MEMORY_GROWTH = 1.25
 MAX_PEAK_MB = 2000.0
+MAX_ALL_FORMATS_VS_TFRECORDS = 1.10
 
 BARE = "bare loop: read + transform_image, 1 CPU, no Beam"
 ONE = "ingest, 1 worker (in_memory, pinned to 1 CPU)"
 TWO = "ingest, 2 workers (multi_threading)"
 TWO_PROCESSES = "ingest, 2 workers (multi_processing)"
 CEILING = "ceiling: 2 bare loops in parallel, 1 CPU each"
+ALL_FORMATS = "ingest, 2 workers (multi_threading), + WebDataset + Parquet shards"
 _MB = 1e6
 
 
@@ -116,12 +122,14 @@ class Setup:
         mode: ``--direct_running_mode``.
         workers: ``--direct_num_workers``.
         pinned: Whether to pin the whole run to one CPU.
+        all_formats: Whether the WebDataset and Parquet shards are written too.
     """
 
     label: str
     mode: str
     workers: int
     pinned: bool
+    all_formats: bool = False
 
 
 ONE_WORKER = Setup(ONE, "in_memory", 1, pinned=True)
@@ -129,6 +137,8 @@ TWO_WORKERS = Setup(TWO, "multi_threading", 2, pinned=False)
 """The recommended local set-up: no worker processes to start, Pillow decodes without the GIL."""
 TWO_PROCESSES_SETUP = Setup(TWO_PROCESSES, "multi_processing", 2, pinned=False)
 """A process per worker, as on Dataflow: its fixed cost is shown, and item 4 uses it."""
+ALL_FORMATS_SETUP = Setup(ALL_FORMATS, "multi_threading", 2, pinned=False, all_formats=True)
+"""`TWO_WORKERS` with the WebDataset and Parquet shards on too."""
 SPEED_SETUPS = (ONE_WORKER, TWO_WORKERS)
 FIXED_COST_SETUPS = (ONE_WORKER, TWO_WORKERS, TWO_PROCESSES_SETUP)
 
@@ -271,7 +281,12 @@ def run_bare(inputs: Inputs, log: Path, processes: int = 1) -> TreeRun:
 
 
 def run_ingest(inputs: Inputs, setup: Setup, out: Path) -> TreeRun:
-    """One ingestion of ``inputs``, every output on; checks every image was written."""
+    """One ingestion of ``inputs``, every output on; checks every image was written.
+
+    Every output: the JPG tree, the TFRecords and the DuckDB table; with
+    ``setup.all_formats``, the WebDataset and Parquet shards too, each holding
+    every image (the manifest's records per shard).
+    """
     shutil.rmtree(out, ignore_errors=True)
     command = [
         sys.executable,
@@ -292,6 +307,13 @@ def run_ingest(inputs: Inputs, setup: Setup, out: Path) -> TreeRun:
         "--direct_num_workers",
         str(setup.workers),
     ]
+    if setup.all_formats:
+        command += [
+            "--output_webdataset_dir",
+            str(out / "webdataset"),
+            "--output_parquet_dir",
+            str(out / "parquet"),
+        ]
     log = out.with_name(out.name + ".log")
     _settle()
     result = run_tree(
@@ -300,11 +322,14 @@ def run_ingest(inputs: Inputs, setup: Setup, out: Path) -> TreeRun:
         cpus={_cpu()} if setup.pinned else None,
         env={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
-    written = 0
+    written, sharded = 0, [0]
     manifest = out / "_manifest.json"
     if manifest.exists():
-        written = json.loads(manifest.read_text())["stages"]["images"]["written"]
-    if result.returncode != 0 or written != inputs.images:
+        data = json.loads(manifest.read_text())
+        written = data["stages"]["images"]["written"]
+        shards = ("webdataset_shards", "parquet_shards") if setup.all_formats else ()
+        sharded = [sum(data["parameters"][key].values()) - written for key in shards] or [0]
+    if result.returncode != 0 or written != inputs.images or any(sharded):
         raise RuntimeError(
             f"{setup.label}: exit {result.returncode}, {written} of {inputs.images} images "
             f"written; see {log}"
@@ -368,13 +393,14 @@ def bench_ingest() -> BenchResult:
     few = full_size_sample(FIXED_COST_IMAGES)
     work = OUTPUT / "runs"
     runs: dict[str, list[TreeRun]] = {BARE: [], CEILING: []}
-    runs.update({setup.label: [] for setup in SPEED_SETUPS})
+    runs.update({setup.label: [] for setup in (*SPEED_SETUPS, ALL_FORMATS_SETUP)})
     warm_cache(inputs)
     for round_ in range(ROUNDS):
         runs[BARE].append(run_bare(inputs, work / "bare.log"))
         runs[CEILING].append(run_bare(inputs, work / "bare-2.log", processes=2))
-        for setup in SPEED_SETUPS:
-            runs[setup.label].append(run_ingest(inputs, setup, work / setup.mode))
+        for setup in (*SPEED_SETUPS, ALL_FORMATS_SETUP):
+            folder = f"{setup.mode}-all-formats" if setup.all_formats else setup.mode
+            runs[setup.label].append(run_ingest(inputs, setup, work / folder))
         _progress(
             f"round {round_ + 1}/{ROUNDS}: "
             + ", ".join(f"{runs[k][-1].wall_s:.1f} s" for k in runs)
@@ -392,6 +418,8 @@ def bench_ingest() -> BenchResult:
         values["x bare loop CPU"] = statistics.median(
             b.cpu_s / r.cpu_s for r, b in zip(method_runs, runs[BARE], strict=True)
         )
+        if label == ALL_FORMATS:
+            values["x TFRecords only"] = _slowdown(method_runs, runs[TWO])
         rows.append(Row(label, values))
     for setup in FIXED_COST_SETUPS:
         run = fixed[setup.label]
@@ -429,6 +457,13 @@ def bench_ingest() -> BenchResult:
                 MIN_ONE_WORKER_VS_BARE,
                 "x",
             ),
+            Target(
+                "2 workers, + WebDataset + Parquet vs TFRecords only (wall time)",
+                _slowdown(runs[ALL_FORMATS], runs[TWO]),
+                MAX_ALL_FORMATS_VS_TFRECORDS,
+                "x",
+                at_most=True,
+            ),
         ],
         notes=[
             f"inputs: {SPEED_IMAGES} full-size 2544x3056 q95 synthetic JPEGs (a pool of {POOL}"
@@ -440,6 +475,13 @@ def bench_ingest() -> BenchResult:
             f"fixed cost: the same set-up on {FIXED_COST_IMAGES} images, one run (start-up,"
             " pipeline construction, workers' start, per-stage costs, shutdown)",
             *(_per_round(label, runs[label], runs[BARE]) for label in (CEILING, ONE, TWO)),
+            "x TFRecords only = median over rounds of the run's wall time / the same round's"
+            " 2-worker run with the TFRecords alone (both write the JPG tree and the table);"
+            " per round: "
+            + ", ".join(
+                f"{r.wall_s / b.wall_s:.3f}"
+                for r, b in zip(runs[ALL_FORMATS], runs[TWO], strict=True)
+            ),
             f"with each side's fixed cost taken off (median wall time less its"
             f" {FIXED_COST_IMAGES}-image run; bare loop's: {fixed_bare.wall_s:.2f} s), the rate"
             f" a long run approaches: 1 worker {marginal[ONE]:.3f}x, 2 workers"
@@ -447,6 +489,11 @@ def bench_ingest() -> BenchResult:
             _contention(runs),
         ],
     )
+
+
+def _slowdown(runs: Sequence[TreeRun], baseline: Sequence[TreeRun]) -> float:
+    """Median over rounds of runs' wall time / baseline's (above 1: slower)."""
+    return statistics.median(r.wall_s / b.wall_s for r, b in zip(runs, baseline, strict=True))
 
 
 def _less_fixed(

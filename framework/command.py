@@ -13,8 +13,10 @@ A command that runs a Beam pipeline is a `PipelineCommand`, which executes
 the same way for all of them: unless ``--dry_run`` (which builds the
 Dataflow job and touches no output), it claims the output folders, removes
 the previous run's manifest, quarantine and scratch files and prepares its
-TFRecord folders; it runs the pipeline; writes ``features.json`` beside the
-TFRecords; and `finish_run` writes the manifest and picks the exit code:
+TFRecord folders (and its other sharded outputs': WebDataset, Parquet); it
+runs the pipeline; writes ``features.json`` beside the TFRecords; lists the
+records of every shard in the manifest's parameters; and `finish_run`
+writes the manifest and picks the exit code:
 `EXIT_OK`; `EXIT_FAILED` when more than ``--max_bad_fraction`` of all inputs
 were quarantined (the manifest is written: every input is accounted for),
 or when the counts do not add up (``input = written + skipped +
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import abc
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TextIO, TypeVar
 
 import apache_beam as beam
@@ -38,11 +40,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.errors import EXIT_FAILED, EXIT_OK
 from datathon_etl.framework.flags import parse_flags
-from datathon_etl.framework.manifest import TFRECORD_SHARDS, Manifest
+from datathon_etl.framework.manifest import SHARD_COUNTS, TFRECORD_SHARDS, Manifest
 from datathon_etl.framework.output_folders import Locations, claim_outputs, guarded
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout
 from datathon_etl.framework.run_records import read_tallies
 from datathon_etl.framework.runner import is_dry_run, no_counts_reason
+from datathon_etl.framework.sharded_files import ShardFormat
 from datathon_etl.framework.tfrecords import FeatureSpec
 from datathon_etl.framework.tfrecords.shards import (
     finish_folders,
@@ -56,6 +59,7 @@ __all__ = [
     "PipelineCommand",
     "PipelineJob",
     "RunOutputs",
+    "ShardedOutput",
     "TFRecordOutput",
     "finish_run",
 ]
@@ -137,6 +141,36 @@ class TFRecordOutput:
 
 
 @attrs.frozen
+class ShardedOutput:
+    """Another sharded output of a run (WebDataset, Parquet), prepared and finished likewise.
+
+    Attributes:
+        name: Its name in step names (``WebDataset``).
+        root: The output's folder flag's value.
+        folders: The folders under it that get shards, as the TFRecords'.
+        format: How its shards are written; its suffix ends their names.
+        count: Counts one shard's records, for the manifest.
+        parameter: The manifest parameter listing records per shard (`SHARD_COUNTS`).
+    """
+
+    name: str
+    root: str
+    folders: tuple[str, ...]
+    format: ShardFormat
+    count: Callable[[str], int]
+    parameter: str = attrs.field(validator=attrs.validators.in_(SHARD_COUNTS))
+
+    @property
+    def suffix(self) -> str:
+        """The shards' ending (``.tar``, ``.parquet``)."""
+        return self.format.suffix
+
+    def folder_uris(self) -> list[str]:
+        """The folders' URIs."""
+        return [f"{self.root}/{folder}" if folder else self.root for folder in self.folders]
+
+
+@attrs.frozen
 class RunOutputs:
     """Where a pipeline command writes.
 
@@ -144,11 +178,13 @@ class RunOutputs:
         layout: The ``--output_dir``: manifest, quarantine, scratch files.
         folders: Every output folder the run claims, by flag (``--output_dir`` too).
         tfrecords: The TFRecord folders, if the run writes any.
+        sharded: Its other sharded outputs.
     """
 
     layout: RunLayout
     folders: Locations
     tfrecords: TFRecordOutput | None = None
+    sharded: tuple[ShardedOutput, ...] = ()
 
 
 class PipelineJob(Protocol):
@@ -205,6 +241,8 @@ class PipelineCommand(Command[PipelineJobT]):
             outputs.layout.prepare()
             if tfrecords is not None:
                 prepare_folders(tfrecords.root, tfrecords.folders)
+            for sharded in outputs.sharded:
+                prepare_folders(sharded.root, sharded.folders, sharded.suffix)
         if line := self.started(job):
             print(f"{self.prog}: {line}", flush=True)
         with beam.Pipeline(options=options) as p:
@@ -216,6 +254,11 @@ class PipelineCommand(Command[PipelineJobT]):
         if tfrecords is not None and counted:
             finish_folders(tfrecords.root)
             parameters[TFRECORD_SHARDS] = shard_counts(tfrecords.folder_uris(), tfrecords.root)
+        for sharded in outputs.sharded if counted else ():
+            finish_folders(sharded.root)
+            parameters[sharded.parameter] = shard_counts(
+                sharded.folder_uris(), sharded.root, sharded.suffix, sharded.count
+            )
         code = finish_run(
             outputs.layout,
             self.name,

@@ -26,7 +26,10 @@ from datathon_etl.framework.run_layout import MANIFEST_NAME
 
 __all__ = [
     "IMAGES",
+    "PARQUET_SHARDS",
+    "SHARD_COUNTS",
     "TFRECORD_SHARDS",
+    "WEBDATASET_SHARDS",
     "Manifest",
     "ManifestMismatchError",
     "Outcome",
@@ -38,6 +41,16 @@ IMAGES = "images"
 """Manifest stage: the images (tar members, image files); every output holds the written ones."""
 TFRECORD_SHARDS = "tfrecord_shards"
 """Manifest parameter: records per TFRecord shard, read back from the shards after the run."""
+WEBDATASET_SHARDS = "webdataset_shards"
+"""Manifest parameter: samples per WebDataset tar shard, likewise."""
+PARQUET_SHARDS = "parquet_shards"
+"""Manifest parameter: rows per Parquet shard, likewise."""
+SHARD_COUNTS = {
+    TFRECORD_SHARDS: "tfrecords",
+    WEBDATASET_SHARDS: "webdataset",
+    PARQUET_SHARDS: "parquet",
+}
+"""Each sharded output's records-per-shard parameter -> its name in `Manifest.problems`."""
 
 
 class Outcome(StrEnum):
@@ -178,12 +191,14 @@ class Manifest:
             for stage, c in self.stages.items()
             if not c.balanced
         ]
-        shards, images = self.parameters.get(TFRECORD_SHARDS), self.stages.get(IMAGES)
-        if shards is not None and images is not None and sum(shards.values()) != images.written:
-            lines.append(
-                f"tfrecords: {sum(shards.values())} records in the shards"
-                f" != {images.written} images written"
-            )
+        images = self.stages.get(IMAGES)
+        for parameter, name in SHARD_COUNTS.items():
+            shards = self.parameters.get(parameter)
+            if shards is not None and images is not None and sum(shards.values()) != images.written:
+                lines.append(
+                    f"{name}: {sum(shards.values())} records in the shards"
+                    f" != {images.written} images written"
+                )
         return lines
 
     def check(self) -> None:

@@ -25,7 +25,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from datathon_etl.framework.manifest import Outcome, Tally
 from datathon_etl.framework.quarantine import Quarantined
 from datathon_etl.framework.run_layout import JSONL, RunLayout
-from datathon_etl.framework.sharded_files import Writable, WriteShardedFiles
+from datathon_etl.framework.sharded_files import Records, Writable, WriteShardedFiles
 
 __all__ = ["TallyEach", "TallyQuarantine", "WriteRunRecords", "read_run_lines", "read_tallies"]
 
@@ -132,9 +132,8 @@ class WriteRunRecords(beam.PTransform):
             >> WriteShardedFiles(
                 layout.output_dir,
                 f"{layout.temp_dir}/files",
-                suffix=JSONL,
                 prefix=_pair_prefix,
-                write=_write_line,
+                format=Records(JSONL, _write_line),
                 prefixes=[quarantine, summed, noted],
             )
         )

@@ -10,14 +10,17 @@ prints readable digests rather than images.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
+import tarfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from google.cloud import bigquery as bq
@@ -29,11 +32,13 @@ __all__ = [
     "digest",
     "duckdb_table",
     "manifest_stages",
+    "parquet_by_folder",
     "quarantine_records",
     "read_bytes",
     "read_tree",
     "tfrecords_by_folder",
     "upload",
+    "webdataset_by_folder",
 ]
 
 _UNCOMPRESSED = CompressionTypes.UNCOMPRESSED
@@ -114,6 +119,41 @@ def tfrecords_by_folder(root: str) -> dict[str, list[str]]:
             digest(_canonical(record)) for record in _records(read_bytes(metadata.path))
         )
     return {folder: sorted(records) for folder, records in sorted(found.items())}
+
+
+def _by_folder(root: str, suffix: str) -> dict[str, list[bytes]]:
+    """Folder under ``root`` -> the bytes of each of its ``*<suffix>`` files."""
+    (result,) = FileSystems.match([f"{root}/**{suffix}"])
+    found: dict[str, list[bytes]] = {}
+    for metadata in result.metadata_list:
+        folder = metadata.path[len(root) + 1 :].rpartition("/")[0]
+        found.setdefault(folder, []).append(read_bytes(metadata.path))
+    return found
+
+
+def webdataset_by_folder(root: str) -> dict[str, list[str]]:
+    """Folder under ``root`` -> digests of its WebDataset samples (members in order), sorted."""
+    found = {}
+    for folder, shards in sorted(_by_folder(root, ".tar").items()):
+        samples: dict[str, list[bytes]] = {}
+        for data in shards:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
+                for member in tar:
+                    f = tar.extractfile(member)
+                    assert f is not None, member.name
+                    key = member.name.split(".", 1)[0]
+                    samples.setdefault(key, []).extend([member.name.encode(), f.read()])
+        found[folder] = sorted(digest(b"\0".join(parts)) for parts in samples.values())
+    return found
+
+
+def parquet_by_folder(root: str) -> dict[str, list[str]]:
+    """Folder under ``root`` -> digests of its Parquet rows (every column), sorted."""
+    found = {}
+    for folder, shards in sorted(_by_folder(root, ".parquet").items()):
+        rows = [row for data in shards for row in pq.read_table(io.BytesIO(data)).to_pylist()]
+        found[folder] = sorted(digest(repr(sorted(row.items())).encode()) for row in rows)
+    return found
 
 
 def manifest_stages(output_dir: str) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def test_dry_run_needs_dataflow():
     [
         (["mimic_cxr", "ingest"], ["--output_table"], ["--labels_query", "--labels_table"]),
         (["mimic_cxr", "infer"], ["--output_table"], ["--labels_query", "--labels_db"]),
-        (["images-to-tfrecord"], ["--labels_query", "--labels_table"], ["--output_table"]),
+        (["images-to-tfrecord"], ["--labels_query", "--labels_table", "--output_table"], []),
         (["mimic_cxr", "evaluate"], ["--labels_table", "--output_table"], []),
     ],
 )

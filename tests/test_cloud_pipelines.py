@@ -34,11 +34,13 @@ from tests.pipeline_outputs import (
     digest,
     duckdb_table,
     manifest_stages,
+    parquet_by_folder,
     quarantine_records,
     read_bytes,
     read_tree,
     tfrecords_by_folder,
     upload,
+    webdataset_by_folder,
 )
 
 RUNNER = "--runner=FnApiRunner"
@@ -183,6 +185,32 @@ def test_tfrecords_on_gcs_beside_a_local_output_dir(
     assert ingest(args) == local_code
     assert tfrecords_by_folder(tfrecords) == tfrecords_by_folder(f"{local}/tfrecords")
     assert set(read_tree(tfrecords, exclude=["train", "valid"])) == {"features.json"}
+
+
+def test_webdataset_and_parquet_on_gcs_match_local(
+    gcs: GcsHandle, sample: Sample, tmp_path: Path
+) -> None:
+    """WebDataset and Parquet shards on gs://, joined per shard there: the same records as local.
+
+    ``--num_shards`` joins each shard's pieces, read back from the bucket
+    (Parquet through pyarrow's reader, on Beam's file objects); the run's
+    records stay local (a DuckDB table cannot live on gs://).
+    """
+    root = sample.tars[0].parent
+    runs = {}
+    for name, shards in (("local", str(tmp_path / "local")), ("gcs", f"{gcs.bucket()}/out")):
+        args = _ingest_args(f"{root}/*.tar", f"{root}/*.csv.gz", str(tmp_path / name))
+        args += ["--num_shards", "2", "--output_webdataset_dir", f"{shards}/wds"]
+        args += ["--output_parquet_dir", f"{shards}/parquet"]
+        runs[name] = (ingest(args), shards)
+    (local_code, local), (code, out) = runs["local"], runs["gcs"]
+    assert code == local_code
+    assert webdataset_by_folder(f"{out}/wds") == webdataset_by_folder(f"{local}/wds")
+    assert parquet_by_folder(f"{out}/parquet") == parquet_by_folder(f"{local}/parquet")
+    written = sum(len(records) for records in webdataset_by_folder(f"{local}/wds").values())
+    assert written == manifest_stages(local)["stages"]["images"]["written"] > 0
+    assert set(read_tree(f"{out}/wds", exclude=["train", "valid"])) == set()
+    assert set(read_tree(f"{out}/parquet", exclude=["train", "valid"])) == set()
 
 
 # --- Inference ---------------------------------------------------------------
@@ -338,11 +366,12 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
     """Images on gs://, the label query in BigQuery (client), outputs on gs://: same as local.
 
     The TFRecords (features typed from each backend's result schema), the
-    features.json, the manifest counts and the quarantine are identical.
+    features.json, the manifest counts and the quarantine are identical, and
+    the labels table in BigQuery is the local DuckDB one.
     """
     local = tmp_path / "local"
     local_code = images_to_tfrecord.main(
-        _images_args(str(images), str(local), "--query", DUCKDB_QUERY)
+        _images_args(str(images), str(local), "--query", DUCKDB_QUERY, "--output_table", "labels")
     )
     bucket = gcs.bucket()
     table = _labels_in_bigquery(bigquery, bucket, tmp_path)
@@ -350,6 +379,7 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
         upload(path, f"{bucket}/images/{path.name}")
     out = f"{bucket}/out"
     query = BIGQUERY_QUERY.format(table=f"`{table}`")
+    output_table = f"{bigquery.project}.{bigquery.dataset()}.labels"
     code = images_to_tfrecord.main(
         _images_args(
             f"{bucket}/images",
@@ -360,6 +390,10 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
             "bigquery",
             "--project",
             bigquery.project,
+            "--output_table",
+            output_table,
+            "--temp_location",
+            f"{bucket}/tmp",
         )
     )
     assert code == local_code == 1  # the truncated, unlabelled and label-only inputs
@@ -369,3 +403,7 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
         f"{local}/tfrecords/features.json"
     )
     _assert_same_run(out, str(local), {f"{bucket}/images": "IN", str(images): "IN"})
+    _assert_same_table(
+        bigquery_table(bigquery.client, output_table),
+        duckdb_table(local / "tables.duckdb", "labels"),
+    )

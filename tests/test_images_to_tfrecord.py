@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import duckdb
+import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
+import webdataset
 
 from datathon_etl.framework.manifest import Manifest
 from datathon_etl.framework.pipelines.images_to_tfrecord import main
 from datathon_etl.framework.quarantine import Quarantined, Reason
+from datathon_etl.framework.tfrecords.dataset import load_folder
+
+# Hugging Face's datasets (`import datasets` finds the project's datasets/ folder for mypy).
+hf_datasets: Any = importlib.import_module("datasets")
 
 DATA = Path(__file__).parent / "data"
 CSV = DATA / "labels" / "nih_sample_rows.csv"
@@ -142,6 +151,15 @@ def test_duplicate_label_rows_never_multiply_examples(images, tmp_path):
         (["--input_prefix", "/nonexistent/"], "holds no file"),
         (["--path_match_regex", "("], "--path_match_regex"),
         (["--output_channel", "1"], "did you mean --output_channels?"),
+        (
+            [
+                "--query",
+                QUERY.replace(" AS male", " AS male, 'x'::BLOB AS raw"),
+                "--output_webdataset_dir",
+                "wds",
+            ],
+            "--output_webdataset_dir: column(s) raw hold bytes",
+        ),
     ],
 )
 def test_usage_errors_stop_before_the_pipeline(images, tmp_path, capsys, args, message):
@@ -268,3 +286,90 @@ def test_output_dir_defaults_to_the_tfrecord_folder(mixed, tmp_path, capsys):
     assert (tmp_path / "tfrecords" / "_quarantine").is_dir()
     out = capsys.readouterr().out
     assert f"no --output_dir: manifest and quarantine go to {tmp_path}/tfrecords" in out
+
+
+def test_webdataset_parquet_and_table_hold_the_tfrecords_records(images, tmp_path):
+    """The same images and typed labels, read back by webdataset, datasets, pyarrow, DuckDB."""
+    code = _run(
+        images,
+        tmp_path,
+        "--max_bad_fraction",
+        "1",
+        "--output_webdataset_dir",
+        str(tmp_path / "wds"),
+        "--output_parquet_dir",
+        str(tmp_path / "parquet"),
+        "--output_table",
+        "labels",
+    )
+    assert code == 0
+    features = {
+        "jpg_bytes": tf.io.FixedLenFeature([], tf.string),
+        "path": tf.io.FixedLenFeature([], tf.string),
+        "findings": tf.io.RaggedFeature(tf.string),
+        "age": tf.io.RaggedFeature(tf.int64),
+        "male": tf.io.RaggedFeature(tf.int64),
+    }
+    expected = {}
+    for record in tf.data.TFRecordDataset(sorted(map(str, tmp_path.glob("tfrecords/*.tfrecord")))):
+        parsed = tf.io.parse_single_example(record, features)
+        path = parsed["path"].numpy().decode()
+        labels = {
+            "path": path,
+            "findings": parsed["findings"].numpy()[0].decode(),
+            "age": int(parsed["age"].numpy()[0]),
+            "male": bool(parsed["male"].numpy()[0]),
+        }
+        expected[path] = (parsed["jpg_bytes"].numpy(), labels)
+    assert len(expected) == 2
+
+    tars = sorted(map(str, tmp_path.glob("wds/data-*-of-*.tar")))
+    samples = webdataset.WebDataset(tars, shardshuffle=False, empty_check=False)
+    found = {}
+    for s in samples:
+        labels = json.loads(s["json"])
+        assert s["__key__"] == labels["path"].removesuffix(".png")
+        found[labels["path"]] = (s["jpg"], labels)
+    assert found == expected
+
+    parquet = sorted(map(str, tmp_path.glob("parquet/data-*-of-*.parquet")))
+    rows = pq.read_table(parquet).to_pylist()
+    assert {r["path"]: (r.pop("jpg_bytes")["bytes"], r) for r in rows} == expected
+    loaded = hf_datasets.load_dataset("parquet", data_files=parquet, split="train")
+    assert loaded.features["jpg_bytes"] == hf_datasets.Image()
+    assert (loaded.features["age"], loaded.features["male"]) == (
+        hf_datasets.Value("int64"),
+        hf_datasets.Value("bool"),
+    )
+    assert {r["path"]: r["jpg_bytes"].size for r in loaded} == dict.fromkeys(expected, (48, 64))
+    with duckdb.connect(str(tmp_path / "tables.duckdb"), read_only=True) as db:
+        table = db.sql("SELECT * FROM labels").to_arrow_table()
+    assert {r["path"]: r for r in table.to_pylist()} == {p: e[1] for p, e in expected.items()}
+    assert table.column_names == ["path", "findings", "age", "male"]
+
+    manifest = Manifest.read(str(tmp_path / "_manifest.json"))
+    for parameter, folder, shards in (
+        ("webdataset_shards", "wds", tars),
+        ("parquet_shards", "parquet", parquet),
+    ):
+        listed = manifest.parameters[parameter]
+        assert sorted(f"{tmp_path}/{folder}/{name}" for name in listed) == shards
+        assert sum(listed.values()) == 2
+
+
+def test_one_reader_gives_scalars_and_keeps_nulls(images, tmp_path):
+    """load_folder reads features.json: a column without nulls is a scalar, one with is ragged."""
+    query = QUERY.replace(
+        " AS male", ' AS male, CASE WHEN "Patient Age" > 55 THEN "Patient Age" END AS over_55'
+    )
+    assert _run(images, tmp_path, "--query", query, "--max_bad_fraction", "1") == 0
+    found = {}
+    for example in load_folder(str(tmp_path / "tfrecords")):
+        assert example["jpg_bytes"].shape == (64, 48, 1)
+        assert example["age"].shape == example["male"].shape == example["findings"].shape == ()
+        found[example["path"].numpy().decode()] = (
+            int(example["age"]),
+            bool(example["male"]),
+            example["over_55"].numpy().tolist(),
+        )
+    assert found == {"00000001_000.png": (57, True, [57]), "00027426_000.png": (53, True, [])}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib
 import io
 import json
 import shutil
@@ -13,7 +14,9 @@ from typing import Any
 
 import attrs
 import duckdb
+import pyarrow.parquet as pq
 import pytest
+import webdataset
 
 from datathon_etl.datasets.mimic_cxr_jpg import parsing
 from datathon_etl.datasets.mimic_cxr_jpg.schema import Finding, Labels, Split, View
@@ -24,6 +27,9 @@ from datathon_etl.framework.quarantine import Quarantined, Reason
 from datathon_etl.framework.schema import SourceRowError
 from datathon_etl.generated.mimic_cxr_jpg import features, rows
 from datathon_etl.generated.mimic_cxr_jpg.ingest import SPEC, main
+
+# Hugging Face's datasets (`import datasets` finds the project's datasets/ folder for mypy).
+hf_datasets: Any = importlib.import_module("datasets")
 
 DICOM = "02aa804e-bde0afdd-112c0b34-7bc16630-4e384014"
 PATH = f"files/p10/p10000032/s50414267/{DICOM}.jpg"
@@ -223,6 +229,10 @@ def runs(
         f"{sample.root}/*.csv.gz",
         "--output_jpg_dir",
         str(by_dir / "jpg"),
+        "--output_webdataset_dir",
+        str(by_dir / "wds"),
+        "--output_parquet_dir",
+        str(by_dir / "parquet"),
     ]
     by_tar = tmp_path_factory.mktemp("by_tar")
     tars = [
@@ -441,3 +451,27 @@ def test_synthetic_sample_is_marked_and_deterministic(sample, tmp_path):
 
 def _csv_header(path: Path) -> str:
     return gzip.decompress(path.read_bytes()).decode().split("\n", 1)[0]
+
+
+def test_webdataset_and_parquet_shards_hold_the_labels_table_nulls_included(runs):
+    """Per study: images without study labels keep their nulls in the JSON and the Parquet."""
+    out, _, _ = runs["files"]
+    with duckdb.connect(str(out / "tables.duckdb"), read_only=True) as db:
+        table = db.sql("SELECT * FROM mimic_cxr_jpg_labels").to_arrow_table().to_pylist()
+    expected = {row["path"]: row for row in table}
+    assert any(None in row.values() for row in table)
+    parquet = sorted(map(str, out.glob("parquet/*/*/*.parquet")))
+    found = {}
+    for row in pq.read_table(parquet).to_pylist():
+        image = row.pop("jpg_bytes")
+        assert image["path"] == row["path"]
+        found[row["path"]] = row
+    assert found == expected
+    tars = sorted(map(str, out.glob("wds/*/*/*.tar")))
+    samples = webdataset.WebDataset(tars, shardshuffle=False, empty_check=False)
+    assert {(s := json.loads(sample["json"]))["path"]: s for sample in samples} == expected
+    loaded = hf_datasets.load_dataset("parquet", data_files=parquet, split="train")
+    assert sorted(loaded["path"]) == sorted(expected)
+    assert {r["path"]: {k: v for k, v in r.items() if k != "jpg_bytes"} for r in loaded} == (
+        expected
+    )

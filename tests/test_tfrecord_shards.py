@@ -24,7 +24,7 @@ from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
 from datathon_etl.framework import sharded_files
 from datathon_etl.framework.flags import local_runner
 from datathon_etl.framework.manifest import Manifest
-from datathon_etl.framework.sharded_files import Sharding, WriteShardedFiles
+from datathon_etl.framework.sharded_files import Records, Sharding, WriteShardedFiles
 from datathon_etl.generated.mimic_cxr import features
 from datathon_etl.generated.mimic_cxr.ingest import main
 from tests.emulators import GcsHandle
@@ -201,9 +201,8 @@ def test_more_shards_than_open_files_are_written_in_blocks(
     write = WriteShardedFiles(
         str(tmp_path),
         str(tmp_path / "_staging"),
-        suffix=".txt",
         prefix=lambda pair: pair[0],
-        write=lambda f, line: f.write(line.encode() + b"\n"),
+        format=Records(".txt", lambda f, line: f.write(line.encode() + b"\n")),
         prefixes=[*prefixes, "d/part"],  # d gets no line
         sharding=Sharding(shards=5),
     )
@@ -220,6 +219,10 @@ def test_more_shards_than_open_files_are_written_in_blocks(
             assert all(f.stat().st_size for f in files)  # spread over all five
 
 
+def _no_record(file: object, record: object) -> None:
+    raise AssertionError("the finish step writes no record")
+
+
 @pytest.mark.parametrize("sharding", [Sharding(), Sharding(max_bytes=10), Sharding(shards=3)])
 def test_a_retried_finish_step_finds_its_work_done(tmp_path: Path, sharding: Sharding) -> None:
     """The finish step of a prefix run twice (a retried bundle) leaves the same files."""
@@ -229,7 +232,7 @@ def test_a_retried_finish_step_finds_its_work_done(tmp_path: Path, sharding: Sha
     for n in range(4):
         (staging / f"{n}.txt").write_text(f"piece {n}\n")
         pieces.append((n % 3 if sharding.shards else -1, str(staging / f"{n}.txt")))
-    finish = sharded_files._FinishPrefixFn(str(tmp_path), ".txt", sharding)
+    finish = sharded_files._FinishPrefixFn(str(tmp_path), Records(".txt", _no_record), sharding)
     element = ("out/part", [*pieces, None])
 
     first = list(finish.process(element))

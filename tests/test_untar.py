@@ -276,15 +276,23 @@ def test_manifest_check_and_json() -> None:
     balanced.check()
 
 
-def test_manifest_reports_images_missing_from_the_shards() -> None:
-    """Records read back from the TFRecord shards must equal the images written."""
+@pytest.mark.parametrize(
+    ("parameter", "name"),
+    [
+        ("tfrecord_shards", "tfrecords"),
+        ("webdataset_shards", "webdataset"),
+        ("parquet_shards", "parquet"),
+    ],
+)
+def test_manifest_reports_images_missing_from_the_shards(parameter: str, name: str) -> None:
+    """Records read back from each format's shards must equal the images written."""
     tallies = [Tally("images", Outcome.INPUT, count=3), Tally("images", Outcome.WRITTEN, count=3)]
-    shards = {"train/data-00000-of-00002.tfrecord": 2, "valid/data-00000-of-00001.tfrecord": 0}
-    lost = Manifest.from_tallies("demo", tallies, {"tfrecord_shards": shards})
-    assert lost.problems() == ["tfrecords: 2 records in the shards != 3 images written"]
+    shards = {"train/data-00000-of-00002.x": 2, "valid/data-00000-of-00001.x": 0}
+    lost = Manifest.from_tallies("demo", tallies, {parameter: shards})
+    assert lost.problems() == [f"{name}: 2 records in the shards != 3 images written"]
 
-    shards["valid/data-00000-of-00001.tfrecord"] = 1
-    assert Manifest.from_tallies("demo", tallies, {"tfrecord_shards": shards}).problems() == []
+    shards["valid/data-00000-of-00001.x"] = 1
+    assert Manifest.from_tallies("demo", tallies, {parameter: shards}).problems() == []
 
 
 def upload(local: Path, uri: str) -> None:

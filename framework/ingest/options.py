@@ -14,8 +14,9 @@ __all__ = ["IngestOptions"]
 class IngestOptions(PipelineOptions):
     """Flags of the original ``prepare_mimic_cxr.py``, with the same names and meaning.
 
-    The tar, path-match and TFRecord flags come from `TarOptions`,
-    `MatchOptions` and `TFRecordOptions`, shared with other pipelines.
+    The tar, path-match, TFRecord, WebDataset and Parquet flags come from
+    `TarOptions`, `MatchOptions`, `TFRecordOptions` and `ShardOutputOptions`,
+    shared with other pipelines.
     """
 
     @classmethod

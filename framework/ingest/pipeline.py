@@ -1,9 +1,11 @@
-"""The generic ingestion: tars of images + label CSVs -> JPG tree, TFRecords, labels table.
+"""The generic ingestion: tars of images + label CSVs -> JPG tree, shards, labels table.
 
 One pass, each output optional. Labels are parsed and joined with the tar
 members (or image files, ``--input_prefix``) on the image path (only
 references travel); bytes are read by range after the join, resized once, and
-fanned out to every output. Every tar member, image file and CSV row ends
+fanned out to every output: the JPG tree, the TFRecords, the WebDataset and
+Parquet shards (in the TFRecords' folders, sized like them) and the labels
+table. Every tar member, image file and CSV row ends
 written or in ``<output_dir>/_quarantine/``, and
 ``<output_dir>/_manifest.json`` (written last) counts every stage.
 
@@ -29,7 +31,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
 from datathon_etl.framework.card import CardError, CardOptions, write_card
-from datathon_etl.framework.command import PipelineCommand, RunOutputs, TFRecordOutput
+from datathon_etl.framework.command import (
+    PipelineCommand,
+    RunOutputs,
+    ShardedOutput,
+    TFRecordOutput,
+)
 from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
@@ -65,6 +72,7 @@ from datathon_etl.framework.run_records import (
     WriteRunRecords,
     read_run_lines,
 )
+from datathon_etl.framework.shard_formats import WriteShardedOutputs, sharded_outputs
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
@@ -82,7 +90,11 @@ from datathon_etl.framework.tables import (
     parse_table_spec,
 )
 from datathon_etl.framework.tables.options import TableOutputOptions
-from datathon_etl.framework.tfrecords.options import TFRecordOptions, tfrecord_sharding
+from datathon_etl.framework.tfrecords.options import (
+    ShardOutputOptions,
+    TFRecordOptions,
+    tfrecord_sharding,
+)
 from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
 __all__ = ["ARCHIVES", "Ingest", "IngestJob", "build_pipeline", "run"]
@@ -104,6 +116,8 @@ class IngestJob:
         image: The image transform.
         jpg_dir: Root of the resized JPG tree, if wanted.
         tfrecord_dir: Root of the TFRecord folders, if wanted.
+        webdataset_dir: Root of the WebDataset folders, if wanted.
+        parquet_dir: Root of the Parquet folders, if wanted.
         table: The labels table spec.
         bigquery_method: How rows reach a BigQuery table.
         path_match_regex: Only matching tar members are read.
@@ -120,6 +134,8 @@ class IngestJob:
     image: ImageSpec
     jpg_dir: str | None = None
     tfrecord_dir: str | None = None
+    webdataset_dir: str | None = None
+    parquet_dir: str | None = None
     table: str = "labels"
     bigquery_method: BigQueryWriteMethod = BigQueryWriteMethod.FILE_LOADS
     path_match_regex: str | None = None
@@ -230,6 +246,11 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         )
     if job.tfrecord_dir:
         _write_tfrecords(examples, spec, job)
+    if sharded := _sharded_outputs(spec, job):
+        partition = spec.partition
+        _ = examples | "WriteShardedOutputs" >> WriteShardedOutputs(
+            sharded, job.layout.run_id, lambda e: partition(e.key)
+        )
     _write_table(examples, spec, job)
 
     image_refusals = (
@@ -257,6 +278,18 @@ def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJo
             staging_dir(root, job.layout.run_id),
             tfrecord_sharding(examples.pipeline.options),
         )
+    )
+
+
+def _sharded_outputs(spec: IngestSpec, job: IngestJob) -> tuple[ShardedOutput, ...]:
+    return sharded_outputs(
+        job.webdataset_dir,
+        job.parquet_dir,
+        spec.partitions,
+        image_format=job.image.format,
+        labels_schema=spec.labels_schema,
+        labels_row=spec.labels_row,
+        image_column=spec.image_feature,
     )
 
 
@@ -315,8 +348,12 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
     tar_options = options.view_as(TarOptions)
     prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
+    webdataset_dir: str | None = options.view_as(ShardOutputOptions).output_webdataset_dir
+    parquet_dir: str | None = options.view_as(ShardOutputOptions).output_parquet_dir
     # The original had no --output_dir: by default the run's records go with its outputs.
-    output_dir, _ = resolve_output_dir(prog, options, tfrecord_dir or ingest.output_jpg_dir)
+    output_dir, _ = resolve_output_dir(
+        prog, options, tfrecord_dir or ingest.output_jpg_dir or webdataset_dir or parquet_dir
+    )
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_labels"
     try:
@@ -333,6 +370,8 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
             "--output_dir": output_dir,
             "--output_jpg_dir": ingest.output_jpg_dir,
             "--output_tfrecord_dir": tfrecord_dir,
+            "--output_webdataset_dir": webdataset_dir,
+            "--output_parquet_dir": parquet_dir,
         },
         tables={"--output_table": table_spec},
         file_loads=["--output_table"] if method is BigQueryWriteMethod.FILE_LOADS else [],
@@ -362,6 +401,8 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         image=image,
         jpg_dir=(ingest.output_jpg_dir or "").rstrip("/") or None,
         tfrecord_dir=(tfrecord_dir or "").rstrip("/") or None,
+        webdataset_dir=(webdataset_dir or "").rstrip("/") or None,
+        parquet_dir=(parquet_dir or "").rstrip("/") or None,
         table=table,
         bigquery_method=method,
         path_match_regex=regex,
@@ -371,6 +412,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         card=not options.view_as(CardOptions).no_card,
         card_images=not options.view_as(CardOptions).card_without_images,
     )
+    _sharded_outputs(spec, job)  # a format the labels cannot take: refused before the run
     check_apart(
         _output_folders(job),
         {
@@ -390,6 +432,8 @@ def _output_folders(job: IngestJob) -> dict[str, str | None]:
         "--output_dir": job.layout.output_dir,
         "--output_jpg_dir": job.jpg_dir,
         "--output_tfrecord_dir": job.tfrecord_dir,
+        "--output_webdataset_dir": job.webdataset_dir,
+        "--output_parquet_dir": job.parquet_dir,
     }
 
 
@@ -397,14 +441,18 @@ class Ingest(PipelineCommand[IngestJob]):
     """``datathon-etl <dataset> ingest`` for the data set of ``spec``."""
 
     required = ("input_csv",)
-    output_dir_default = "the --output_tfrecord_dir folder, else the --output_jpg_dir one"
+    output_dir_default = (
+        "the --output_tfrecord_dir folder, else the --output_jpg_dir, --output_webdataset_dir "
+        "or --output_parquet_dir one"
+    )
 
     def __init__(self, spec: IngestSpec) -> None:
         self.spec = spec
         self.name = f"{spec.dataset} ingest"
         self.description = (
             f"Ingest {spec.dataset}: tars or folders of images and label CSVs -> resized JPG "
-            "tree, TFRecords per split and view, and a labels table (DuckDB or BigQuery)."
+            "tree, TFRecords (and WebDataset and Parquet shards) per split and view, and a "
+            "labels table (DuckDB or BigQuery)."
         )
         self.option_classes = (
             TarOptions,
@@ -413,6 +461,7 @@ class Ingest(PipelineCommand[IngestJob]):
             *([StudyLabelsOptions] if spec.study_labels is not None else []),
             MatchOptions,
             TFRecordOptions,
+            ShardOutputOptions,
             OutputOptions,
             TableOutputOptions,
             ImageOptions,
@@ -429,7 +478,7 @@ class Ingest(PipelineCommand[IngestJob]):
         return _job_from_options(self.spec, self.prog, options)
 
     def outputs(self, job: IngestJob) -> RunOutputs:
-        """The ``--output_dir``, the JPG tree and the TFRecord folders."""
+        """The ``--output_dir``, the JPG tree, the TFRecord, WebDataset and Parquet folders."""
         spec = self.spec
         tfrecords = None
         if job.tfrecord_dir:
@@ -443,7 +492,7 @@ class Ingest(PipelineCommand[IngestJob]):
                     "reader": spec.features_module,
                 },
             )
-        return RunOutputs(job.layout, _output_folders(job), tfrecords)
+        return RunOutputs(job.layout, _output_folders(job), tfrecords, _sharded_outputs(spec, job))
 
     def started(self, job: IngestJob) -> str:
         """How many files of each kind."""
@@ -463,6 +512,8 @@ class Ingest(PipelineCommand[IngestJob]):
             "input_csv": list(options.view_as(IngestOptions).input_csv),
             "output_jpg_dir": job.jpg_dir,
             "output_tfrecord_dir": job.tfrecord_dir,
+            "output_webdataset_dir": job.webdataset_dir,
+            "output_parquet_dir": job.parquet_dir,
             "output_table": job.table,
             "image": attrs.asdict(job.image),
             "declaration": self.spec.declaration,

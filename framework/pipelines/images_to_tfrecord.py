@@ -17,7 +17,11 @@ BigQuery with ``--query_backend bigquery``). A label ``path`` may also be the
 image's full URI. Only paths travel through the join; each image's bytes are
 read after it, resized once and written as ``<jpg|png>_bytes``, ``path`` and
 every label column, typed from the query result's schema. ``features.json``
-beside the shards describes the features; ``<output_dir>/_manifest.json``
+beside the shards describes the features. With ``--output_webdataset_dir``
+and ``--output_parquet_dir``, the same records are also written as WebDataset
+and Parquet shards (`datathon_etl.framework.shard_formats`), and with
+``--output_table`` as a labels table (DuckDB or BigQuery): ``path`` and the
+label columns in their storage types, the labels row; ``<output_dir>/_manifest.json``
 (written last) counts images and label rows: every one is written or
 quarantined, with its reason, in ``<output_dir>/_quarantine/``.
 """
@@ -39,7 +43,12 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.cli import exit_process
-from datathon_etl.framework.command import PipelineCommand, RunOutputs, TFRecordOutput
+from datathon_etl.framework.command import (
+    PipelineCommand,
+    RunOutputs,
+    ShardedOutput,
+    TFRecordOutput,
+)
 from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
@@ -49,7 +58,7 @@ from datathon_etl.framework.ingest.transforms import (
     LABEL_ROWS,
     JoinAndTransform,
 )
-from datathon_etl.framework.manifest import Outcome
+from datathon_etl.framework.manifest import PARQUET_SHARDS, WEBDATASET_SHARDS, Outcome
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
@@ -58,6 +67,7 @@ from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, Write
 from datathon_etl.framework.schema import SchemaError, UnsupportedTypeError
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.schema.types import scalar_of_arrow
+from datathon_etl.framework.shard_formats import WriteShardedOutputs, sharded_outputs
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
@@ -70,18 +80,35 @@ from datathon_etl.framework.sources.options import (
 from datathon_etl.framework.sources.regular_files import irregular_kind
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
+    BigQueryTable,
+    BigQueryWriteMethod,
+    DuckDBTable,
     LabelsSourceOptions,
     QueryBackend,
     TableSpec,
+    WriteTable,
     labels_query_from_options,
     parse_table_spec,
 )
-from datathon_etl.framework.tables.options import query_backend
+from datathon_etl.framework.tables.bigquery_schema import arrow_to_bigquery_schema
+from datathon_etl.framework.tables.options import TableOutputOptions, query_backend
 from datathon_etl.framework.tfrecords import FeatureSpec, write_features
-from datathon_etl.framework.tfrecords.options import TFRecordOptions, tfrecord_sharding
+from datathon_etl.framework.tfrecords.options import (
+    ShardOutputOptions,
+    TFRecordOptions,
+    tfrecord_sharding,
+)
 from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
-__all__ = ["ImageFormatOptions", "ImagesToTFRecord", "build_pipeline", "feature_specs", "main"]
+__all__ = [
+    "ImageFormatOptions",
+    "ImagesToTFRecord",
+    "build_pipeline",
+    "feature_specs",
+    "labels_schema",
+    "main",
+    "nulls_found",
+]
 
 PIPELINE = "images-to-tfrecord"
 _FORMAT_NAMES = {"jpg": ImageFormat.JPEG, "jpeg": ImageFormat.JPEG, "png": ImageFormat.PNG}
@@ -116,6 +143,43 @@ class _Job:
     image: ImageSpec
     specs: tuple[FeatureSpec, ...]
     path_match_regex: str | None
+    sharded: tuple[ShardedOutput, ...] = ()
+    table: TableSpec | None = None
+    bigquery_method: BigQueryWriteMethod = BigQueryWriteMethod.FILE_LOADS
+
+
+def _labels_row(example: Example[str, dict[str, Any]]) -> dict[str, Any]:
+    """The WebDataset and Parquet shards' row: ``path``, then the query's label columns."""
+    return {PATH_COLUMN: example.path, **example.labels}
+
+
+def nulls_found(labels: pa.Table) -> pa.Schema:
+    """The query result's schema, a column nullable only if it holds a null.
+
+    A query result says every column may be null; one that holds none is
+    written as a scalar (a shape ``[]`` feature, a NOT NULL column).
+    """
+    return pa.schema(
+        [field.with_nullable(labels.column(field.name).null_count > 0) for field in labels.schema]
+    )
+
+
+def labels_schema(labels: pa.Schema) -> pa.Schema:
+    """``path``, then each label column in its storage type (narrower types widened).
+
+    Raises:
+        UsageError: A label column's type has no storage type.
+    """
+    fields = [pa.field(PATH_COLUMN, pa.string(), nullable=False)]
+    for field in labels:
+        if field.name == PATH_COLUMN:
+            continue
+        try:
+            scalar = scalar_of_arrow(field.type)
+        except UnsupportedTypeError as e:
+            raise UsageError(f"--query: column {field.name!r}: {e}") from e
+        fields.append(pa.field(field.name, getattr(pa, scalar.arrow)(), nullable=field.nullable))
+    return pa.schema(fields)
 
 
 class _EncodeFn(beam.DoFn):
@@ -202,6 +266,24 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
             tfrecord_sharding(p.options),
         )
     )
+    if job.sharded:
+        _ = labelled.examples | "WriteShardedOutputs" >> WriteShardedOutputs(
+            job.sharded, job.layout.run_id, _no_folder
+        )
+    if job.table is not None:
+        schema = labels_schema(nulls_found(job.labels))
+        _ = (
+            labelled.examples
+            | "LabelsRows" >> beam.Map(_labels_row)
+            | "WriteLabelsTable"
+            >> WriteTable(
+                job.table,
+                arrow_to_bigquery_schema(schema)
+                if isinstance(job.table, BigQueryTable)
+                else schema,
+                bigquery_method=job.bigquery_method,
+            )
+        )
     row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
     refusals = (labelled.image_refusals, row_refusals) | "AllRefusals" >> beam.Flatten()
     tallies = (
@@ -218,6 +300,10 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
     ) | "AllTallies" >> beam.Flatten()
     _ = (refusals, tallies) | "WriteRunRecords" >> WriteRunRecords(job.layout)
+
+
+def _no_folder(example: Example[str, dict[str, Any]]) -> str:
+    return ""  # every shard in the output folder itself, as the TFRecords
 
 
 def feature_specs(labels: pa.Schema, image_feature: str) -> tuple[FeatureSpec, ...]:
@@ -239,7 +325,10 @@ def feature_specs(labels: pa.Schema, image_feature: str) -> tuple[FeatureSpec, .
 
 
 def _preflight(
-    options: PipelineOptions, patterns: Sequence[str], tfrecord_dir: str, output_dir: str
+    options: PipelineOptions,
+    patterns: Sequence[str],
+    outputs: dict[str, str | None],
+    table: TableSpec | None,
 ) -> None:
     """Checks the buckets, the BigQuery labels table's dataset and credentials."""
     tables = options.view_as(LabelsSourceOptions)
@@ -251,12 +340,13 @@ def _preflight(
             raise UsageError(f"--labels_table: {e}") from e
     check_cloud_resources(
         options,
-        locations={
-            "--input_prefix": list(patterns),
-            "--output_tfrecord_dir": tfrecord_dir,
-            "--output_dir": output_dir,
-        },
-        tables={"--labels_table": labels_table},
+        locations={"--input_prefix": list(patterns), **outputs},
+        tables={"--labels_table": labels_table, "--output_table": table},
+        file_loads=["--output_table"]
+        if table is not None
+        and BigQueryWriteMethod(options.view_as(TableOutputOptions).bigquery_write_method)
+        is BigQueryWriteMethod.FILE_LOADS
+        else [],
         bigquery_query=bool(tables.labels_query)
         and query_backend(options) is QueryBackend.BIGQUERY,
     )
@@ -271,10 +361,24 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
         raise UsageError("--output_tfrecord_dir is required")
     tfrecord_dir = output_tfrecord_dir.rstrip("/")
     output_dir, _ = resolve_output_dir(prog, options, tfrecord_dir)
-    _preflight(options, patterns, tfrecord_dir, output_dir)
+    shard_options = options.view_as(ShardOutputOptions)
+    webdataset_dir = (shard_options.output_webdataset_dir or "").rstrip("/") or None
+    parquet_dir = (shard_options.output_parquet_dir or "").rstrip("/") or None
+    outputs = _output_folders(output_dir, tfrecord_dir, webdataset_dir, parquet_dir)
+    table_options = options.view_as(TableOutputOptions)
+    table: TableSpec | None = None
+    if table_options.output_table:
+        try:
+            table = parse_table_spec(
+                table_options.output_table, default_database=f"{output_dir}/tables.duckdb"
+            )
+        except ValueError as e:
+            raise UsageError(f"--output_table: {e}") from e
+    _preflight(options, patterns, outputs, table)
     check_apart(
-        {"--output_tfrecord_dir": tfrecord_dir, "--output_dir": output_dir},
+        outputs,
         {"--input_prefix": patterns},
+        files={"--output_table": table.database if isinstance(table, DuckDBTable) else None},
     )
     for pattern in patterns:
         try:
@@ -305,15 +409,40 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
     except ValueError as e:
         raise UsageError(str(e)) from e
     image_feature = f"{'jpg' if image.format is ImageFormat.JPEG else 'png'}_bytes"
+    schema = nulls_found(labels)
+    specs = feature_specs(schema, image_feature)
+    sharded = sharded_outputs(
+        webdataset_dir,
+        parquet_dir,
+        [""],
+        image_format=image.format,
+        labels_schema=labels_schema(schema),
+        labels_row=_labels_row,
+        image_column=image_feature,
+    )
     return _Job(
         patterns=tuple(patterns),
         labels=labels,
         layout=RunLayout(output_dir),
         tfrecord_dir=tfrecord_dir,
         image=image,
-        specs=feature_specs(labels.schema, image_feature),
+        specs=specs,
         path_match_regex=regex,
+        sharded=sharded,
+        table=table,
+        bigquery_method=BigQueryWriteMethod(table_options.bigquery_write_method),
     )
+
+
+def _output_folders(
+    output_dir: str, tfrecord_dir: str, webdataset_dir: str | None, parquet_dir: str | None
+) -> dict[str, str | None]:
+    return {
+        "--output_dir": output_dir,
+        "--output_tfrecord_dir": tfrecord_dir,
+        "--output_webdataset_dir": webdataset_dir,
+        "--output_parquet_dir": parquet_dir,
+    }
 
 
 class ImagesToTFRecord(PipelineCommand[_Job]):
@@ -325,7 +454,9 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
         InputFilesOptions,
         MatchOptions,
         TFRecordOptions,
+        ShardOutputOptions,
         OutputOptions,
+        TableOutputOptions,
         LabelsSourceOptions,
         ImageFormatOptions,
         ImageOptions,
@@ -338,11 +469,12 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
         return _job(self.prog, options)
 
     def outputs(self, job: _Job) -> RunOutputs:
-        """The ``--output_dir`` and the TFRecords' folder."""
+        """The ``--output_dir``, the TFRecords', WebDataset and Parquet folders."""
         return RunOutputs(
             job.layout,
-            {"--output_dir": job.layout.output_dir, "--output_tfrecord_dir": job.tfrecord_dir},
+            _output_folders(job.layout.output_dir, job.tfrecord_dir, *_sharded_roots(job)),
             TFRecordOutput(job.tfrecord_dir, ("",), job.specs),
+            job.sharded,
         )
 
     def started(self, job: _Job) -> str:
@@ -359,9 +491,16 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
             "input_prefix": list(job.patterns),
             "path_match_regex": job.path_match_regex,
             "output_tfrecord_dir": job.tfrecord_dir,
+            **{f"output_{output.name.lower()}_dir": output.root for output in job.sharded},
             "image": attrs.asdict(job.image),
             "features": [s.name for s in job.specs],
         }
+
+
+def _sharded_roots(job: _Job) -> tuple[str | None, str | None]:
+    """The ``--output_webdataset_dir`` and ``--output_parquet_dir`` (None: not written)."""
+    roots = {output.parameter: output.root for output in job.sharded}
+    return roots.get(WEBDATASET_SHARDS), roots.get(PARQUET_SHARDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

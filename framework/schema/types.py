@@ -31,6 +31,8 @@ class ScalarType:
         duckdb: The DuckDB type.
         tf_dtype: The `tf` dtype name of the feature (``tf.<tf_dtype>``).
         tf_list: The `tf.train.Feature` list field that carries it.
+        hf_dtype: The Hugging Face ``datasets`` ``Value`` dtype of its Arrow
+            type (the Parquet shards' features).
     """
 
     name: str
@@ -39,15 +41,16 @@ class ScalarType:
     duckdb: str
     tf_dtype: str
     tf_list: str
+    hf_dtype: str
 
 
 SCALAR_TYPES: dict[type, ScalarType] = {
-    int: ScalarType("int", "INT64", "int64", "BIGINT", "int64", "int64_list"),
+    int: ScalarType("int", "INT64", "int64", "BIGINT", "int64", "int64_list", "int64"),
     # tf.train.Example stores floats as float32: FloatList has no float64.
-    float: ScalarType("float", "FLOAT64", "float64", "DOUBLE", "float32", "float_list"),
-    str: ScalarType("str", "STRING", "string", "VARCHAR", "string", "bytes_list"),
-    bytes: ScalarType("bytes", "BYTES", "binary", "BLOB", "string", "bytes_list"),
-    bool: ScalarType("bool", "BOOL", "bool_", "BOOLEAN", "int64", "int64_list"),
+    float: ScalarType("float", "FLOAT64", "float64", "DOUBLE", "float32", "float_list", "float64"),
+    str: ScalarType("str", "STRING", "string", "VARCHAR", "string", "bytes_list", "string"),
+    bytes: ScalarType("bytes", "BYTES", "binary", "BLOB", "string", "bytes_list", "binary"),
+    bool: ScalarType("bool", "BOOL", "bool_", "BOOLEAN", "int64", "int64_list", "bool"),
 }
 
 

@@ -52,7 +52,7 @@ class TableOutputOptions(PipelineOptions):
             dest="output_table",
             default=None,
             help=(
-                "The table the command writes (ingest: the labels; infer: the "
+                "The table the command writes (ingest, images-to-tfrecord: the labels; infer: the "
                 "predictions; evaluate: the leaderboard); a re-run replaces it. "
                 "'project:dataset.table' or 'project.dataset.table': BigQuery; "
                 "'path/to/file.duckdb:table': a DuckDB file; a bare 'table': the "

@@ -3,12 +3,15 @@
 A folder holds ``data-SSSSS-of-NNNNN.tfrecord`` shards from one run only: an
 earlier run's shards are deleted before a run starts (a glob over the folder
 would otherwise read both), and ``features.json`` says how to parse them.
+The other sharded outputs (WebDataset, Parquet:
+`datathon_etl.framework.shard_formats`) use the same folders and helpers,
+with their own format.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -19,6 +22,8 @@ from apache_beam.io.tfrecordio import _TFRecordUtil  # Beam's own TFRecord frami
 
 from datathon_etl.framework.run_layout import delete_tree
 from datathon_etl.framework.sharded_files import (
+    Records,
+    ShardFormat,
     Sharding,
     Writable,
     WriteShardedFiles,
@@ -28,6 +33,7 @@ from datathon_etl.framework.tfrecords.features import FeatureSpec
 
 __all__ = [
     "FEATURES_FILE",
+    "TFRECORDS",
     "WriteShards",
     "count_records",
     "finish_folders",
@@ -58,19 +64,25 @@ class WriteShards(beam.PTransform):
     """
 
     def __init__(
-        self, root: str, folders: Sequence[str], temp_dir: str, sharding: Sharding
+        self,
+        root: str,
+        folders: Sequence[str],
+        temp_dir: str,
+        sharding: Sharding,
+        format: ShardFormat | None = None,
     ) -> None:
         """Writes under ``root``; ``folders`` are the relative folder names ("" = root).
 
         ``temp_dir`` must be on ``root``'s filesystem: `staging_dir`.
+        ``format`` is TFRecords (pairs of serialised records) unless given
+        (e.g. `datathon_etl.framework.shard_formats.ParquetRows`).
         """
         super().__init__()
         self._write = WriteShardedFiles(
             root,
             temp_dir,
-            suffix=SUFFIX,
             prefix=_pair_prefix,
-            write=_write_record,
+            format=format or TFRECORDS,
             prefixes=[shard_prefix(folder) for folder in folders],
             sharding=sharding,
         )
@@ -80,6 +92,13 @@ class WriteShards(beam.PTransform):
         return pairs | self._write
 
 
+def _write_record(fh: Writable, record: bytes) -> None:
+    _TFRecordUtil.write_record(fh, record)  # length, CRCs, data, CRC
+
+
+TFRECORDS = Records(SUFFIX, _write_record)
+
+
 def shard_prefix(folder: str) -> str:
     """The file prefix of a folder's shards, relative to the TFRecord root."""
     return f"{folder}/{SHARD_PREFIX}" if folder else SHARD_PREFIX
@@ -87,10 +106,6 @@ def shard_prefix(folder: str) -> str:
 
 def _pair_prefix(pair: tuple[str, bytes]) -> str:
     return shard_prefix(pair[0])
-
-
-def _write_record(fh: Writable, record: bytes) -> None:
-    _TFRecordUtil.write_record(fh, record)  # length, CRCs, data, CRC
 
 
 def staging_dir(root: str, run_id: str) -> str:
@@ -107,10 +122,10 @@ def finish_folders(root: str) -> None:
     delete_tree(f"{root}/{STAGING}")
 
 
-def prepare_folders(root: str, folders: Sequence[str]) -> None:
+def prepare_folders(root: str, folders: Sequence[str], suffix: str = SUFFIX) -> None:
     """Before a run: deletes what an earlier run left (shards, staging), creates local folders."""
     delete_tree(f"{root}/{STAGING}")
-    patterns = [f"{root}/{shard_prefix(folder)}-*{SUFFIX}" for folder in folders]
+    patterns = [f"{root}/{shard_prefix(folder)}-*{suffix}" for folder in folders]
     stale = [m.path for r in FileSystems.match(patterns) for m in r.metadata_list]
     if stale:
         FileSystems.delete(stale)
@@ -146,8 +161,20 @@ def count_records(uri: str) -> int:
     return count
 
 
-def shard_counts(folders: Sequence[str], root: str) -> dict[str, int]:
-    """Records per shard in ``folders``, keyed by the shard's path relative to ``root``."""
-    patterns = [f"{folder}/{SHARD_PREFIX}-*{SUFFIX}" for folder in folders]
+def shard_counts(
+    folders: Sequence[str],
+    root: str,
+    suffix: str = SUFFIX,
+    count: Callable[[str], int] = count_records,
+) -> dict[str, int]:
+    """Records per shard in ``folders``, keyed by the shard's path relative to ``root``.
+
+    Args:
+        folders: The folders' URIs.
+        root: What the keys are relative to.
+        suffix: The shards' ending (TFRecords by default).
+        count: Counts one shard's records (TFRecords by default).
+    """
+    patterns = [f"{folder}/{SHARD_PREFIX}-*{suffix}" for folder in folders]
     shards = sorted(m.path for r in FileSystems.match(patterns) for m in r.metadata_list)
-    return {path.removeprefix(f"{root}/"): count_records(path) for path in shards}
+    return {path.removeprefix(f"{root}/"): count(path) for path in shards}
