@@ -44,7 +44,7 @@ from datathon_etl.framework.manifest import SHARD_COUNTS, TFRECORD_SHARDS, Manif
 from datathon_etl.framework.output_folders import Locations, claim_outputs, guarded
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout
 from datathon_etl.framework.run_records import read_tallies
-from datathon_etl.framework.runner import is_dry_run, no_counts_reason
+from datathon_etl.framework.runner import give_back_memory, is_dry_run, no_counts_reason
 from datathon_etl.framework.sharded_files import ShardFormat
 from datathon_etl.framework.tfrecords import FeatureSpec
 from datathon_etl.framework.tfrecords.shards import (
@@ -247,6 +247,7 @@ class PipelineCommand(Command[PipelineJobT]):
             print(f"{self.prog}: {line}", flush=True)
         with beam.Pipeline(options=options) as p:
             self.build(p, job)
+        give_back_memory()
         if tfrecords is not None and not dry_run:
             write_features_file(tfrecords.root, tfrecords.specs, **tfrecords.description)
         counted = no_counts_reason(options) is None

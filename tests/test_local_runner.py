@@ -11,6 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from datathon_etl.framework.flags import local_runner
+from datathon_etl.framework.runner import give_back_memory
 
 FLUSH_PERIOD_S = 1.0
 """How often Beam's in-process gRPC workers flushed their output streams, from a timer."""
@@ -49,3 +50,20 @@ def test_an_element_slow_to_encode_crosses_a_stage_boundary_whole(mode: str) -> 
             pairs | beam.GroupByKey() | beam.MapTuple(lambda k, vs: (k, list(map(_number, vs))))
         )
         assert_that(grouped, equal_to([("a", [1]), ("b", [2]), ("c", [3])]))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS"))
+    return int(line.split()[1]) / 1024
+
+
+def test_memory_a_finished_pipeline_freed_goes_back_to_the_system() -> None:
+    """Freed but scattered allocations (a grouping's values) stay resident until given back."""
+    values = [bytes(600) + i.to_bytes(4, "little") for i in range(300_000)]
+    survivors = values[::50]  # one in fifty stays, so no page empties by itself
+    del values
+    before = _rss_mb()
+    give_back_memory()
+    assert before - _rss_mb() > 100
+    assert len(survivors) == 6000
