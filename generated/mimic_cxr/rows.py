@@ -42,23 +42,8 @@ LABEL_COLUMNS = (
 )
 """One column per label (targets and metadata), in the labels table's order."""
 
-TARGET_COLUMNS = (
-    "no_finding",
-    "enlarged_cardiomediastinum",
-    "cardiomegaly",
-    "airspace_opacity",
-    "lung_lesion",
-    "edema",
-    "consolidation",
-    "pneumonia",
-    "atelectasis",
-    "pneumothorax",
-    "pleural_effusion",
-    "pleural_other",
-    "fracture",
-    "support_devices",
-)
-"""One column per target label, in the model output's order."""
+TARGET_COLUMNS = LABEL_COLUMNS
+"""One column per target label, in the model output's order: every label is one."""
 
 
 def labels_row(example: Example[ImageKey, Labels]) -> dict[str, Any]:

@@ -43,23 +43,8 @@ LABEL_COLUMNS = (
 )
 """One column per label (targets and metadata), in the labels table's order."""
 
-TARGET_COLUMNS = (
-    "atelectasis",
-    "cardiomegaly",
-    "consolidation",
-    "edema",
-    "enlarged_cardiomediastinum",
-    "fracture",
-    "lung_lesion",
-    "lung_opacity",
-    "no_finding",
-    "pleural_effusion",
-    "pleural_other",
-    "pneumonia",
-    "pneumothorax",
-    "support_devices",
-)
-"""One column per target label, in the model output's order."""
+TARGET_COLUMNS = LABEL_COLUMNS
+"""One column per target label, in the model output's order: every label is one."""
 
 
 def labels_row(example: Example[ImageKey, Labels]) -> dict[str, Any]:
