@@ -9,11 +9,12 @@ bytes) and parsed rows, packed into bytes for each grouping (`compact`).
 1. `AssembleStudyLabels` parses the table and label rows, joins each image
    on its path with one row of every table (`CoGroupByKey`), builds its full
    key, then joins it on its study with the study's label row. It yields
-   ``(path, ImageItem)`` and ``(path, LabelRecord)`` per image, ready for
-   `JoinAndTransform`; an image without a table row is refused with the
+   ``(path, (ImageItem, LabelRecord))`` per image, ready for
+   `TransformImages` (no third grouping: each path already has exactly one
+   image and one record); an image without a table row is refused with the
    table's reason (``missing_metadata``, ``missing_split``), an image whose
    study has no label row gets the absent labels.
-2. `AccountStudyRows`, after `JoinAndTransform`, decides what became of the
+2. `AccountStudyRows`, after `TransformImages`, decides what became of the
    rows each image used: written with it, or quarantined with its image's
    reason. A label row is written when at least one image of its study is.
 
@@ -46,8 +47,9 @@ from datathon_etl.framework.ingest.spec import IngestSpec, StudyLabels
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
-    JoinAndTransform,
     LabelledImages,
+    Progress,
+    TransformImages,
 )
 from datathon_etl.framework.manifest import Outcome, Tally
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
@@ -76,7 +78,6 @@ __all__ = [
 
 REFUSED_TAG = "refused"
 """Tagged output of ``(stage, Quarantined)`` pairs."""
-IMAGES_TAG = "images"
 ATTACHED_TAG = "attached"
 NOTES_TAG = "notes"
 SUBJECTS_TAG = "subjects"
@@ -314,6 +315,11 @@ class AssemblyCodec:
         )
 
 
+def _pack_found(pair: tuple[str, ImageItem[Any]], codec: AssemblyCodec, progress: Progress) -> Any:
+    progress.found()
+    return codec.found.pack_image(pair)
+
+
 class _ImageFn(beam.DoFn):
     """``(path, ([images], [rows of each table]...))`` -> ``(study, _Assembled)``, or refusals.
 
@@ -322,10 +328,11 @@ class _ImageFn(beam.DoFn):
     assembled image's (subject, split) goes to `SUBJECTS_TAG`.
     """
 
-    def __init__(self, study: StudyLabels, codec: AssemblyCodec) -> None:
+    def __init__(self, study: StudyLabels, codec: AssemblyCodec, progress: Progress) -> None:
         super().__init__()
         self._study = study
         self._codec = codec
+        self._progress = progress
 
     def process(self, element: tuple[str, Sequence[Iterable[Any]]]) -> Iterator[Any]:
         """Joins one image with its table rows."""
@@ -364,6 +371,7 @@ class _ImageFn(beam.DoFn):
                 detail = f"{len(images)} images share this path ({sources}); none was used"
             else:
                 reason, detail = Reason.LABELS_WITHOUT_IMAGE, "no image has this path"
+            self._progress.done(len(images))
             for item in images:
                 yield _refuse(IMAGES, Quarantined(path, Stage.JOIN, reason, detail, item.source))
             for stage, row in good:
@@ -379,6 +387,7 @@ class _ImageFn(beam.DoFn):
         refusal = next((c.refusal for c in choices if c.refusal is not None), None)
         if refusal is not None:
             reason, detail = refusal
+            self._progress.done()
             yield _refuse(IMAGES, Quarantined(path, Stage.JOIN, reason, detail, image.source))
             for stage, row in good:
                 yield _refuse(stage, Quarantined(path, Stage.JOIN, reason, detail, row.where))
@@ -403,19 +412,26 @@ class _ImageFn(beam.DoFn):
 
 
 class _StudyFn(beam.DoFn):
-    """``(study, ([images], [label rows]))`` -> a label record per image.
+    """``(study, ([images], [label rows]))`` -> each image with its label record.
 
-    Main output ``(path, LabelRecord)``; `IMAGES_TAG` ``(path, ImageItem)``;
-    `ATTACHED_TAG` ``(study, AttachedStudy)``; `REFUSED_TAG` refusals.
+    Main output ``(path, (ImageItem, LabelRecord))``; `ATTACHED_TAG`
+    ``(study, AttachedStudy)``; `REFUSED_TAG` refusals.
     The records' ``where`` is the study, so that refusals after the join
     (their ``source``) lead back to it.
     """
 
-    def __init__(self, study: StudyLabels, codec: AssemblyCodec, labels_type: type | None) -> None:
+    def __init__(
+        self,
+        study: StudyLabels,
+        codec: AssemblyCodec,
+        labels_type: type | None,
+        progress: Progress,
+    ) -> None:
         super().__init__()
         self._study = study
         self._codec = codec
         self._labels_type = labels_type
+        self._progress = progress
 
     def process(self, element: tuple[str, Sequence[Iterable[Any]]]) -> Iterator[Any]:
         """Gives each image of one study the study's labels."""
@@ -441,6 +457,7 @@ class _StudyFn(beam.DoFn):
             reason, detail = choice.refusal
             for row in good:
                 yield _refuse(LABEL_ROWS, Quarantined(study, Stage.JOIN, reason, detail, row.where))
+            self._progress.done(len(images))
             for image in images:
                 record = Quarantined(image.path, Stage.JOIN, reason, detail, image.item.source)
                 yield _refuse(IMAGES, record)
@@ -456,8 +473,7 @@ class _StudyFn(beam.DoFn):
                 yield _refuse(LABEL_ROWS, record)
         values = choice.used.value if choice.used is not None else self._study.no_labels
         for image in images:
-            yield beam.pvalue.TaggedOutput(IMAGES_TAG, (image.path, image.item))
-            yield image.path, LabelRecord(study, image.item.key, values)
+            yield image.path, (image.item, LabelRecord(study, image.item.key, values))
         attached = AttachedStudy(
             tuple((image.path, image.rows) for image in images),
             choice.used.where if choice.used is not None else None,
@@ -468,10 +484,9 @@ class _StudyFn(beam.DoFn):
 class StudyAssembly(NamedTuple):
     """What `AssembleStudyLabels` returns."""
 
-    images: beam.PCollection
-    """``(path, ImageItem)`` with the full key, per image that has its table rows."""
-    records: beam.PCollection
-    """``(path, LabelRecord)``, one per image in `images`: its study's labels."""
+    pairs: beam.PCollection
+    """``(path, (ImageItem, LabelRecord))`` per image that has its table rows: the
+    image with its full key, and its study's labels."""
     attached: beam.PCollection
     """``(study, packed AttachedStudy)``: the rows whose fate depends on their images'."""
     refusals: beam.PCollection
@@ -489,6 +504,7 @@ class AssembleStudyLabels(beam.PTransform):
         spec: The dataset's ingestion spec; its ``study_labels`` must be set.
         table_files: Table name -> its CSV URIs.
         label_files: The label CSV URIs (the chosen label source).
+        progress: Counts the images found, and those refused here as done.
     """
 
     def __init__(
@@ -496,8 +512,10 @@ class AssembleStudyLabels(beam.PTransform):
         spec: IngestSpec,
         table_files: Mapping[str, Sequence[str]],
         label_files: Sequence[str],
+        progress: Progress,
     ) -> None:
         super().__init__()
+        self._progress = progress
         if spec.study_labels is None:
             raise ValueError(f"{spec.dataset}: labels are not per study")
         self._spec = spec
@@ -538,7 +556,7 @@ class AssembleStudyLabels(beam.PTransform):
         refusals, tallies = [], []
         # Packed before they meet: the local runner holds a Flatten of several inputs whole.
         packed = [
-            part | f"PackImages{i or ''}" >> beam.Map(self.codec.found.pack_image)
+            part | f"PackImages{i or ''}" >> beam.Map(_pack_found, self.codec, self._progress)
             for i, part in enumerate(images)
         ]
         by_path = [packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten()]
@@ -572,7 +590,7 @@ class AssembleStudyLabels(beam.PTransform):
             tuple(by_path)
             | "JoinOnPath" >> beam.CoGroupByKey()
             | "AssembleImages"
-            >> beam.ParDo(_ImageFn(self.study, self.codec)).with_outputs(
+            >> beam.ParDo(_ImageFn(self.study, self.codec, self._progress)).with_outputs(
                 REFUSED_TAG, SUBJECTS_TAG, main="images"
             )
         )
@@ -581,9 +599,9 @@ class AssembleStudyLabels(beam.PTransform):
             (assembled.images, labels)
             | "JoinOnStudy" >> beam.CoGroupByKey()
             | "LabelImages"
-            >> beam.ParDo(_StudyFn(self.study, self.codec, self._spec.labels_type)).with_outputs(
-                IMAGES_TAG, ATTACHED_TAG, REFUSED_TAG, main="records"
-            )
+            >> beam.ParDo(
+                _StudyFn(self.study, self.codec, self._spec.labels_type, self._progress)
+            ).with_outputs(ATTACHED_TAG, REFUSED_TAG, main="pairs")
         )
         refusals.append(labelled[REFUSED_TAG])
 
@@ -594,8 +612,7 @@ class AssembleStudyLabels(beam.PTransform):
             | "Leakage" >> beam.FlatMap(_leakage)
         )
         return StudyAssembly(
-            images=labelled[IMAGES_TAG],
-            records=labelled.records,
+            pairs=labelled.pairs,
             attached=labelled[ATTACHED_TAG],
             refusals=refusals | "AssemblyRefusals" >> beam.Flatten(),
             tallies=tallies | "AssemblyTallies" >> beam.Flatten(),
@@ -630,7 +647,7 @@ class _AccountFn(beam.DoFn):
                         yield Tally(stage, Outcome.WRITTEN)
                     continue
                 image = refused.get(path)
-                if image is None:  # cannot happen: JoinAndTransform writes or refuses each
+                if image is None:  # cannot happen: TransformImages writes or refuses each
                     continue
                 first_refusal = first_refusal or image
                 for stage, where in rows:
@@ -706,7 +723,7 @@ class StudyLabelled(NamedTuple):
     """What `LabelPerStudy` returns."""
 
     labelled: LabelledImages
-    """`JoinAndTransform`'s output (its row refusals are per image, already accounted)."""
+    """`TransformImages`' output (its row refusals are per image, already accounted)."""
     refusals: beam.PCollection
     """``(stage, Quarantined)``: every refused image and row of the assembly and accounting."""
     tallies: beam.PCollection
@@ -718,13 +735,13 @@ class StudyLabelled(NamedTuple):
 class LabelPerStudy(beam.PTransform):
     """Keyed images -> transformed examples labelled per study, with every row accounted for.
 
-    `AssembleStudyLabels`, then the given `JoinAndTransform`, then `AccountStudyRows`.
+    `AssembleStudyLabels`, then the given `TransformImages`, then `AccountStudyRows`.
 
     Args:
         spec: The dataset's ingestion spec; its ``study_labels`` must be set.
         table_files: Table name -> its CSV URIs.
         label_files: The label CSV URIs (the chosen label source).
-        join: The join-and-transform step to run the assembled images through.
+        transform: The step that reads and transforms the assembled images.
     """
 
     def __init__(
@@ -732,17 +749,17 @@ class LabelPerStudy(beam.PTransform):
         spec: IngestSpec,
         table_files: Mapping[str, Sequence[str]],
         label_files: Sequence[str],
-        join: JoinAndTransform,
+        transform: TransformImages,
     ) -> None:
         super().__init__()
-        self._assemble = AssembleStudyLabels(spec, table_files, label_files)
+        self._assemble = AssembleStudyLabels(spec, table_files, label_files, transform.progress)
         self._account = AccountStudyRows(self._assemble.study.study_of, self._assemble.codec)
-        self._join = join
+        self._transform = transform
 
     def expand(self, images: Sequence[beam.PCollection]) -> StudyLabelled:
-        """Assembles, joins and transforms, then accounts for the rows."""
+        """Assembles, then transforms, then accounts for the rows."""
         assembly = images | "Assemble" >> self._assemble
-        labelled = (assembly.images, assembly.records) | "JoinAndTransform" >> self._join
+        labelled = assembly.pairs | "Transform" >> self._transform
         accounts = (
             assembly.attached,
             labelled.examples,

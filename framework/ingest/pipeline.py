@@ -58,6 +58,7 @@ from datathon_etl.framework.ingest.transforms import (
     JoinAndTransform,
     KeyImageFn,
     ParseLabelRowFn,
+    TransformImages,
     WriteImageFileFn,
 )
 from datathon_etl.framework.manifest import Outcome, Tally
@@ -206,13 +207,14 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
     images, image_inputs_refused, tallies = _images(p, spec, job)
     notes: list[beam.PCollection] = []  # per study: leakage and absent-label notes
-    join = JoinAndTransform(
-        f"{spec.dataset} ingest",
-        job.image,
-        job.layout.run_id,
-        JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs))),
-    )
+    label = f"{spec.dataset} ingest"
     if spec.study_labels is None:
+        join = JoinAndTransform(
+            label,
+            job.image,
+            job.layout.run_id,
+            JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs))),
+        )
         # Label rows -> (path, LabelRecord).
         # A handful of files: spreading them is not worth a shuffle's start-up cost.
         files = p | "LabelFiles" >> beam.Create(list(job.csvs), reshuffle=False)
@@ -233,7 +235,8 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         ]
     else:
         # Per-image tables and study label rows -> one label record per image.
-        study = images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, join)
+        transform = TransformImages(label, job.image, job.layout.run_id)
+        study = images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, transform)
         labelled = study.labelled
         row_refusals = study.refusals | "StudyRefusals" >> beam.Values()
         tallies.append(study.tallies)

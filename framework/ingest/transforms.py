@@ -52,7 +52,9 @@ __all__ = [
     "KeyImageFn",
     "LabelledImages",
     "ParseLabelRowFn",
+    "Progress",
     "TransformFn",
+    "TransformImages",
     "WriteImageFileFn",
 ]
 
@@ -143,10 +145,11 @@ class KeyImageFn(beam.DoFn):
 class Progress:
     """Prints images done, rate and time left from each worker process, every few seconds.
 
-    The join counts the images it packs (`found`); every image then counts as
-    done once written or refused (`done`). On the local runners the join's
-    grouping ends before the first image is transformed, so the count found in
-    a process is its whole share by then. State is per run and process, shared
+    The step that pairs images with label rows counts the images it packs
+    (`found`); every image then counts as done once written or refused
+    (`done`). On the local runners that step's grouping ends before the first
+    image is transformed, so the count found in a process is its whole share
+    by then. State is per run and process, shared
     by the threads that run bundles.
 
     Attributes:
@@ -346,6 +349,35 @@ class LabelledImages(NamedTuple):
     """`Quarantined` label rows (no image, duplicates, image refused, ...)."""
 
 
+class TransformImages(beam.PTransform):
+    """``(path, (ImageItem, LabelRecord))`` pairs -> resized examples and their refusals.
+
+    Args:
+        label: Names the run in progress lines.
+        image: The image transform.
+        run_id: Identifies the run (progress counters are per run).
+
+    Attributes:
+        progress: Counts the images. Whatever makes the pairs counts each image
+            `found` before its grouping ends (so that the count is whole before
+            the first image is done) and `done` if it refuses one.
+    """
+
+    def __init__(self, label: str, image: ImageSpec, run_id: str) -> None:
+        super().__init__()
+        self.progress = Progress(run_id, label)
+        self._transform = TransformFn(image, self.progress)
+
+    def expand(self, pairs: beam.PCollection) -> LabelledImages:
+        """Reads each image's bytes and transforms it."""
+        transformed = pairs | "Transform" >> beam.ParDo(self._transform).with_outputs(
+            QUARANTINE_TAG, ROWS_TAG, main="examples"
+        )
+        return LabelledImages(
+            transformed.examples, transformed[QUARANTINE_TAG], transformed[ROWS_TAG]
+        )
+
+
 class JoinAndTransform(beam.PTransform):
     """``(images, rows)`` keyed by path -> resized examples and every refusal.
 
@@ -361,8 +393,8 @@ class JoinAndTransform(beam.PTransform):
         self, label: str, image: ImageSpec, run_id: str, codec: JoinCodec | None = None
     ) -> None:
         super().__init__()
-        self._progress = Progress(run_id, label)
-        self._transform = TransformFn(image, self._progress)
+        self._transform = TransformImages(label, image, run_id)
+        self._progress = self._transform.progress
         self._codec = codec or JoinCodec()
 
     def expand(
@@ -389,14 +421,12 @@ class JoinAndTransform(beam.PTransform):
         decided = joined | "Decide" >> beam.ParDo(
             DecideFn(self._codec, self._progress)
         ).with_outputs(QUARANTINE_TAG, ROWS_TAG, main="pairs")
-        transformed = decided.pairs | "Transform" >> beam.ParDo(self._transform).with_outputs(
-            QUARANTINE_TAG, ROWS_TAG, main="examples"
-        )
+        transformed = decided.pairs | "Transform" >> self._transform
         return LabelledImages(
             transformed.examples,
-            (decided[QUARANTINE_TAG], transformed[QUARANTINE_TAG])
+            (decided[QUARANTINE_TAG], transformed.image_refusals)
             | "ImageRefusals" >> beam.Flatten(),
-            (decided[ROWS_TAG], transformed[ROWS_TAG]) | "RowRefusals" >> beam.Flatten(),
+            (decided[ROWS_TAG], transformed.row_refusals) | "RowRefusals" >> beam.Flatten(),
         )
 
 
