@@ -16,6 +16,7 @@ import dataclasses
 import json
 import random
 import shutil
+import tarfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from PIL import Image
 
 from datathon_etl.datasets.mimic_cxr.demo import ingest_args
 from datathon_etl.datasets.mimic_cxr.schema import Finding, Split, View
@@ -252,7 +254,13 @@ def test_every_chart_has_its_marks(page):
         ])""",
     )
     names = [name for name, _, _ in charts]
-    assert {"counts", "prevalence-train", "prevalence-valid", "distribution-image"} <= set(names)
+    assert {
+        "counts",
+        "prevalence-train",
+        "prevalence-valid",
+        "distribution-image",
+        "pixel-sizes",
+    } <= set(names)
     for name, marks, areas in charts:
         assert marks > 0, name
         assert len(areas) == marks, name
@@ -370,6 +378,35 @@ def test_leakage_inputs_and_run_match_the_outputs(page, demo, sample):
     assert page.inner_text("#started") == run["started"]
     assert float(page.get_attribute("#seconds", "data-seconds")) == run["seconds"]
     assert f"datathon-etl {version()}" in page.inner_text("#versions")
+
+
+def _source_sizes(sample: Sample, paths: set[str]) -> Counter[tuple[int, int]]:
+    """The pixel size of each source whose path is in ``paths``, read here from its tar member."""
+    sizes: Counter[tuple[int, int]] = Counter()
+    for tar in sample.tars:
+        with tarfile.open(tar) as archive:
+            for member in archive.getmembers():
+                if member.name in paths:
+                    with Image.open(archive.extractfile(member)) as image:  # type: ignore[arg-type]
+                        sizes[image.size] += 1
+    return sizes
+
+
+def test_source_pixel_sizes_match_the_sources_of_the_images_written(page, demo, sample):
+    expected = _source_sizes(sample, {row["path"] for row in _labels(demo)})
+    shown = page.eval_on_selector_all(
+        "#pixel-sizes-table tr[data-width]",
+        "rs => rs.map(r => [r.dataset.width, r.dataset.height, r.lastElementChild.textContent])",
+    )
+    assert {(int(w), int(h)): _number(n) for w, h, n in shown} == expected
+    manifest = _manifest(demo)
+    recorded = manifest["parameters"]["source_pixel_sizes"]
+    assert recorded["grid"] == 1
+    assert {(w, h): n for w, h, n in recorded["sizes"]} == expected
+    written = manifest["stages"]["images"]["written"]
+    assert sum(expected.values()) == written
+    assert int(page.get_attribute("#pixel-sizes", "data-images")) == written
+    assert len(expected) > 1, "the sample's sources should differ in size"
 
 
 def test_the_dictionary_lists_every_column_of_the_table(page, demo):

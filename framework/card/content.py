@@ -24,17 +24,19 @@ from datathon_etl.framework.card.run_files import (
 )
 from datathon_etl.framework.card.tables import QueryTable, open_table
 from datathon_etl.framework.card.thumbnails import thumbnail_uri
-from datathon_etl.framework.manifest import TFRECORD_SHARDS, Manifest
+from datathon_etl.framework.manifest import PIXEL_SIZES, TFRECORD_SHARDS, Manifest
 from datathon_etl.framework.schema import Column, Dataset, DatasetIR, read_dataset
 from datathon_etl.framework.tables import parse_table_spec
 
 __all__ = [
     "DECLARATION",
+    "MAX_CHARTED_SIZES",
     "MAX_CHARTED_VALUES",
     "THUMBNAILS_PER_GROUP",
     "Card",
     "CodeTable",
     "Distribution",
+    "SourceSizes",
     "Thumbnails",
     "gather",
 ]
@@ -45,7 +47,9 @@ THUMBNAILS_PER_GROUP = 6
 """Thumbnails per split and view."""
 MAX_CHARTED_VALUES = 30
 """A column with more distinct values is described by their number, not charted."""
-_RUN_PARAMETERS = ("run", "inputs", DECLARATION, TFRECORD_SHARDS)
+MAX_CHARTED_SIZES = 20
+"""The most frequent source sizes charted one by one; the others share a bar."""
+_RUN_PARAMETERS = ("run", "inputs", DECLARATION, TFRECORD_SHARDS, PIXEL_SIZES)
 """Parameters the card shows in sections of their own."""
 
 
@@ -105,6 +109,36 @@ class Thumbnails:
 
 
 @attrs.frozen
+class SourceSizes:
+    """The sources' pixel sizes, as the run recorded them (its ``source_pixel_sizes``).
+
+    Attributes:
+        grid: Sizes are rounded down to multiples of this many pixels (1: exact).
+        sizes: (width, height, images), the most frequent first.
+        chart: The most frequent sizes' bars.
+    """
+
+    grid: int
+    sizes: tuple[tuple[int, int, int], ...]
+    chart: charts.Chart
+
+    @property
+    def images(self) -> int:
+        """Images counted: the images written."""
+        return sum(n for _, _, n in self.sizes)
+
+    @property
+    def widths(self) -> tuple[int, int]:
+        """The smallest and largest width."""
+        return min(w for w, _, _ in self.sizes), max(w for w, _, _ in self.sizes)
+
+    @property
+    def heights(self) -> tuple[int, int]:
+        """The smallest and largest height."""
+        return min(h for _, h, _ in self.sizes), max(h for _, h, _ in self.sizes)
+
+
+@attrs.frozen
 class Card:
     """Everything a data card shows (see the module docstring)."""
 
@@ -127,6 +161,7 @@ class Card:
     quarantine: QuarantineSummary
     thumbnails: tuple[Thumbnails, ...]
     thumbnails_note: str
+    pixel_sizes: SourceSizes | None
     pixel_sizes_note: str
 
 
@@ -250,9 +285,10 @@ def _gather(
         quarantine=read_quarantine(output_dir),
         thumbnails=tuple(_thumbnails(table, manifest, ir)) if images else (),
         thumbnails_note=_thumbnails_note(manifest, images),
+        pixel_sizes=_source_sizes(manifest),
         pixel_sizes_note=(
-            "The sources' pixel sizes are not recorded by the ingestion (neither in the "
-            "manifest nor in the tables), so the card cannot show their distribution."
+            "This run's manifest does not record its sources' pixel sizes (a run before "
+            "they were recorded, or one whose counts were not read back)."
         ),
     )
 
@@ -409,3 +445,26 @@ def _thumbnails(table: QueryTable, manifest: Manifest, ir: DatasetIR) -> list[Th
         uris = tuple((path, thumbnail_uri(f"{folder}/{path}")) for path in paths)
         found.append(Thumbnails(split_name, view_name, uris))
     return found
+
+
+def _size_name(width: int, height: int, grid: int) -> str:
+    if grid == 1:
+        return f"{width} x {height}"
+    return f"{width}-{width + grid - 1} x {height}-{height + grid - 1}"
+
+
+def _source_sizes(manifest: Manifest) -> SourceSizes | None:
+    """The recorded pixel sizes, with the chart of the most frequent; None if none recorded."""
+    recorded = manifest.parameters.get(PIXEL_SIZES)
+    if not recorded or not recorded.get("sizes"):
+        return None
+    grid = int(recorded["grid"])
+    sizes = tuple((int(w), int(h), int(n)) for w, h, n in recorded["sizes"])
+    shown, rest = sizes[:MAX_CHARTED_SIZES], sizes[MAX_CHARTED_SIZES:]
+    rows = [_size_name(w, h, grid) for w, h, _ in shown]
+    counts = [n for _, _, n in shown]
+    if rest:
+        rows.append(f"{len(rest)} other sizes")
+        counts.append(sum(n for _, _, n in rest))
+    chart = charts.ranked_bars("pixel-sizes", rows, counts, xlabel="images (width x height, px)")
+    return SourceSizes(grid, sizes, chart)

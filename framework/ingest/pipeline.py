@@ -49,6 +49,7 @@ from datathon_etl.framework.ingest.assemble import (
 from datathon_etl.framework.ingest.compact import JoinCodec, Wheres
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
+from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
 from datathon_etl.framework.ingest.transforms import (
@@ -60,7 +61,7 @@ from datathon_etl.framework.ingest.transforms import (
     ParseLabelRowFn,
     WriteImageFileFn,
 )
-from datathon_etl.framework.manifest import Outcome, Tally
+from datathon_etl.framework.manifest import PIXEL_SIZES, Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.provenance import RunClock, describe_files
@@ -205,7 +206,7 @@ def _images(
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
     images, image_inputs_refused, tallies = _images(p, spec, job)
-    notes: list[beam.PCollection] = []  # per study: leakage and absent-label notes
+    notes: list[beam.PCollection] = []  # pixel sizes; per study: leakage, absent labels
     join = JoinAndTransform(
         f"{spec.dataset} ingest",
         job.image,
@@ -239,6 +240,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         tallies.append(study.tallies)
         notes.append(study.notes)
     examples = labelled.examples
+    notes.append(labelled.pixel_sizes)
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
@@ -505,7 +507,7 @@ class Ingest(PipelineCommand[IngestJob]):
         build_pipeline(p, self.spec, job)
 
     def parameters(self, options: PipelineOptions, job: IngestJob, counted: bool) -> dict[str, Any]:
-        """The inputs and outputs; per study, the notes' figures (leakage report written)."""
+        """The inputs and outputs, the sources' pixel sizes; per study, the notes' figures."""
         parameters: dict[str, Any] = {
             "input_tars": list(options.view_as(TarOptions).input_tars or []),
             "input_prefix": list(job.prefixes),
@@ -521,6 +523,8 @@ class Ingest(PipelineCommand[IngestJob]):
                 [*job.tars, *job.csvs, *(uri for uris in job.tables.values() for uri in uris)]
             ),
         }
+        if counted:
+            parameters[PIXEL_SIZES] = read_pixel_sizes(job.layout.notes_prefix)
         if self.spec.study_labels is not None and counted:
             parameters.update(_study_report(job, self.prog))
         parameters["run"] = self._clock.record()

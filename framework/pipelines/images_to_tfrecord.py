@@ -53,12 +53,13 @@ from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
+from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
     JoinAndTransform,
 )
-from datathon_etl.framework.manifest import PARQUET_SHARDS, WEBDATASET_SHARDS, Outcome
+from datathon_etl.framework.manifest import PARQUET_SHARDS, PIXEL_SIZES, WEBDATASET_SHARDS, Outcome
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
@@ -299,7 +300,7 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         labelled.examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
         labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
     ) | "AllTallies" >> beam.Flatten()
-    _ = (refusals, tallies) | "WriteRunRecords" >> WriteRunRecords(job.layout)
+    _ = (refusals, tallies, labelled.pixel_sizes) | "WriteRunRecords" >> WriteRunRecords(job.layout)
 
 
 def _no_folder(example: Example[str, dict[str, Any]]) -> str:
@@ -486,8 +487,8 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
         build_pipeline(p, job, [input_root(pattern) for pattern in job.patterns])
 
     def parameters(self, options: PipelineOptions, job: _Job, counted: bool) -> dict[str, Any]:
-        """The inputs, the image transform and the features."""
-        return {
+        """The inputs, the image transform, the features and the sources' pixel sizes."""
+        parameters = {
             "input_prefix": list(job.patterns),
             "path_match_regex": job.path_match_regex,
             "output_tfrecord_dir": job.tfrecord_dir,
@@ -495,6 +496,9 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
             "image": attrs.asdict(job.image),
             "features": [s.name for s in job.specs],
         }
+        if counted:
+            parameters[PIXEL_SIZES] = read_pixel_sizes(job.layout.notes_prefix)
+        return parameters
 
 
 def _sharded_roots(job: _Job) -> tuple[str | None, str | None]:
