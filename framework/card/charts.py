@@ -113,7 +113,7 @@ def stacked_shares(
 ) -> Chart:
     """Horizontal bars, one per row, each split into segments by share of the row's total."""
     with _style():
-        figure = Figure(figsize=(7.0, 0.8 + 0.22 * len(rows)))
+        figure = Figure(figsize=(7.0, max(1.6, 0.8 + 0.22 * len(rows))))
         axes = figure.add_subplot()
         totals = [sum(values[r] for values in segments.values()) for r in range(len(rows))]
         left = [0.0] * len(rows)
@@ -166,7 +166,7 @@ def histogram_bars(
 def ranked_bars(name: str, rows: Sequence[str], counts: Sequence[int], *, xlabel: str) -> Chart:
     """Horizontal bars, one per row from the top, each labelled with its count."""
     with _style():
-        figure = Figure(figsize=(6.0, 0.8 + 0.2 * len(rows)))
+        figure = Figure(figsize=(6.0, 1.2 + 0.2 * len(rows)))
         axes = figure.add_subplot()
         bars = axes.barh(range(len(rows)), counts, color=_PALETTE[0], height=0.7)
         marks = 0
