@@ -27,6 +27,7 @@ from datathon_etl.framework.run_layout import MANIFEST_NAME
 __all__ = [
     "IMAGES",
     "PARQUET_SHARDS",
+    "PIXEL_SIZES",
     "SHARD_COUNTS",
     "TFRECORD_SHARDS",
     "WEBDATASET_SHARDS",
@@ -45,6 +46,9 @@ WEBDATASET_SHARDS = "webdataset_shards"
 """Manifest parameter: samples per WebDataset tar shard, likewise."""
 PARQUET_SHARDS = "parquet_shards"
 """Manifest parameter: rows per Parquet shard, likewise."""
+PIXEL_SIZES = "source_pixel_sizes"
+"""Manifest parameter: the written images' source sizes, ``{"grid": px, "sizes": [[w, h, n]]}``
+(`datathon_etl.framework.ingest.pixel_sizes`)."""
 SHARD_COUNTS = {
     TFRECORD_SHARDS: "tfrecords",
     WEBDATASET_SHARDS: "webdataset",

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 from apache_beam.io.filesystems import FileSystems
 
-__all__ = ["PACKAGES", "RunClock", "describe_files", "versions"]
+__all__ = ["PACKAGES", "RunClock", "describe_files", "iso_time", "versions"]
 
 PACKAGES = (
     "datathon-etl",
@@ -58,13 +58,14 @@ def describe_files(uris: Sequence[str]) -> list[dict[str, Any]]:
                 {
                     "uri": metadata.path,
                     "bytes": metadata.size_in_bytes,
-                    "modified": _iso(seconds) if seconds else None,
+                    "modified": iso_time(seconds) if seconds else None,
                 }
             )
     return described
 
 
-def _iso(seconds: float) -> str:
+def iso_time(seconds: float) -> str:
+    """A POSIX time as UTC ISO 8601, to the second."""
     moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
     return moment.isoformat(timespec="seconds")
 
@@ -86,6 +87,6 @@ class RunClock:
         return {
             "command": list(self.command),
             "versions": versions(),
-            "started": _iso(self._wall),
+            "started": iso_time(self._wall),
             "seconds": round(time.monotonic() - self._monotonic, 3),
         }

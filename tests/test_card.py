@@ -16,6 +16,7 @@ import dataclasses
 import json
 import random
 import shutil
+import tarfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from PIL import Image
 
 from datathon_etl.datasets.mimic_cxr.demo import ingest_args
 from datathon_etl.datasets.mimic_cxr.schema import Finding, Split, View
@@ -252,7 +254,13 @@ def test_every_chart_has_its_marks(page):
         ])""",
     )
     names = [name for name, _, _ in charts]
-    assert {"counts", "prevalence-train", "prevalence-valid", "distribution-image"} <= set(names)
+    assert {
+        "counts",
+        "prevalence-train",
+        "prevalence-valid",
+        "distribution-image",
+        "pixel-sizes",
+    } <= set(names)
     for name, marks, areas in charts:
         assert marks > 0, name
         assert len(areas) == marks, name
@@ -362,7 +370,9 @@ def test_leakage_inputs_and_run_match_the_outputs(page, demo, sample):
     assert int(page.get_attribute("#leakage-result", "data-patients")) == leaking
     assert ("PASS" in page.inner_text("#leakage-result")) == (leaking == 0)
     inputs = {
-        Path(uri).name: _number(size) for uri, size, _ in _cells(page, "#inputs tr[data-uri]")
+        Path(uri).name: _number(size)
+        for uri, files, size, _ in _cells(page, "#inputs tr[data-uri]")
+        if files == "1"
     }
     assert inputs == {p.name: p.stat().st_size for p in (*sample.tars, *sample.csvs)}
     run = _manifest(demo)["parameters"]["run"]
@@ -370,6 +380,35 @@ def test_leakage_inputs_and_run_match_the_outputs(page, demo, sample):
     assert page.inner_text("#started") == run["started"]
     assert float(page.get_attribute("#seconds", "data-seconds")) == run["seconds"]
     assert f"datathon-etl {version()}" in page.inner_text("#versions")
+
+
+def _source_sizes(sample: Sample, paths: set[str]) -> Counter[tuple[int, int]]:
+    """The pixel size of each source whose path is in ``paths``, read here from its tar member."""
+    sizes: Counter[tuple[int, int]] = Counter()
+    for tar in sample.tars:
+        with tarfile.open(tar) as archive:
+            for member in archive.getmembers():
+                if member.name in paths:
+                    with Image.open(archive.extractfile(member)) as image:  # type: ignore[arg-type]
+                        sizes[image.size] += 1
+    return sizes
+
+
+def test_source_pixel_sizes_match_the_sources_of_the_images_written(page, demo, sample):
+    expected = _source_sizes(sample, {row["path"] for row in _labels(demo)})
+    shown = page.eval_on_selector_all(
+        "#pixel-sizes-table tr[data-width]",
+        "rs => rs.map(r => [r.dataset.width, r.dataset.height, r.lastElementChild.textContent])",
+    )
+    assert {(int(w), int(h)): _number(n) for w, h, n in shown} == expected
+    manifest = _manifest(demo)
+    recorded = manifest["parameters"]["source_pixel_sizes"]
+    assert recorded["grid"] == 1
+    assert {(w, h): n for w, h, n in recorded["sizes"]} == expected
+    written = manifest["stages"]["images"]["written"]
+    assert sum(expected.values()) == written
+    assert int(page.get_attribute("#pixel-sizes", "data-images")) == written
+    assert len(expected) > 1, "the sample's sources should differ in size"
 
 
 def test_the_dictionary_lists_every_column_of_the_table(page, demo):
@@ -434,3 +473,129 @@ def test_the_leaderboard_page_shows_the_table_in_chromium(leaderboard, demo, bro
     )
     shown, drawn = marks
     assert shown == drawn == sum(1 for r in labelled if r["auroc"] is not None)
+
+
+# images-to-tfrecord: no declaration; the card describes the query's columns.
+
+NIH = Path(__file__).parent / "data"
+NIH_QUERY = (
+    'SELECT "Image Index" AS path, "Finding Labels" AS findings, "Patient Age" AS age, '
+    "\"Patient Gender\" = 'M' AS male "
+    f"FROM read_csv('{NIH / 'labels' / 'nih_sample_rows.csv'}')"
+)
+
+
+@pytest.fixture(scope="module")
+def nih_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two real NIH chest X-rays, one of them also truncated, and a file the regex skips."""
+    root = tmp_path_factory.mktemp("nih")
+    for png in (NIH / "images").glob("*.png"):
+        shutil.copy(png, root / png.name)
+    real = (NIH / "images" / "00000001_000.png").read_bytes()
+    (root / "00000001_001.png").write_bytes(real[: len(real) // 2])  # labelled, refused
+    (root / "notes.txt").write_text("skipped by --path_match_regex")
+    return root
+
+
+def _images_to_tfrecord(images: Path, out: Path, *extra: str) -> int:
+    return cli(
+        [
+            "images-to-tfrecord",
+            "--input_prefix",
+            f"{images}/",
+            "--path_match_regex",
+            r".*\.png",
+            "--query",
+            NIH_QUERY,
+            "--output_image_shape",
+            "64",
+            "48",
+            "--output_tfrecord_dir",
+            str(out / "tfrecords"),
+            "--output_dir",
+            str(out),
+            "--max_bad_fraction",
+            "1",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def i2t(nih_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("i2t")
+    assert _images_to_tfrecord(nih_images, out, "--output_table", "labels") == 0
+    return out
+
+
+def _header_sizes(paths: list[Path]) -> Counter[tuple[int, int]]:
+    sizes: Counter[tuple[int, int]] = Counter()
+    for path in paths:
+        with Image.open(path) as image:
+            sizes[image.size] += 1
+    return sizes
+
+
+def test_the_images_to_tfrecord_card_matches_its_outputs_in_chromium(
+    i2t, nih_images, browser, tmp_path
+):
+    opened = _open(browser, i2t / CARD_NAME, tmp_path / "images_to_tfrecord.png")
+    page = opened.tab
+    assert opened.errors == []
+    assert opened.requested == [(i2t / CARD_NAME).as_uri()]
+    rows = duckdb_table(i2t / "tables.duckdb", "labels").to_pylist()
+    manifest = _manifest(i2t)
+    written = manifest["stages"]["images"]["written"]
+    assert len(rows) == written == 2
+    # Counts: one group, the images written; no patients or studies declared.
+    assert _cells(page, "#counts-table tr[data-split='(all)']") == [
+        ["all splits", "all views", str(written), "n/a", "n/a"]
+    ]
+    # The boolean column's values, the others' distributions, from the table.
+    (prevalence,) = page.eval_on_selector_all(
+        "table.prevalence",
+        "ts => ts.map(t => Array.from(t.querySelectorAll('td[data-code]'))"
+        ".map(td => [td.closest('tr').dataset.label, td.dataset.code, td.textContent]))",
+    )
+    male = Counter("true" if r["male"] else "false" for r in rows)
+    assert {(label, code): _number(n) for label, code, n in prevalence} == {
+        ("male", code): male[code] for code in ("false", "true")
+    }
+    for column in ("findings", "age"):
+        shown = _cells(page, f"table.distribution[data-column='{column}'] tr[data-value]")
+        assert {value: _number(n) for value, n in shown} == Counter(str(r[column]) for r in rows)
+    # The sources' pixel sizes, read here from the written images' files.
+    sizes = page.eval_on_selector_all(
+        "#pixel-sizes-table tr[data-width]",
+        "rs => rs.map(r => [r.dataset.width, r.dataset.height, r.lastElementChild.textContent])",
+    )
+    expected = _header_sizes([nih_images / r["path"] for r in rows])
+    assert {(int(w), int(h)): _number(n) for w, h, n in sizes} == expected
+    # The input folder, as listed: every file under it, the skipped one too.
+    files = sorted(p for p in nih_images.iterdir() if p.is_file())
+    assert _cells(page, "#inputs tr[data-uri]") == [
+        [
+            f"{nih_images}/",
+            str(len(files)),
+            f"{sum(p.stat().st_size for p in files):,}",
+            manifest["parameters"]["inputs"][0]["modified"],
+        ]
+    ]
+    # Thumbnails from the TFRecords (no JPG tree), each decoded.
+    images = page.eval_on_selector_all(
+        "img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])"
+    )
+    assert sorted(alt for alt, _, _ in images) == sorted(r["path"] for r in rows)
+    assert all(complete and width > 0 for _, complete, width in images)
+    columns = [row[1] for row in _cells(page, "#dictionary-table tr[data-column]")]
+    assert columns == list(rows[0])
+
+
+def test_images_to_tfrecord_without_a_table_has_a_card_from_its_manifest(nih_images, tmp_path):
+    assert _images_to_tfrecord(nih_images, tmp_path / "plain") == 0
+    page = (tmp_path / "plain" / CARD_NAME).read_text()
+    assert "no labels table" in page
+    assert 'class="prevalence"' not in page
+    assert page.count("<img") == _manifest(tmp_path / "plain")["stages"]["images"]["written"]
+    assert _images_to_tfrecord(nih_images, tmp_path / "none", "--no_card") == 0
+    assert not (tmp_path / "none" / CARD_NAME).exists()

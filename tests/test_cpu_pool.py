@@ -6,18 +6,20 @@ import os
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.windowed_value import WindowedValue
+from PIL import Image
 
 from datathon_etl.framework.cpu_pool import CpuPool, cpu_pool
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.ingest import transforms
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
-from datathon_etl.framework.ingest.transforms import ROWS_TAG, Progress, TransformFn
+from datathon_etl.framework.ingest.transforms import ROWS_TAG, SIZES_TAG, Progress, TransformFn
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Reason
 from datathon_etl.framework.schema.example import Example
 
@@ -74,6 +76,11 @@ def _element(path: str, uri: str, where: str) -> Element:
     return path, (ImageItem(uri, path, ref=uri), LabelRecord(where, path, {"label": where}))
 
 
+def _size(uri: str) -> tuple[int, int]:
+    with Image.open(uri) as image:
+        return image.size
+
+
 def _run_bundle(fn: TransformFn, elements: list[Element]) -> tuple[list[Any], list[Any]]:
     """Runs one bundle through the DoFn as a runner would; returns (from process, from finish)."""
     fn.setup()
@@ -100,9 +107,10 @@ def test_transform_keeps_input_order_and_routes_refusals(
     # that it is certainly still in flight then (a 512x512 PNG takes
     # milliseconds: left alone, it may finish first on a busy machine).
     release, calls, lock = threading.Event(), [0], threading.Lock()
-    from datathon_etl.framework.images import transform_image as real_transform
+    from datathon_etl.framework.images import Transformed
+    from datathon_etl.framework.images import transform_image_sized as real_transform
 
-    def held_last(data: bytes, spec: ImageSpec) -> bytes:
+    def held_last(data: bytes, spec: ImageSpec) -> Transformed:
         with lock:
             calls[0] += 1
             last = calls[0] == len(uris)
@@ -110,13 +118,18 @@ def test_transform_keeps_input_order_and_routes_refusals(
             release.wait()
         return real_transform(data, spec)
 
-    monkeypatch.setattr(transforms, "transform_image", held_last)
+    monkeypatch.setattr(transforms, "transform_image_sized", held_last)
     threading.Timer(0.5, release.set).start()
 
-    from_process, from_finish = _run_bundle(fn, elements)
+    from_process, (*from_finish, sizes) = _run_bundle(fn, elements)
 
     # Whatever was still in flight at the end of the bundle comes out of
-    # finish_bundle, windowed as a runner needs it.
+    # finish_bundle, windowed as a runner needs it; then the bundle's count of
+    # the sources' pixel sizes, one per example.
+    assert isinstance(sizes, TaggedOutput)
+    assert sizes.tag == SIZES_TAG
+    written = [uris[0], uris[2], uris[3], uris[4]]
+    assert sizes.value.value.counts == Counter(_size(uri) for uri in written)
     finished = []
     for output in from_finish:
         value = output.value if isinstance(output, TaggedOutput) else output

@@ -11,6 +11,7 @@ from apache_beam.coders import coders
 from datathon_etl.datasets.mimic_cxr.schema import Finding, ImageKey, Labels, Split, View
 from datathon_etl.datasets.mimic_cxr_jpg.parsing import NO_LABELS, ImagePath
 from datathon_etl.framework.archives import MemberRef
+from datathon_etl.framework.images import Transformed
 from datathon_etl.framework.ingest.assemble import (
     AssemblyCodec,
     AttachedStudy,
@@ -40,10 +41,10 @@ def _plain(value: Any) -> bool:
     [
         ImageItem("a.tar#p/x.jpg", KEY, MemberRef("a.tar", "p/x.jpg", 1536, 3400)),
         ImageItem("file:///in/p/x.jpg", KEY, "file:///in/p/x.jpg"),
-        ImageItem("a.tar.gz#p/x.jpg", KEY, b"\xff\xd8resized"),
+        ImageItem("a.tar.gz#p/x.jpg", KEY, Transformed(b"\xff\xd8resized", 2544, 3056)),
         ImageItem("a.tar.gz#p/x.jpg", KEY, Refused(Reason.TRUNCATED_IMAGE, "cut at 12%")),
     ],
-    ids=["member", "file", "bytes", "refused"],
+    ids=["member", "file", "transformed", "refused"],
 )
 def test_an_image_packs_to_plain_values_and_back(item: ImageItem[Any]) -> None:
     path, packed = CODEC.pack_image(("p/x.jpg", item))

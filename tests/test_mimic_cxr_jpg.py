@@ -8,6 +8,7 @@ import importlib
 import io
 import json
 import shutil
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import webdataset
+from PIL import Image
 
 from datathon_etl.datasets.mimic_cxr_jpg import parsing
 from datathon_etl.datasets.mimic_cxr_jpg.schema import Finding, Labels, Split, View
@@ -283,6 +285,31 @@ def test_counts_balance_and_every_input_is_counted(runs, sample, run):
     assert stages["label_rows"].written == len(written_studies)
     if run == "tars":
         assert stages["archives"].input == stages["archives"].written == len(sample.tars)
+
+
+@pytest.mark.parametrize("run", ["files", "tars"])
+def test_the_manifest_records_the_sources_sizes_and_the_input_folder(runs, sample, run):
+    """Each written image's source size (read here from the file), and the folder's totals."""
+    out, _, _ = runs[run]
+    parameters = Manifest.read(str(out / "_manifest.json")).parameters
+    expected: Counter[tuple[int, int]] = Counter()
+    for path in sample.images:
+        with Image.open(sample.root / path) as image:
+            expected[image.size] += 1
+    recorded = parameters["source_pixel_sizes"]
+    assert recorded["grid"] == 1
+    assert {(w, h): n for w, h, n in recorded["sizes"]} == expected
+    folders = [f for f in parameters["inputs"] if "files" in f]
+    if run == "tars":
+        assert folders == []
+        return
+    files = [p for p in (sample.root / "files").rglob("*") if p.is_file()]
+    (folder,) = folders
+    assert (folder["uri"], folder["files"], folder["bytes"]) == (
+        f"{sample.root}/files/",
+        len(files),
+        sum(p.stat().st_size for p in files),
+    )
 
 
 @pytest.mark.parametrize("run", ["files", "tars"])

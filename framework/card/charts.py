@@ -18,7 +18,14 @@ import attrs
 import matplotlib
 from matplotlib.figure import Figure
 
-__all__ = ["Chart", "grouped_bars", "histogram_bars", "interval_bars", "stacked_shares"]
+__all__ = [
+    "Chart",
+    "grouped_bars",
+    "histogram_bars",
+    "interval_bars",
+    "ranked_bars",
+    "stacked_shares",
+]
 
 
 def _style() -> contextlib.AbstractContextManager[None]:
@@ -106,7 +113,7 @@ def stacked_shares(
 ) -> Chart:
     """Horizontal bars, one per row, each split into segments by share of the row's total."""
     with _style():
-        figure = Figure(figsize=(7.0, 0.8 + 0.22 * len(rows)))
+        figure = Figure(figsize=(7.0, max(1.6, 0.8 + 0.22 * len(rows))))
         axes = figure.add_subplot()
         totals = [sum(values[r] for values in segments.values()) for r in range(len(rows))]
         left = [0.0] * len(rows)
@@ -153,6 +160,25 @@ def histogram_bars(
                 marks += 1
         axes.set_xlabel(xlabel)
         axes.set_ylabel("images")
+        return Chart(name, _svg(figure), marks)
+
+
+def ranked_bars(name: str, rows: Sequence[str], counts: Sequence[int], *, xlabel: str) -> Chart:
+    """Horizontal bars, one per row from the top, each labelled with its count."""
+    with _style():
+        figure = Figure(figsize=(6.0, 1.2 + 0.2 * len(rows)))
+        axes = figure.add_subplot()
+        bars = axes.barh(range(len(rows)), counts, color=_PALETTE[0], height=0.7)
+        marks = 0
+        for bar, value in zip(bars, counts, strict=True):
+            if value:
+                bar.set_gid(f"{name}-mark-{marks}")
+                marks += 1
+        axes.bar_label(bars, labels=[f"{v:,}" for v in counts], fontsize=7, padding=2)
+        axes.set_yticks(range(len(rows)), list(rows))
+        axes.invert_yaxis()
+        axes.margins(x=0.12)
+        axes.set_xlabel(xlabel)
         return Chart(name, _svg(figure), marks)
 
 

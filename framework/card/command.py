@@ -3,11 +3,12 @@
 ``datathon-etl card --leaderboard TABLE`` writes the page of a leaderboard
 table instead (`evaluate`'s ``--output_table``).
 
-Also called at the end of every data set's ingestion (`write_card`), unless
-``--no_card``. The card is one self-contained HTML page (no script, nothing
-fetched when opened) made from the run's manifest, its quarantine, its
-labels table (DuckDB, or BigQuery for a Dataflow run) and its resized
-images; see `datathon_etl.framework.card.content` for what it holds.
+Also called at the end of every data set's ingestion and every
+``images-to-tfrecord`` run (`card_after_run`), unless ``--no_card``. The
+card is one self-contained HTML page (no script, nothing fetched when
+opened) made from the run's manifest, its quarantine, its labels table
+(DuckDB, or BigQuery for a Dataflow run) and its resized images; see
+`datathon_etl.framework.card.content` for what it holds.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from datathon_etl.framework.card.page import render, render_leaderboard
 from datathon_etl.framework.card.tables import open_table
 from datathon_etl.framework.cli import version
 from datathon_etl.framework.errors import EXIT_OK, EXIT_USAGE
-from datathon_etl.framework.run_layout import CARD_NAME
+from datathon_etl.framework.run_layout import CARD_NAME, MANIFEST_NAME
 from datathon_etl.framework.tables import DuckDBTable, parse_table_spec
 
 __all__ = [
     "CARD_NAME",
     "LEADERBOARD_NAME",
     "CardError",
+    "card_after_run",
     "main",
     "write_card",
     "write_leaderboard_page",
@@ -70,6 +72,28 @@ def write_card(output_dir: str, *, images: bool = True, output: str | None = Non
         raise CardError(" ".join(str(e).split())) from e
     _write(target, page)
     return target
+
+
+def card_after_run(output_dir: str, prog: str, *, wanted: bool, images: bool) -> str | None:
+    """At the end of a run: writes its card if ``wanted``; returns the line to print.
+
+    Nothing when the run wrote no manifest. A card that cannot be made is one
+    line on stderr; the run's exit code stays what its outputs deserve.
+
+    Args:
+        output_dir: The run's ``--output_dir``.
+        prog: The command, starting the line on stderr.
+        wanted: Not ``--no_card``.
+        images: Not ``--card_without_images``.
+    """
+    if not wanted or not FileSystems.exists(f"{output_dir}/{MANIFEST_NAME}"):
+        return None
+    try:
+        written = write_card(output_dir, images=images)
+    except CardError as e:
+        print(f"{prog}: no data card: {e}", file=sys.stderr)
+        return None
+    return f"data card {written}"
 
 
 def write_leaderboard_page(table: str, *, output: str | None = None) -> str:
@@ -125,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(
         prog=PROG,
         description=(
-            "Write the data card of a data set's ingestion: one self-contained HTML page "
+            "Write the data card of a data set's ingestion (or of an images-to-tfrecord run): "
+            "one self-contained HTML page "
             f"(<output_dir>/{CARD_NAME}) with the run's command, versions and inputs, counts "
             "per split and view, label values per split, metadata distributions, the patient "
             "leakage check, the quarantine, thumbnails and the data dictionary."

@@ -9,7 +9,6 @@ here, from the data set's declaration: codes by their enum names, NULL as
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -22,30 +21,35 @@ from datathon_etl.framework.card.run_files import (
     read_manifest,
     read_quarantine,
 )
+from datathon_etl.framework.card.subject import DECLARATION, LABELS_COLUMNS, Subject, describe
 from datathon_etl.framework.card.tables import QueryTable, open_table
-from datathon_etl.framework.card.thumbnails import thumbnail_uri
-from datathon_etl.framework.manifest import TFRECORD_SHARDS, Manifest
-from datathon_etl.framework.schema import Column, Dataset, DatasetIR, read_dataset
+from datathon_etl.framework.card.thumbnails import thumbnail_uri, thumbnail_uri_of
+from datathon_etl.framework.manifest import IMAGES, PIXEL_SIZES, TFRECORD_SHARDS, Manifest
+from datathon_etl.framework.schema import Column
 from datathon_etl.framework.tables import parse_table_spec
+from datathon_etl.framework.tfrecords import FeatureSpec, read_features
+from datathon_etl.framework.tfrecords.shards import first_records, read_features_file
 
 __all__ = [
     "DECLARATION",
+    "MAX_CHARTED_SIZES",
     "MAX_CHARTED_VALUES",
     "THUMBNAILS_PER_GROUP",
     "Card",
     "CodeTable",
     "Distribution",
+    "SourceSizes",
     "Thumbnails",
     "gather",
 ]
 
-DECLARATION = "declaration"
-"""Manifest parameter: the import path of the data set's declaration (its ``DATASET``)."""
 THUMBNAILS_PER_GROUP = 6
 """Thumbnails per split and view."""
 MAX_CHARTED_VALUES = 30
 """A column with more distinct values is described by their number, not charted."""
-_RUN_PARAMETERS = ("run", "inputs", DECLARATION, TFRECORD_SHARDS)
+MAX_CHARTED_SIZES = 20
+"""The most frequent source sizes charted one by one; the others share a bar."""
+_RUN_PARAMETERS = ("run", "inputs", DECLARATION, LABELS_COLUMNS, TFRECORD_SHARDS, PIXEL_SIZES)
 """Parameters the card shows in sections of their own."""
 
 
@@ -105,12 +109,42 @@ class Thumbnails:
 
 
 @attrs.frozen
+class SourceSizes:
+    """The sources' pixel sizes, as the run recorded them (its ``source_pixel_sizes``).
+
+    Attributes:
+        grid: Sizes are rounded down to multiples of this many pixels (1: exact).
+        sizes: (width, height, images), the most frequent first.
+        chart: The most frequent sizes' bars.
+    """
+
+    grid: int
+    sizes: tuple[tuple[int, int, int], ...]
+    chart: charts.Chart
+
+    @property
+    def images(self) -> int:
+        """Images counted: the images written."""
+        return sum(n for _, _, n in self.sizes)
+
+    @property
+    def widths(self) -> tuple[int, int]:
+        """The smallest and largest width."""
+        return min(w for w, _, _ in self.sizes), max(w for w, _, _ in self.sizes)
+
+    @property
+    def heights(self) -> tuple[int, int]:
+        """The smallest and largest height."""
+        return min(h for _, h, _ in self.sizes), max(h for _, h, _ in self.sizes)
+
+
+@attrs.frozen
 class Card:
     """Everything a data card shows (see the module docstring)."""
 
-    dataset: DatasetIR
+    subject: Subject
     manifest: Manifest
-    table: str
+    table: str | None
     run: dict[str, Any]
     inputs: tuple[dict[str, Any], ...]
     parameters: dict[str, str]
@@ -127,28 +161,8 @@ class Card:
     quarantine: QuarantineSummary
     thumbnails: tuple[Thumbnails, ...]
     thumbnails_note: str
+    pixel_sizes: SourceSizes | None
     pixel_sizes_note: str
-
-
-def load_declaration(manifest: Manifest) -> DatasetIR:
-    """The data set's declaration named by the manifest, read.
-
-    Raises:
-        ValueError: The manifest names none (not an ingestion's), or it does not import.
-    """
-    module = manifest.parameters.get(DECLARATION)
-    if not module:
-        raise ValueError(
-            f"the manifest of {manifest.pipeline!r} names no data set declaration "
-            f"({DECLARATION!r}): only a data set's ingestion has a card; re-run it"
-        )
-    try:
-        dataset = importlib.import_module(module).DATASET
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"cannot read the declaration {module}: {e}") from e
-    if not isinstance(dataset, Dataset):
-        raise ValueError(f"{module}.DATASET is not a Dataset")
-    return read_dataset(dataset, module)
 
 
 def value_name(column: Column | None, value: Any) -> str:
@@ -172,8 +186,17 @@ def _code_names(column: Column) -> list[str]:
     return [*names, "null"] if column.nullable else names
 
 
-def _coded(column: Column) -> bool:
-    return column.enum is not None or column.type.name == "bool"
+@attrs.frozen
+class _Counted:
+    """What the card counts in the labels table."""
+
+    counts: list[stats.GroupCounts]
+    split_totals: list[stats.GroupCounts] = attrs.field(factory=list)
+    total: stats.GroupCounts | None = None
+    prevalence: list[CodeTable] = attrs.field(factory=list)
+    distributions: list[Distribution] = attrs.field(factory=list)
+    leakage: stats.Leakage | None = None
+    thumbnails: list[Thumbnails] = attrs.field(factory=list)
 
 
 def gather(output_dir: str, *, images: bool = True) -> Card:
@@ -184,31 +207,24 @@ def gather(output_dir: str, *, images: bool = True) -> Card:
         images: Whether to make thumbnails of the resized images.
 
     Raises:
-        ValueError: No manifest, no declaration, or no labels table.
+        ValueError: No manifest, no declaration nor label columns, or no labels table.
     """
     manifest = read_manifest(output_dir)
-    ir = load_declaration(manifest)
-    parameters = manifest.parameters
-    table_spec = parse_table_spec(
-        str(parameters.get("output_table") or ir.labels_table.name),
-        default_database=f"{output_dir}/tables.duckdb",
-    )
+    subject = describe(manifest)
+    if subject.table is None:
+        return _card(output_dir, manifest, subject, _without_table(manifest), images=images)
+    table_spec = parse_table_spec(subject.table, default_database=f"{output_dir}/tables.duckdb")
     with open_table(table_spec) as table:
-        return _gather(output_dir, manifest, ir, table, str(table_spec), images=images)
+        counted = _count(table, manifest, subject, images=images)
+    return _card(
+        output_dir, manifest, attrs.evolve(subject, table=str(table_spec)), counted, images=images
+    )
 
 
-def _gather(
-    output_dir: str,
-    manifest: Manifest,
-    ir: DatasetIR,
-    table: QueryTable,
-    table_name: str,
-    *,
-    images: bool,
-) -> Card:
-    split, view = ir.split, ir.view
-    patient = ir.patient.name if ir.patient else None
-    study = ir.study.name if ir.study else None
+def _count(table: QueryTable, manifest: Manifest, subject: Subject, *, images: bool) -> _Counted:
+    split, view = subject.split, subject.view
+    patient = subject.patient.name if subject.patient else None
+    study = subject.study.name if subject.study else None
     grouping = [c for c in (split, view) if c is not None]
     counts = [
         attrs.evolve(g, group=_split_view(split, view, g.group))
@@ -222,37 +238,61 @@ def _gather(
         if split
         else []
     )
-    total = next(iter(stats.group_counts(table, [], patient=patient, study=study)), None)
-    splits = _present(split, {g.group[0] for g in counts})
-    views = _present(view, {g.group[1] for g in counts})
+    return _Counted(
+        counts=counts,
+        split_totals=split_totals,
+        total=next(iter(stats.group_counts(table, [], patient=patient, study=study)), None),
+        prevalence=_prevalence(table, subject),
+        distributions=_distributions(table, subject),
+        leakage=_leakage(table, patient, split),
+        thumbnails=_thumbnails(table, manifest, subject) if images else [],
+    )
+
+
+def _without_table(manifest: Manifest) -> _Counted:
+    """No labels table: the images written, from the manifest."""
+    images = manifest.stages.get(IMAGES)
+    written = images.written if images else 0
+    return _Counted([stats.GroupCounts(("all", "all"), written, None, None)] if written else [])
+
+
+def _card(
+    output_dir: str, manifest: Manifest, subject: Subject, counted: _Counted, *, images: bool
+) -> Card:
+    splits = _present(subject.split, {g.group[0] for g in counted.counts})
+    views = _present(subject.view, {g.group[1] for g in counted.counts})
     parameters = {
         key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         for key, value in sorted(manifest.parameters.items())
         if key not in _RUN_PARAMETERS
     }
+    thumbnails = counted.thumbnails
+    if images and not thumbnails and _jpg_dir(manifest) is None:
+        thumbnails = _tfrecord_thumbnails(manifest)
     return Card(
-        dataset=ir,
+        subject=subject,
         manifest=manifest,
-        table=table_name,
+        table=subject.table,
         run=dict(manifest.parameters.get("run") or {}),
         inputs=tuple(manifest.parameters.get("inputs") or ()),
         parameters=parameters,
         shards=dict(manifest.parameters.get(TFRECORD_SHARDS) or {}),
         splits=splits,
         views=views,
-        counts=tuple(counts),
-        split_totals=tuple(split_totals),
-        total=total,
-        counts_chart=_counts_chart(counts, splits, views),
-        prevalence=tuple(_prevalence(table, ir)),
-        distributions=tuple(_distributions(table, ir)),
-        leakage=_leakage(table, patient, split),
+        counts=tuple(counted.counts),
+        split_totals=tuple(counted.split_totals),
+        total=counted.total,
+        counts_chart=_counts_chart(counted.counts, splits, views),
+        prevalence=tuple(counted.prevalence),
+        distributions=tuple(counted.distributions),
+        leakage=counted.leakage,
         quarantine=read_quarantine(output_dir),
-        thumbnails=tuple(_thumbnails(table, manifest, ir)) if images else (),
-        thumbnails_note=_thumbnails_note(manifest, images),
+        thumbnails=tuple(thumbnails),
+        thumbnails_note=_thumbnails_note(manifest, images, bool(thumbnails)),
+        pixel_sizes=_source_sizes(manifest),
         pixel_sizes_note=(
-            "The sources' pixel sizes are not recorded by the ingestion (neither in the "
-            "manifest nor in the tables), so the card cannot show their distribution."
+            "This run's manifest does not record its sources' pixel sizes (a run before "
+            "they were recorded, or one whose counts were not read back)."
         ),
     )
 
@@ -289,12 +329,12 @@ def _counts_chart(
     return charts.grouped_bars("counts", list(views), series, ylabel="images")
 
 
-def _prevalence(table: QueryTable, ir: DatasetIR) -> list[CodeTable]:
+def _prevalence(table: QueryTable, subject: Subject) -> list[CodeTable]:
     """Per split (and overall when no split is declared): each coded label's values."""
-    labels = [c for c in ir.labels.columns if _coded(c)]
+    labels = list(subject.coded)
     if not labels:
         return []
-    split = ir.split
+    split = subject.split
     per_column = {
         c.name: stats.value_counts(table, c.name, by=split.name if split else None) for c in labels
     }
@@ -332,14 +372,11 @@ def _order(value: Any) -> tuple[bool, Any]:
     return value is None, value
 
 
-def _distributions(table: QueryTable, ir: DatasetIR) -> list[Distribution]:
-    """The declared columns that are not roles nor coded labels: values per split."""
-    roles = {c.name for c in (ir.split, ir.view, ir.patient, ir.study) if c is not None}
-    columns = [c for c in ir.key.columns if c.name not in roles]
-    columns += [c for c in ir.labels.columns if not _coded(c)]
-    split = ir.split
+def _distributions(table: QueryTable, subject: Subject) -> list[Distribution]:
+    """The columns that are not roles nor coded labels: values per split."""
+    split = subject.split
     found = []
-    for column in columns:
+    for column in subject.described:
         if column.type.name == "float":
             histogram = stats.histogram(table, column.name)
             chart = (
@@ -388,19 +425,24 @@ def _jpg_dir(manifest: Manifest) -> str | None:
     return str(folder) if folder else None
 
 
-def _thumbnails_note(manifest: Manifest, images: bool) -> str:
+def _thumbnails_note(manifest: Manifest, images: bool, shown: bool) -> str:
     if not images:
         return "Left out (--card_without_images / --without_images)."
     if _jpg_dir(manifest) is None:
-        return "This run wrote no JPG tree (--output_jpg_dir), so there are no thumbnails."
+        if shown:
+            return (
+                f"The first {THUMBNAILS_PER_GROUP} records of each TFRecord folder "
+                "(this run wrote no JPG tree)."
+            )
+        return "This run wrote no JPG tree (--output_jpg_dir) nor TFRecords, so no thumbnails."
     return ""
 
 
-def _thumbnails(table: QueryTable, manifest: Manifest, ir: DatasetIR) -> list[Thumbnails]:
+def _thumbnails(table: QueryTable, manifest: Manifest, subject: Subject) -> list[Thumbnails]:
     folder = _jpg_dir(manifest)
     if folder is None:
         return []
-    split, view = ir.split, ir.view
+    split, view = subject.split, subject.view
     by = [c.name for c in (split, view) if c is not None]
     groups = stats.sample_paths(table, by, per_group=THUMBNAILS_PER_GROUP)
     found = []
@@ -409,3 +451,49 @@ def _thumbnails(table: QueryTable, manifest: Manifest, ir: DatasetIR) -> list[Th
         uris = tuple((path, thumbnail_uri(f"{folder}/{path}")) for path in paths)
         found.append(Thumbnails(split_name, view_name, uris))
     return found
+
+
+def _size_name(width: int, height: int, grid: int) -> str:
+    if grid == 1:
+        return f"{width} x {height}"
+    return f"{width}-{width + grid - 1} x {height}-{height + grid - 1}"
+
+
+def _source_sizes(manifest: Manifest) -> SourceSizes | None:
+    """The recorded pixel sizes, with the chart of the most frequent; None if none recorded."""
+    recorded = manifest.parameters.get(PIXEL_SIZES)
+    if not recorded or not recorded.get("sizes"):
+        return None
+    grid = int(recorded["grid"])
+    sizes = tuple((int(w), int(h), int(n)) for w, h, n in recorded["sizes"])
+    shown, rest = sizes[:MAX_CHARTED_SIZES], sizes[MAX_CHARTED_SIZES:]
+    rows = [_size_name(w, h, grid) for w, h, _ in shown]
+    counts = [n for _, _, n in shown]
+    if rest:
+        rows.append(f"{len(rest)} other sizes")
+        counts.append(sum(n for _, _, n in rest))
+    chart = charts.ranked_bars("pixel-sizes", rows, counts, xlabel="images (width x height, px)")
+    return SourceSizes(grid, sizes, chart)
+
+
+def _tfrecord_thumbnails(manifest: Manifest) -> list[Thumbnails]:
+    """The first records of each TFRecord folder (a run without a JPG tree), as thumbnails."""
+    root = manifest.parameters.get("output_tfrecord_dir")
+    shards: dict[str, int] = dict(manifest.parameters.get(TFRECORD_SHARDS) or {})
+    if not root or not shards:
+        return []
+    image_feature, path_spec = read_features_file(str(root))
+    specs = (FeatureSpec(image_feature, "bytes_list"), path_spec)
+    per_folder: dict[str, list[tuple[str, str]]] = {}
+    for shard, records in sorted(shards.items()):
+        folder = shard.rpartition("/")[0]
+        found = per_folder.setdefault(folder, [])
+        wanted = min(records, THUMBNAILS_PER_GROUP - len(found))
+        for record in first_records(f"{root}/{shard}", wanted) if wanted > 0 else ():
+            row = read_features(record, specs)
+            found.append((row[path_spec.name], thumbnail_uri_of(row[image_feature])))
+    groups = []
+    for folder, images in per_folder.items():
+        split, _, view = folder.partition("/")
+        groups.append(Thumbnails(split or "all", view or "all", tuple(images)))
+    return [g for g in groups if g.images]

@@ -39,7 +39,7 @@ def _number(value: int | None) -> str:
 def render(card: Card) -> str:
     """The card's page, self-contained."""
     template = _ENV.get_template("card.html.j2")
-    return template.render(card=card, ir=card.dataset, chart=_chart, number=_number)
+    return template.render(card=card, subject=card.subject, chart=_chart, number=_number)
 
 
 def _score(value: float | None) -> str:

@@ -13,7 +13,9 @@ from datathon_etl.framework.images.transform import (
     Aspect,
     ImageError,
     ImageSpec,
+    Transformed,
     transform_image,
+    transform_image_sized,
 )
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "ImageError",
     "ImageFormat",
     "ImageSpec",
+    "Transformed",
     "detect_format",
     "transform_image",
+    "transform_image_sized",
 ]

@@ -55,7 +55,9 @@ __all__ = [
     "Aspect",
     "ImageError",
     "ImageSpec",
+    "Transformed",
     "transform_image",
+    "transform_image_sized",
 ]
 
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -160,8 +162,28 @@ class ImageError(Exception):
         return f"{self.reason}: {self.detail}"
 
 
+@attrs.frozen
+class Transformed:
+    """An output image, with the pixel size of the source it was made from.
+
+    Attributes:
+        image: The encoded output image.
+        width: The source's width in pixels, from its header.
+        height: The source's height in pixels.
+    """
+
+    image: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    width: int
+    height: int
+
+
 def transform_image(data: bytes, spec: ImageSpec) -> bytes:
-    """Decodes an image, resizes it to the spec and encodes it.
+    """Decodes an image, resizes it to the spec and encodes it (see `transform_image_sized`)."""
+    return transform_image_sized(data, spec).image
+
+
+def transform_image_sized(data: bytes, spec: ImageSpec) -> Transformed:
+    """Decodes an image, resizes it to the spec and encodes it; says the source's size.
 
     Every JPEG and PNG variant Pillow reads is accepted: grayscale, RGB, CMYK,
     baseline or progressive JPEG; 1, 2, 4, 8 or 16-bit PNG, palette, with or
@@ -183,7 +205,8 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
 
     Returns:
         The encoded output image, exactly ``spec.height`` x ``spec.width`` with
-        ``spec.channels`` channels.
+        ``spec.channels`` channels, and the source's size (read from its header
+        before any pixel is decoded: it costs nothing more).
 
     Raises:
         ImageError: With reason EMPTY_FILE, NOT_AN_IMAGE, WRONG_IMAGE_FORMAT, TOO_MANY_PIXELS,
@@ -201,9 +224,10 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
             Reason.WRONG_IMAGE_FORMAT, f"{source_format} bytes, expected {spec.source_format}"
         )
     if source_format is ImageFormat.DICOM:
-        image, value_range = _decode_dicom(data, spec)
+        image, value_range, source_size = _decode_dicom(data, spec)
     else:
         source = _open(data, source_format, spec)
+        source_size = source.size
         # Geometry from the header's size, so that a scaled JPEG decode gives the
         # same output size as a full one.
         box = _source_box(source.width, source.height, spec)
@@ -225,7 +249,7 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
         canvas = Image.new(image.mode, (spec.width, spec.height), 0)
         canvas.paste(image, ((spec.width - image.width) // 2, (spec.height - image.height) // 2))
         image = canvas
-    return _encode(image, spec)
+    return Transformed(_encode(image, spec), *source_size)
 
 
 def _open(data: bytes, source_format: ImageFormat, spec: ImageSpec) -> ImageFile.ImageFile:
@@ -258,11 +282,14 @@ def _check_size(width: int, height: int, source_format: ImageFormat, spec: Image
         )
 
 
-def _decode_dicom(data: bytes, spec: ImageSpec) -> tuple[Image.Image, tuple[float, float] | None]:
+def _decode_dicom(
+    data: bytes, spec: ImageSpec
+) -> tuple[Image.Image, tuple[float, float] | None, tuple[int, int]]:
     """Decodes a DICOM file's picture at the output size (see `dicom`).
 
     Returns:
-        The image (F in 0..1 for grey, RGB for colour) and, for F, its range.
+        The image (F in 0..1 for grey, RGB for colour), for F its range, and
+        the source's (width, height).
     """
     try:
         source = read_dicom(data, spec.dicom)
@@ -272,7 +299,7 @@ def _decode_dicom(data: bytes, spec: ImageSpec) -> tuple[Image.Image, tuple[floa
         image, grey = source.render(box, size, spec.dicom, precise=spec.bit_depth == 16)
     except DicomError as error:
         raise ImageError(error.reason, error.detail) from error
-    return image, ((0.0, 1.0) if grey else None)
+    return image, ((0.0, 1.0) if grey else None), (source.width, source.height)
 
 
 def _load(

@@ -21,6 +21,7 @@ import attrs
 from apache_beam.coders import coders
 
 from datathon_etl.framework.archives import MemberRef
+from datathon_etl.framework.images import Transformed
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
 from datathon_etl.framework.quarantine import Reason
 
@@ -28,7 +29,7 @@ __all__ = ["JoinCodec", "Wheres", "class_codec", "from_bytes", "to_bytes"]
 
 _CODER = coders.FastPrimitivesCoder()
 
-# An ImageItem's ref, by kind: a tar member, a file URI, transformed bytes, a refusal.
+# An ImageItem's ref, by kind: a tar member, a file URI, a transformed image, a refusal.
 _MEMBER, _URI, _BYTES, _REFUSED = range(4)
 
 
@@ -48,8 +49,8 @@ def _pack_ref(ref: Any) -> tuple[Any, ...]:
         return (_MEMBER, ref.archive, ref.name, ref.offset, ref.size)
     if isinstance(ref, str):
         return (_URI, ref)
-    if isinstance(ref, bytes):
-        return (_BYTES, ref)
+    if isinstance(ref, Transformed):
+        return (_BYTES, ref.image, ref.width, ref.height)
     if isinstance(ref, Refused):
         return (_REFUSED, str(ref.reason), ref.detail)
     raise TypeError(f"no packed form for an image ref of type {type(ref).__name__}")
@@ -61,6 +62,8 @@ def _unpack_ref(packed: tuple[Any, ...]) -> Any:
         return MemberRef(*values)
     if kind == _REFUSED:
         return Refused(Reason(values[0]), values[1])
+    if kind == _BYTES:
+        return Transformed(*values)
     return values[0]
 
 

@@ -18,6 +18,7 @@ from apache_beam.io import fileio
 from datathon_etl.framework.ingest.join import ImageItem
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
+from datathon_etl.framework.sources.folders import TallyInputFolders
 from datathon_etl.framework.sources.options import input_glob, input_root, relative_path
 from datathon_etl.framework.sources.regular_files import irregular_kind
 
@@ -92,6 +93,8 @@ class ImageFiles(NamedTuple):
     """Relative paths left out by ``path_match_regex``."""
     quarantine: beam.PCollection
     """`Quarantined` files (unparseable path, not a regular file, too large)."""
+    folders: beam.PCollection
+    """JSON notes: each input folder's files, bytes and latest change (`TallyInputFolders`)."""
 
 
 class ListImageFiles(beam.PTransform):
@@ -113,16 +116,15 @@ class ListImageFiles(beam.PTransform):
     ) -> None:
         super().__init__()
         self._globs = [input_glob(pattern) for pattern in patterns]
+        self._folders = TallyInputFolders(patterns)
         roots = [input_root(pattern) for pattern in patterns]
         self._fn = KeyImageFileFn(spec, roots, path_match_regex, max_bytes)
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> ImageFiles:
-        """Lists the files (metadata only) and keys them."""
-        keyed = (
-            pbegin
-            | "Patterns" >> beam.Create(self._globs)
-            | "MatchFiles" >> fileio.MatchAll()
-            | "KeyFiles"
-            >> beam.ParDo(self._fn).with_outputs(SKIPPED_TAG, QUARANTINE_TAG, main="images")
+        """Lists the files (metadata only), keys them and sums them per folder."""
+        listed = pbegin | "Patterns" >> beam.Create(self._globs) | "MatchFiles" >> fileio.MatchAll()
+        keyed = listed | "KeyFiles" >> beam.ParDo(self._fn).with_outputs(
+            SKIPPED_TAG, QUARANTINE_TAG, main="images"
         )
-        return ImageFiles(keyed.images, keyed[SKIPPED_TAG], keyed[QUARANTINE_TAG])
+        folders = listed | "Folders" >> self._folders
+        return ImageFiles(keyed.images, keyed[SKIPPED_TAG], keyed[QUARANTINE_TAG], folders)

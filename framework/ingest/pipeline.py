@@ -30,7 +30,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from datathon_etl.framework.archives import ARCHIVE_REASONS, ArchiveSummary, IndexTars
 from datathon_etl.framework.archives.options import TarOptions
-from datathon_etl.framework.card import CardError, CardOptions, write_card
+from datathon_etl.framework.card import CardOptions, card_after_run
 from datathon_etl.framework.command import (
     PipelineCommand,
     RunOutputs,
@@ -49,6 +49,7 @@ from datathon_etl.framework.ingest.assemble import (
 from datathon_etl.framework.ingest.compact import JoinCodec, Wheres
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
+from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
 from datathon_etl.framework.ingest.transforms import (
@@ -61,7 +62,7 @@ from datathon_etl.framework.ingest.transforms import (
     TransformImages,
     WriteImageFileFn,
 )
-from datathon_etl.framework.manifest import Outcome, Tally
+from datathon_etl.framework.manifest import PIXEL_SIZES, Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.provenance import RunClock, describe_files
@@ -75,6 +76,7 @@ from datathon_etl.framework.run_records import (
 )
 from datathon_etl.framework.shard_formats import WriteShardedOutputs, sharded_outputs
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
+from datathon_etl.framework.sources.folders import read_input_folders
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
@@ -162,9 +164,9 @@ def _tar_stage(record: Quarantined) -> str:
 
 def _images(
     p: beam.Pipeline, spec: IngestSpec, job: IngestJob
-) -> tuple[tuple[beam.PCollection, ...], list[beam.PCollection], list[beam.PCollection]]:
-    """Tar members and image files -> ``(path, ImageItem)`` collections, refusals, tallies."""
-    keyed, refusals, tallies = [], [], []
+) -> tuple[tuple[beam.PCollection, ...], list[beam.PCollection], list[beam.PCollection], list[Any]]:
+    """Tar members and image files -> ``(path, ImageItem)``s, refusals, tallies, notes."""
+    keyed, refusals, tallies, notes = [], [], [], []
     if job.tars:
         # Tar members -> (path, ImageItem): refs, or small resized bytes.
         # IndexTars spreads the tars over the workers itself.
@@ -194,19 +196,20 @@ def _images(
         )
         keyed.append(files.images)
         refusals.append(files.quarantine)
+        notes.append(files.folders)
         tallies += [
             files.images | "TallyFiles" >> TallyEach(IMAGES, Outcome.INPUT),
             files.quarantine | "TallyRefusedFiles" >> TallyEach(IMAGES, Outcome.INPUT),
             files.skipped | "TallySkippedFilesIn" >> TallyEach(IMAGES, Outcome.INPUT),
             files.skipped | "TallySkippedFiles" >> TallyEach(IMAGES, Outcome.SKIPPED),
         ]
-    return tuple(keyed), refusals, tallies
+    return tuple(keyed), refusals, tallies, notes
 
 
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
-    images, image_inputs_refused, tallies = _images(p, spec, job)
-    notes: list[beam.PCollection] = []  # per study: leakage and absent-label notes
+    # Notes: input folders, pixel sizes; per study: leakage, images without labels.
+    images, image_inputs_refused, tallies, notes = _images(p, spec, job)
     label = f"{spec.dataset} ingest"
     if spec.study_labels is None:
         join = JoinAndTransform(
@@ -242,6 +245,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         tallies.append(study.tallies)
         notes.append(study.notes)
     examples = labelled.examples
+    notes.append(labelled.pixel_sizes)
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
@@ -508,7 +512,7 @@ class Ingest(PipelineCommand[IngestJob]):
         build_pipeline(p, self.spec, job)
 
     def parameters(self, options: PipelineOptions, job: IngestJob, counted: bool) -> dict[str, Any]:
-        """The inputs and outputs; per study, the notes' figures (leakage report written)."""
+        """The inputs and outputs, the sources' pixel sizes; per study, the notes' figures."""
         parameters: dict[str, Any] = {
             "input_tars": list(options.view_as(TarOptions).input_tars or []),
             "input_prefix": list(job.prefixes),
@@ -524,6 +528,9 @@ class Ingest(PipelineCommand[IngestJob]):
                 [*job.tars, *job.csvs, *(uri for uris in job.tables.values() for uri in uris)]
             ),
         }
+        if counted:
+            parameters[PIXEL_SIZES] = read_pixel_sizes(job.layout.notes_prefix)
+            parameters["inputs"] += read_input_folders(job.layout.notes_prefix)
         if self.spec.study_labels is not None and counted:
             parameters.update(_study_report(job, self.prog))
         parameters["run"] = self._clock.record()
@@ -531,28 +538,14 @@ class Ingest(PipelineCommand[IngestJob]):
 
     def finished(self, job: IngestJob) -> str | None:
         """The data card, unless ``--no_card``."""
-        return _card(job, self.prog)
+        return card_after_run(
+            job.layout.output_dir, self.prog, wanted=job.card, images=job.card_images
+        )
 
 
 def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     """Parses flags, runs the ingestion of ``spec``'s dataset, returns the exit code."""
     return Ingest(spec).main(argv)
-
-
-def _card(job: IngestJob, prog: str) -> str | None:
-    """Writes the run's data card, if wanted and the run wrote a manifest; its line.
-
-    A card that cannot be made is one line on stderr; the run's exit code
-    stays what its outputs deserve.
-    """
-    if not job.card or not FileSystems.exists(job.layout.manifest_uri):
-        return None
-    try:
-        written = write_card(job.layout.output_dir, images=job.card_images)
-    except CardError as e:
-        print(f"{prog}: no data card: {e}", file=sys.stderr)
-        return None
-    return f"data card {written}"
 
 
 def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:

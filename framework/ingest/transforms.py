@@ -31,9 +31,15 @@ from datathon_etl.framework.archives import (
 )
 from datathon_etl.framework.archives._source import ArchiveHandles
 from datathon_etl.framework.cpu_pool import cpu_pool
-from datathon_etl.framework.images import ImageError, ImageSpec, transform_image
+from datathon_etl.framework.images import (
+    ImageError,
+    ImageSpec,
+    Transformed,
+    transform_image_sized,
+)
 from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, decide
+from datathon_etl.framework.ingest.pixel_sizes import CombinePixelSizes, PixelSizes
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.manifest import IMAGES
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
@@ -46,6 +52,7 @@ __all__ = [
     "IMAGES",
     "LABEL_ROWS",
     "ROWS_TAG",
+    "SIZES_TAG",
     "SKIPPED_TAG",
     "DecideFn",
     "JoinAndTransform",
@@ -64,6 +71,8 @@ ROWS_TAG = "refused_rows"
 """Tagged output of label rows refused after the join (main quarantine: images)."""
 SKIPPED_TAG = "skipped"
 """Tagged output of label rows whose image ``--path_match_regex`` leaves out."""
+SIZES_TAG = "source_sizes"
+"""Tagged output of `TransformFn`: a `PixelSizes` per bundle, the sources of its examples."""
 
 
 class ParseLabelRowFn(beam.DoFn):
@@ -135,7 +144,7 @@ class KeyImageFn(beam.DoFn):
         ref: Any = member
         if isinstance(member, LoadedMember):
             try:
-                ref = transform_image(member.data, self._image)
+                ref = transform_image_sized(member.data, self._image)
             except ImageError as e:
                 ref = Refused(e.reason, e.detail)
         yield self._spec.format_path(key), ImageItem(member.source, key, ref)
@@ -226,10 +235,12 @@ class TransformFn(beam.DoFn):
     """``(path, (ImageItem, LabelRecord))`` -> `Example`, reading the bytes here.
 
     An `ImageItem`'s ref is a tar `MemberRef` (read by range), a file URI
-    (read whole), already-transformed bytes, or a `Refused` marker.
+    (read whole), an already-transformed image (`Transformed`), or a `Refused` marker.
 
     An image that does not decode is quarantined (main quarantine output) and
-    so is its label row (`ROWS_TAG`), with the same reason.
+    so is its label row (`ROWS_TAG`), with the same reason. The sources'
+    pixel sizes of the examples of each bundle are counted, and the count
+    emitted at its end (`SIZES_TAG`).
 
     Bytes are read here; the transform itself goes to the process's
     `cpu_pool` (when it has more than one CPU), so that the workers of a
@@ -252,8 +263,9 @@ class TransformFn(beam.DoFn):
         self._pending: deque[_Pending] = deque()
 
     def start_bundle(self) -> None:
-        """Nothing is in flight at the start of a bundle."""
+        """Nothing is in flight at the start of a bundle, nor counted."""
         self._pending.clear()
+        self._sizes = PixelSizes()
 
     def process(
         self, element: tuple[str, tuple[ImageItem[Any], LabelRecord[Any, Any]]]
@@ -263,12 +275,12 @@ class TransformFn(beam.DoFn):
         try:
             if isinstance(item.ref, Refused):
                 raise ImageError(item.ref.reason, item.ref.detail)
-            if isinstance(item.ref, bytes):
-                result: Future[bytes] | bytes = item.ref
+            if isinstance(item.ref, Transformed):
+                result: Future[Transformed] | Transformed = item.ref
             elif self._pool is None:
-                result = transform_image(self._read(item.ref), self._image)
+                result = transform_image_sized(self._read(item.ref), self._image)
             else:
-                result = self._pool.submit(transform_image, self._read(item.ref), self._image)
+                result = self._pool.submit(transform_image_sized, self._read(item.ref), self._image)
         except ImageError as e:
             yield from self._refuse(path, item, record, e)
             return
@@ -281,7 +293,7 @@ class TransformFn(beam.DoFn):
             yield from self._emit(self._pending.popleft())
 
     def finish_bundle(self) -> Iterator[Any]:
-        """Waits for the images still in flight and emits them."""
+        """Waits for the images still in flight and emits them, then the bundle's pixel sizes."""
         while self._pending:
             for output in self._emit(self._pending.popleft()):
                 if isinstance(output, beam.pvalue.TaggedOutput):
@@ -290,19 +302,22 @@ class TransformFn(beam.DoFn):
                     )
                 else:
                     yield GlobalWindows.windowed_value(output)
+        if self._sizes.counts:
+            yield beam.pvalue.TaggedOutput(SIZES_TAG, GlobalWindows.windowed_value(self._sizes))
         self._handles.close()
 
     def _emit(self, pending: _Pending) -> Iterator[Any]:
         path, item, record, result = pending
         try:
-            data = result if isinstance(result, bytes) else result.result()
+            done = result if isinstance(result, Transformed) else result.result()
         except ImageError as e:
             yield from self._refuse(path, item, record, e)
             return
         self._written.inc()
         self._progress.done()
+        self._sizes.add(done.width, done.height)
         # The row's key: it may hold key columns the image's path does not.
-        yield Example(image=data, path=path, key=record.key, labels=record.labels)
+        yield Example(image=done.image, path=path, key=record.key, labels=record.labels)
 
     def _refuse(
         self, path: str, item: ImageItem[Any], record: LabelRecord[Any, Any], e: ImageError
@@ -331,11 +346,11 @@ class _Pending(NamedTuple):
     path: str
     item: ImageItem[Any]
     record: LabelRecord[Any, Any]
-    result: Future[bytes] | bytes
+    result: Future[Transformed] | Transformed
 
 
-def _done(result: Future[bytes] | bytes) -> bool:
-    return isinstance(result, bytes) or result.done()
+def _done(result: Future[Transformed] | Transformed) -> bool:
+    return isinstance(result, Transformed) or result.done()
 
 
 class LabelledImages(NamedTuple):
@@ -347,6 +362,8 @@ class LabelledImages(NamedTuple):
     """`Quarantined` images (no labels, duplicates, undecodable, ...)."""
     row_refusals: beam.PCollection
     """`Quarantined` label rows (no image, duplicates, image refused, ...)."""
+    pixel_sizes: beam.PCollection
+    """One JSON note: the examples' source pixel sizes (`CombinePixelSizes`)."""
 
 
 class TransformImages(beam.PTransform):
@@ -371,10 +388,13 @@ class TransformImages(beam.PTransform):
     def expand(self, pairs: beam.PCollection) -> LabelledImages:
         """Reads each image's bytes and transforms it."""
         transformed = pairs | "Transform" >> beam.ParDo(self._transform).with_outputs(
-            QUARANTINE_TAG, ROWS_TAG, main="examples"
+            QUARANTINE_TAG, ROWS_TAG, SIZES_TAG, main="examples"
         )
         return LabelledImages(
-            transformed.examples, transformed[QUARANTINE_TAG], transformed[ROWS_TAG]
+            transformed.examples,
+            transformed[QUARANTINE_TAG],
+            transformed[ROWS_TAG],
+            transformed[SIZES_TAG] | "PixelSizes" >> CombinePixelSizes(),
         )
 
 
@@ -427,6 +447,7 @@ class JoinAndTransform(beam.PTransform):
             (decided[QUARANTINE_TAG], transformed.image_refusals)
             | "ImageRefusals" >> beam.Flatten(),
             (decided[ROWS_TAG], transformed.row_refusals) | "RowRefusals" >> beam.Flatten(),
+            transformed.pixel_sizes,
         )
 
 

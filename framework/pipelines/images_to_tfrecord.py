@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -42,6 +43,8 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from datathon_etl.framework.card import CardOptions, card_after_run
+from datathon_etl.framework.card.subject import LABELS_COLUMNS, labels_columns
 from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.command import (
     PipelineCommand,
@@ -53,14 +56,16 @@ from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageFormat, ImageSpec
 from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
+from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
     JoinAndTransform,
 )
-from datathon_etl.framework.manifest import PARQUET_SHARDS, WEBDATASET_SHARDS, Outcome
+from datathon_etl.framework.manifest import PARQUET_SHARDS, PIXEL_SIZES, WEBDATASET_SHARDS, Outcome
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
+from datathon_etl.framework.provenance import RunClock
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
 from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
@@ -68,6 +73,7 @@ from datathon_etl.framework.schema import SchemaError, UnsupportedTypeError
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.schema.types import scalar_of_arrow
 from datathon_etl.framework.shard_formats import WriteShardedOutputs, sharded_outputs
+from datathon_etl.framework.sources.folders import TallyInputFolders, read_input_folders
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
     MatchOptions,
@@ -146,6 +152,8 @@ class _Job:
     sharded: tuple[ShardedOutput, ...] = ()
     table: TableSpec | None = None
     bigquery_method: BigQueryWriteMethod = BigQueryWriteMethod.FILE_LOADS
+    card: bool = True
+    card_images: bool = True
 
 
 def _labels_row(example: Example[str, dict[str, Any]]) -> dict[str, Any]:
@@ -237,15 +245,15 @@ def _null_paths(labels: pa.Table) -> list[Quarantined]:
 
 def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
     """Adds the steps of ``job`` to ``p``."""
-    files = (
+    listed = (
         p
         | "Patterns" >> beam.Create([input_glob(pattern) for pattern in job.patterns])
         | "MatchFiles" >> fileio.MatchAll()
-        | "KeyFiles"
-        >> beam.FlatMap(_key_files, roots, job.path_match_regex).with_outputs(
-            "skipped", main="images"
-        )
     )
+    files = listed | "KeyFiles" >> beam.FlatMap(
+        _key_files, roots, job.path_match_regex
+    ).with_outputs("skipped", main="images")
+    folders = listed | "Folders" >> TallyInputFolders(job.patterns)
     valid = job.labels.filter(pc.is_valid(job.labels[PATH_COLUMN]))
     keyed, skipped = _key_rows(valid, roots, job.path_match_regex)
     rows = p | "LabelRows" >> beam.Create(keyed)
@@ -299,7 +307,8 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         labelled.examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
         labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
     ) | "AllTallies" >> beam.Flatten()
-    _ = (refusals, tallies) | "WriteRunRecords" >> WriteRunRecords(job.layout)
+    notes = (folders, labelled.pixel_sizes)
+    _ = (refusals, tallies, *notes) | "WriteRunRecords" >> WriteRunRecords(job.layout)
 
 
 def _no_folder(example: Example[str, dict[str, Any]]) -> str:
@@ -431,6 +440,8 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
         sharded=sharded,
         table=table,
         bigquery_method=BigQueryWriteMethod(table_options.bigquery_write_method),
+        card=not options.view_as(CardOptions).no_card,
+        card_images=not options.view_as(CardOptions).card_without_images,
     )
 
 
@@ -460,9 +471,15 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
         LabelsSourceOptions,
         ImageFormatOptions,
         ImageOptions,
+        CardOptions,
     )
     required = ("output_tfrecord_dir",)
     output_dir_default = "the --output_tfrecord_dir folder"
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Starts the run's clock (for the manifest and the card), then runs."""
+        self._clock = RunClock([*self.prog.split(), *(sys.argv[1:] if argv is None else argv)])
+        return super().main(argv)
 
     def plan(self, options: PipelineOptions) -> _Job:
         """Checks the flags, the cloud resources and the inputs; runs the label query."""
@@ -486,15 +503,34 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
         build_pipeline(p, job, [input_root(pattern) for pattern in job.patterns])
 
     def parameters(self, options: PipelineOptions, job: _Job, counted: bool) -> dict[str, Any]:
-        """The inputs, the image transform and the features."""
-        return {
+        """The inputs, the label query and its columns, the image transform, the outputs."""
+        labels = options.view_as(LabelsSourceOptions)
+        schema = labels_schema(nulls_found(job.labels))
+        parameters: dict[str, Any] = {
             "input_prefix": list(job.patterns),
+            "labels_query": labels.labels_query,
+            "labels_table": labels.labels_table,
+            LABELS_COLUMNS: labels_columns(
+                [(f.name, scalar_of_arrow(f.type).name, f.nullable) for f in schema]
+            ),
+            "output_table": options.view_as(TableOutputOptions).output_table,
             "path_match_regex": job.path_match_regex,
             "output_tfrecord_dir": job.tfrecord_dir,
             **{f"output_{output.name.lower()}_dir": output.root for output in job.sharded},
             "image": attrs.asdict(job.image),
             "features": [s.name for s in job.specs],
         }
+        if counted:
+            parameters[PIXEL_SIZES] = read_pixel_sizes(job.layout.notes_prefix)
+            parameters["inputs"] = read_input_folders(job.layout.notes_prefix)
+        parameters["run"] = self._clock.record()
+        return parameters
+
+    def finished(self, job: _Job) -> str | None:
+        """The data card, unless ``--no_card``."""
+        return card_after_run(
+            job.layout.output_dir, self.prog, wanted=job.card, images=job.card_images
+        )
 
 
 def _sharded_roots(job: _Job) -> tuple[str | None, str | None]:

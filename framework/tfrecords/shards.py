@@ -16,7 +16,7 @@ from typing import Any
 
 import apache_beam as beam
 import attrs
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.tfrecordio import _TFRecordUtil  # Beam's own TFRecord framing
 
@@ -37,7 +37,9 @@ __all__ = [
     "WriteShards",
     "count_records",
     "finish_folders",
+    "first_records",
     "prepare_folders",
+    "read_features_file",
     "shard_counts",
     "shard_prefix",
     "staging_dir",
@@ -159,6 +161,38 @@ def count_records(uri: str) -> int:
             f.seek(int.from_bytes(header[:8], "little") + 4, 1)
             count += 1
     return count
+
+
+def first_records(uri: str, count: int) -> list[bytes]:
+    """The first ``count`` records of one TFRecord file (fewer if it holds fewer).
+
+    Raises:
+        ValueError: A record is cut short.
+    """
+    records: list[bytes] = []
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        while len(records) < count and (header := f.read(12)):
+            length = int.from_bytes(header[:8], "little") if len(header) == 12 else -1
+            data = f.read(length + 4) if length >= 0 else b""
+            if len(data) != length + 4:
+                raise ValueError(f"{uri}: record {len(records) + 1} is cut short")
+            records.append(data[:length])
+    return records
+
+
+def read_features_file(folder: str) -> tuple[str, FeatureSpec]:
+    """``<folder>/features.json``'s image feature name and the spec of its ``path`` feature.
+
+    Raises:
+        ValueError: There is none, or it names no image or path feature.
+    """
+    uri = f"{folder}/{FEATURES_FILE}"
+    try:
+        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            body = json.loads(f.read().decode("utf-8"))
+        return str(body["image_feature"]), FeatureSpec(**body["features"]["path"])
+    except (OSError, BeamIOError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"cannot read {uri}: {e}") from e
 
 
 def shard_counts(
