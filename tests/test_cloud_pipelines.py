@@ -407,3 +407,18 @@ def test_images_to_tfrecord_on_gcs_with_bigquery_labels_matches_duckdb(
         bigquery_table(bigquery.client, output_table),
         duckdb_table(local / "tables.duckdb", "labels"),
     )
+    # The data card, from the BigQuery table and the gs:// TFRecords as a local run's is, and
+    # the records it shows: the sources' pixel sizes and the input folder's totals.
+    card = read_bytes(f"{out}/_card.html").decode()
+    assert output_table.replace(".", ":", 1) in card
+    assert (
+        card.count("data:image/jpeg")
+        == (local / "_card.html").read_text().count("data:image/jpeg")
+        == 2
+    )
+    cloud_parameters = json.loads(read_bytes(f"{out}/_manifest.json"))["parameters"]
+    local_parameters = json.loads((local / "_manifest.json").read_text())["parameters"]
+    assert cloud_parameters["source_pixel_sizes"] == local_parameters["source_pixel_sizes"]
+    assert [(f["uri"], f["files"], f["bytes"]) for f in cloud_parameters["inputs"]] == [
+        (f"{bucket}/images/", 5, sum(p.stat().st_size for p in images.iterdir()))
+    ]

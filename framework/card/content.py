@@ -1,9 +1,11 @@
 """What a data card says, gathered from a run's outputs: everything the page shows, as data.
 
 `gather` reads the manifest and the quarantine, runs the statistics over the
-labels table, draws the charts and makes the thumbnails; the page template
-(`datathon_etl.framework.card.page`) only lays it out. Values are named
-here, from the data set's declaration: codes by their enum names, NULL as
+labels table (if the run wrote one), draws the charts and makes the
+thumbnails (from the JPG tree, else from the TFRecords); the page template
+(`datathon_etl.framework.card.page`) only lays it out. What the columns
+are comes from the card's `Subject` (a declaration, or a label query's
+columns); values are named here: codes by their enum names, NULL as
 ``null``.
 """
 
@@ -434,7 +436,7 @@ def _thumbnails_note(manifest: Manifest, images: bool, shown: bool) -> str:
                 f"The first {THUMBNAILS_PER_GROUP} records of each TFRecord folder "
                 "(this run wrote no JPG tree)."
             )
-        return "This run wrote no JPG tree (--output_jpg_dir) nor TFRecords, so no thumbnails."
+        return "This run wrote no JPG tree (--output_jpg_dir) and no TFRecord to show."
     return ""
 
 
