@@ -33,12 +33,11 @@ import duckdb
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
 
 QUERY = """
-SELECT CASE view WHEN 0 THEN 'frontal' WHEN 1 THEN 'lateral' ELSE 'other' END AS view,
-       CASE dataset WHEN 0 THEN 'train' ELSE 'valid' END AS split,
+SELECT view, dataset AS split,
        count(*) AS images,
-       count(*) FILTER (WHERE cardiomegaly = 3) AS cardiomegaly_positive,
-       count(*) FILTER (WHERE edema = 2) AS edema_uncertain
-FROM mimic_cxr_labels
+       count(*) FILTER (WHERE cardiomegaly = 'positive') AS cardiomegaly_positive,
+       count(*) FILTER (WHERE edema = 'uncertain') AS edema_uncertain
+FROM mimic_cxr_labels_decoded
 GROUP BY ALL
 ORDER BY split, view
 """
@@ -73,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
 
     database = out / "tables.duckdb"
-    print(f"\ndemo: one SQL query on the labels table ({database}):{QUERY}")
+    print(f"\ndemo: one SQL query on the labels table's decoded view ({database}):{QUERY}")
     with duckdb.connect(str(database), read_only=True) as db:
         db.sql(QUERY).show()
 
@@ -111,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo: outputs\n"
         f"  resized JPGs       {out / 'jpg'}/\n"
         f"  TFRecords          {out / 'tfrecords'}/<split>/<view>/data-*.tfrecord\n"
-        f"  tables             {database} (mimic_cxr_labels, mimic_cxr_leaderboard)\n"
+        f"  tables             {database} (mimic_cxr_labels and its _decoded view, "
+        "mimic_cxr_leaderboard)\n"
         f"  predictions        {predictions}\n"
         f"  trained model      {model}\n"
         f"  manifests          {out / '_manifest.json'}, {args.out / 'infer' / '_manifest.json'}\n"

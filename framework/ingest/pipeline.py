@@ -35,6 +35,7 @@ from datathon_etl.framework.command import (
     PipelineCommand,
     RunOutputs,
     ShardedOutput,
+    TableOutput,
     TFRecordOutput,
 )
 from datathon_etl.framework.errors import UsageError
@@ -86,6 +87,7 @@ from datathon_etl.framework.tables import (
     BigQueryTable,
     BigQueryWriteMethod,
     DuckDBTable,
+    TableSpec,
     WriteTable,
     parse_table_spec,
 )
@@ -293,8 +295,12 @@ def _sharded_outputs(spec: IngestSpec, job: IngestJob) -> tuple[ShardedOutput, .
     )
 
 
+def _labels_table(job: IngestJob) -> TableSpec:
+    return parse_table_spec(job.table, default_database=f"{job.layout.output_dir}/tables.duckdb")
+
+
 def _write_table(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:
-    table = parse_table_spec(job.table, default_database=f"{job.layout.output_dir}/tables.duckdb")
+    table = _labels_table(job)
     schema = spec.labels_bigquery_schema if isinstance(table, BigQueryTable) else spec.labels_schema
     labels_row = spec.labels_row
     _ = (
@@ -492,7 +498,13 @@ class Ingest(PipelineCommand[IngestJob]):
                     "reader": spec.features_module,
                 },
             )
-        return RunOutputs(job.layout, _output_folders(job), tfrecords, _sharded_outputs(spec, job))
+        return RunOutputs(
+            job.layout,
+            _output_folders(job),
+            tfrecords,
+            _sharded_outputs(spec, job),
+            (TableOutput(_labels_table(job), spec.labels_schema),),
+        )
 
     def started(self, job: IngestJob) -> str:
         """How many files of each kind."""
