@@ -3,8 +3,9 @@
 Writes a small synthetic sample in the legacy layout, then runs, on the
 embedded defaults (local files, DuckDB):
 
-1. the generated ingestion entry point (JPGs, TFRecords, labels table, and
-   the data card ``_card.html``), and one SQL query on the labels table;
+1. the generated ingestion entry point (JPGs, TFRecords, WebDataset and
+   Parquet shards, labels table, and the data card ``_card.html``), and one
+   SQL query on the labels table's decoded view;
 2. ``examples/train_mimic_cxr.py``: one short epoch of a small CNN on the
    train split's TFRecords, saved as ``.keras``;
 3. ``datathon-etl mimic_cxr infer``: batched predictions of the valid split
@@ -110,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo: outputs\n"
         f"  resized JPGs       {out / 'jpg'}/\n"
         f"  TFRecords          {out / 'tfrecords'}/<split>/<view>/data-*.tfrecord\n"
+        f"  WebDataset         {out / 'webdataset'}/<split>/<view>/data-*.tar\n"
+        f"  Parquet            {out / 'parquet'}/<split>/<view>/data-*.parquet "
+        "(examples/train_mimic_cxr_torch.py trains on them)\n"
         f"  tables             {database} (mimic_cxr_labels and its _decoded view, "
         "mimic_cxr_leaderboard)\n"
         f"  predictions        {predictions}\n"
@@ -135,6 +139,10 @@ def ingest_args(sample_dir: Path, out: Path, workers: int) -> list[str]:
         str(out / "jpg"),
         "--output_tfrecord_dir",
         str(out / "tfrecords"),
+        "--output_webdataset_dir",
+        str(out / "webdataset"),
+        "--output_parquet_dir",
+        str(out / "parquet"),
         "--output_image_shape",
         "320",
         "320",
