@@ -40,7 +40,11 @@ from datathon_etl.framework.command import (
 )
 from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageSpec
-from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
+from datathon_etl.framework.images.options import (
+    ImageOptions,
+    ImageTreeOptions,
+    image_spec_from_options,
+)
 from datathon_etl.framework.ingest.assemble import (
     ABSENT_LABELS_NOTE,
     LEAKAGE_NOTE,
@@ -244,7 +248,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
-            WriteImageFileFn(job.jpg_dir, job.layout.temp_dir)
+            WriteImageFileFn(job.jpg_dir, job.layout.temp_dir, job.image.format)
         )
     if job.tfrecord_dir:
         _write_tfrecords(examples, spec, job)
@@ -351,6 +355,7 @@ def _study_csvs(
 
 def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> IngestJob:
     ingest = options.view_as(IngestOptions)
+    jpg_dir: str | None = options.view_as(ImageTreeOptions).output_jpg_dir
     tar_options = options.view_as(TarOptions)
     prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
@@ -358,7 +363,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
     parquet_dir: str | None = options.view_as(ShardOutputOptions).output_parquet_dir
     # The original had no --output_dir: by default the run's records go with its outputs.
     output_dir, _ = resolve_output_dir(
-        prog, options, tfrecord_dir or ingest.output_jpg_dir or webdataset_dir or parquet_dir
+        prog, options, tfrecord_dir or jpg_dir or webdataset_dir or parquet_dir
     )
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_labels"
@@ -374,7 +379,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
             "--input_prefix": prefixes,
             "--input_csv": ingest.input_csv,
             "--output_dir": output_dir,
-            "--output_jpg_dir": ingest.output_jpg_dir,
+            "--output_jpg_dir": jpg_dir,
             "--output_tfrecord_dir": tfrecord_dir,
             "--output_webdataset_dir": webdataset_dir,
             "--output_parquet_dir": parquet_dir,
@@ -405,7 +410,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         csvs=tuple(csv_files),
         layout=RunLayout(output_dir),
         image=image,
-        jpg_dir=(ingest.output_jpg_dir or "").rstrip("/") or None,
+        jpg_dir=(jpg_dir or "").rstrip("/") or None,
         tfrecord_dir=(tfrecord_dir or "").rstrip("/") or None,
         webdataset_dir=(webdataset_dir or "").rstrip("/") or None,
         parquet_dir=(parquet_dir or "").rstrip("/") or None,
@@ -464,6 +469,7 @@ class Ingest(PipelineCommand[IngestJob]):
             TarOptions,
             InputFilesOptions,
             IngestOptions,
+            ImageTreeOptions,
             *([StudyLabelsOptions] if spec.study_labels is not None else []),
             MatchOptions,
             TFRecordOptions,
