@@ -11,7 +11,7 @@ TYPECHECK := build/typecheck
 $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "pip==26.3"
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,torch]'
 	touch $@
 
 test: $(STAMP) codegen-check lint typecheck pytest
@@ -47,9 +47,11 @@ demo-jpg: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# torch's local version (+cpu) names a build, not a release: the pin is the release.
 lock: $(STAMP)
 	head -n 2 constraints.txt > constraints.txt.new
-	$(BIN)/pip freeze --all --exclude-editable --exclude pip | sort -f >> constraints.txt.new
+	$(BIN)/pip freeze --all --exclude-editable --exclude pip | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' \
+		| sort -f >> constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 clean:

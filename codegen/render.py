@@ -10,6 +10,7 @@ import attrs
 import jinja2
 
 from datathon_etl.framework.schema import Column, DatasetIR, Table
+from datathon_etl.framework.tables.decoded_view import codes_metadata
 from datathon_etl.framework.tfrecords import FeatureSpec
 
 __all__ = ["BUILTIN_PACKAGE", "bigquery_schema", "describe", "render_dataset"]
@@ -93,6 +94,12 @@ def _tuple(values: list[int]) -> str:
     return "(" + ", ".join(map(str, values)) + ("," if len(values) == 1 else "") + ")"
 
 
+def _codes(column: Column) -> str:
+    """A coded column's ``codes`` metadata as a Python literal (see `codes_metadata`)."""
+    assert column.enum is not None
+    return repr(codes_metadata({c.value: c.name for c in column.enum.codes}))
+
+
 def _python_string(text: str) -> str:
     # JSON string literals are valid Python with double quotes, as ruff formats them.
     return json.dumps(text, ensure_ascii=False)
@@ -144,6 +151,7 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         "ids": (*ir.key.columns, ir.path),
         "describe": describe,
         "pyrepr": _python_string,
+        "codes": _codes,
         "feature_spec": _feature_spec,
         "class_imports": _class_imports(ir),
         "label_codes": [codes for codes in label_codes.values() if codes],

@@ -15,7 +15,9 @@ Dataflow job and touches no output), it claims the output folders, removes
 the previous run's manifest, quarantine and scratch files and prepares its
 TFRecord folders (and its other sharded outputs': WebDataset, Parquet); it
 runs the pipeline; writes ``features.json`` beside the TFRecords; lists the
-records of every shard in the manifest's parameters; and `finish_run`
+records of every shard in the manifest's parameters; beside each table it
+wrote with coded columns, creates the decoded view (`create_decoded_view`)
+and lists it there too; and `finish_run`
 writes the manifest and picks the exit code:
 `EXIT_OK`; `EXIT_FAILED` when more than ``--max_bad_fraction`` of all inputs
 were quarantined (the manifest is written: every input is accounted for),
@@ -36,16 +38,19 @@ from typing import Any, Generic, Protocol, TextIO, TypeVar
 
 import apache_beam as beam
 import attrs
+import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from datathon_etl.framework.errors import EXIT_FAILED, EXIT_OK
+from datathon_etl.framework.errors import EXIT_FAILED, EXIT_OK, UsageError
 from datathon_etl.framework.flags import parse_flags
-from datathon_etl.framework.manifest import SHARD_COUNTS, TFRECORD_SHARDS, Manifest
+from datathon_etl.framework.manifest import DECODED_VIEWS, SHARD_COUNTS, TFRECORD_SHARDS, Manifest
 from datathon_etl.framework.output_folders import Locations, claim_outputs, guarded
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout
 from datathon_etl.framework.run_records import read_tallies
 from datathon_etl.framework.runner import give_back_memory, is_dry_run, no_counts_reason
 from datathon_etl.framework.sharded_files import ShardFormat
+from datathon_etl.framework.tables import TableSpec
+from datathon_etl.framework.tables.decoded_view import create_decoded_view
 from datathon_etl.framework.tfrecords import FeatureSpec
 from datathon_etl.framework.tfrecords.shards import (
     finish_folders,
@@ -61,6 +66,7 @@ __all__ = [
     "RunOutputs",
     "ShardedOutput",
     "TFRecordOutput",
+    "TableOutput",
     "finish_run",
 ]
 
@@ -171,6 +177,19 @@ class ShardedOutput:
 
 
 @attrs.frozen
+class TableOutput:
+    """A table a run writes, which gets its decoded view once the run is done.
+
+    Attributes:
+        spec: The table (DuckDB or BigQuery).
+        schema: Its Arrow schema; coded columns carry their codes.
+    """
+
+    spec: TableSpec
+    schema: pa.Schema
+
+
+@attrs.frozen
 class RunOutputs:
     """Where a pipeline command writes.
 
@@ -179,12 +198,14 @@ class RunOutputs:
         folders: Every output folder the run claims, by flag (``--output_dir`` too).
         tfrecords: The TFRecord folders, if the run writes any.
         sharded: Its other sharded outputs.
+        tables: The tables it writes, for their decoded views.
     """
 
     layout: RunLayout
     folders: Locations
     tfrecords: TFRecordOutput | None = None
     sharded: tuple[ShardedOutput, ...] = ()
+    tables: tuple[TableOutput, ...] = ()
 
 
 class PipelineJob(Protocol):
@@ -260,6 +281,8 @@ class PipelineCommand(Command[PipelineJobT]):
             parameters[sharded.parameter] = shard_counts(
                 sharded.folder_uris(), sharded.root, sharded.suffix, sharded.count
             )
+        if counted and (views := _decoded_views(outputs.tables)):
+            parameters[DECODED_VIEWS] = views
         code = finish_run(
             outputs.layout,
             self.name,
@@ -270,6 +293,19 @@ class PipelineCommand(Command[PipelineJobT]):
         if line := self.finished(job):
             print(f"{self.prog}: {line}")
         return code
+
+
+def _decoded_views(tables: Sequence[TableOutput]) -> dict[str, str]:
+    """Creates the decoded view of each table with coded columns; table -> view."""
+    views = {}
+    for table in tables:
+        try:
+            view = create_decoded_view(table.spec, table.schema)
+        except ValueError as e:
+            raise UsageError(f"{e}; the table {table.spec} is written") from e
+        if view is not None:
+            views[str(table.spec)] = str(view)
+    return views
 
 
 def finish_run(

@@ -25,6 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from datathon_etl.framework.run_layout import MANIFEST_NAME
 
 __all__ = [
+    "DECODED_VIEWS",
     "IMAGES",
     "PARQUET_SHARDS",
     "PIXEL_SIZES",
@@ -40,6 +41,8 @@ __all__ = [
 
 IMAGES = "images"
 """Manifest stage: the images (tar members, image files); every output holds the written ones."""
+DECODED_VIEWS = "decoded_views"
+"""Manifest parameter: each table written -> its decoded SQL view (see `tables.decoded_view`)."""
 TFRECORD_SHARDS = "tfrecord_shards"
 """Manifest parameter: records per TFRecord shard, read back from the shards after the run."""
 WEBDATASET_SHARDS = "webdataset_shards"

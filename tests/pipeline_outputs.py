@@ -9,7 +9,9 @@ prints readable digests rather than images.
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import importlib
 import io
 import json
 import struct
@@ -26,9 +28,12 @@ from apache_beam.io.filesystems import FileSystems
 from google.cloud import bigquery as bq
 
 from datathon_etl.framework.manifest import Manifest
+from datathon_etl.framework.schema import Table
 
 __all__ = [
+    "assert_decoded",
     "bigquery_table",
+    "bigquery_view",
     "digest",
     "duckdb_table",
     "manifest_stages",
@@ -194,3 +199,36 @@ def duckdb_table(database: str | Path, table: str) -> pa.Table:
 def bigquery_table(client: bq.Client, table: str) -> pa.Table:
     """A BigQuery table (``project.dataset.table``), sorted by ``path``."""
     return client.list_rows(table).to_arrow().sort_by("path")
+
+
+def bigquery_view(client: bq.Client, view: str) -> pa.Table:
+    """A BigQuery view's rows (``project.dataset.view``), sorted by ``path``.
+
+    Queried: a view has no rows to list.
+    """
+    return client.query(f"SELECT * FROM `{view}` ORDER BY path").to_arrow()
+
+
+def assert_decoded(decoded: pa.Table, coded: pa.Table, declared: Table) -> None:
+    """The decoded view holds the coded table's rows, each code as its enum member's name.
+
+    The names come from the declaration's enum classes themselves, not from
+    the generated schema the view was made from; NULL stays NULL. Both
+    tables sorted alike.
+    """
+    assert decoded.schema.names == coded.schema.names == [c.name for c in declared.columns]
+    enums: dict[str, type[enum.IntEnum]] = {
+        c.name: getattr(importlib.import_module(c.enum.module), c.enum.name)
+        for c in declared.columns
+        if c.enum is not None
+    }
+    assert enums, f"{declared.name} has no coded column"
+    assert decoded.num_rows == coded.num_rows > 0
+    for index, (view_row, row) in enumerate(
+        zip(decoded.to_pylist(), coded.to_pylist(), strict=True)
+    ):
+        expected = {
+            name: value if name not in enums or value is None else enums[name](value).name.lower()
+            for name, value in row.items()
+        }
+        assert view_row == expected, f"row {index} ({row['path']})"

@@ -22,15 +22,20 @@ import pyarrow as pa
 import pytest
 from google.cloud import bigquery as bq
 
+from datathon_etl.datasets.mimic_cxr import DATASET
 from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
+from datathon_etl.framework.manifest import DECODED_VIEWS, Manifest
 from datathon_etl.framework.pipelines import images_to_tfrecord
+from datathon_etl.framework.schema import Table, read_dataset
 from datathon_etl.framework.tables import BigQueryWriteMethod
 from datathon_etl.generated.mimic_cxr import rows
 from datathon_etl.generated.mimic_cxr.infer import main as infer
 from datathon_etl.generated.mimic_cxr.ingest import main as ingest
 from tests.emulators import BigQueryHandle, GcsHandle
 from tests.pipeline_outputs import (
+    assert_decoded,
     bigquery_table,
+    bigquery_view,
     digest,
     duckdb_table,
     manifest_stages,
@@ -44,6 +49,7 @@ from tests.pipeline_outputs import (
 )
 
 RUNNER = "--runner=FnApiRunner"
+DECLARED = read_dataset(DATASET, "mimic_cxr")
 SIZE = 64
 METHODS = [BigQueryWriteMethod.FILE_LOADS, BigQueryWriteMethod.STREAMING_INSERTS]
 DATA = Path(__file__).parent / "data"
@@ -121,7 +127,8 @@ def test_mimic_cxr_ingest_on_gcs_and_bigquery_matches_local(
 
     Same exit code, JPG tree (byte for byte), TFRecords per split and view,
     features.json, manifest counts and quarantine; the BigQuery labels table
-    equals the DuckDB one row by row, with either write method.
+    equals the DuckDB one row by row, with either write method, and so does
+    its decoded view, which is the table decoded.
     """
     local, local_code = local_ingest
     bucket = gcs.bucket()
@@ -166,6 +173,19 @@ def test_mimic_cxr_ingest_on_gcs_and_bigquery_matches_local(
         bigquery_table(bigquery.client, table),
         duckdb_table(local / "tables.duckdb", "mimic_cxr_labels"),
     )
+    _assert_decoded_view(bigquery, table, out, local, "mimic_cxr_labels", DECLARED.labels_table)
+
+
+def _assert_decoded_view(
+    bigquery: BigQueryHandle, table: str, out: str, local: Path, local_table: str, declared: Table
+) -> None:
+    """``<table>_decoded`` in BigQuery: the table decoded, as the local view, in the manifest."""
+    view = bigquery_view(bigquery.client, f"{table}_decoded")
+    assert_decoded(view, bigquery_table(bigquery.client, table), declared)
+    _assert_same_table(view, duckdb_table(local / "tables.duckdb", f"{local_table}_decoded"))
+    spec = table.replace(".", ":", 1)
+    views = Manifest.read(f"{out}/_manifest.json").parameters[DECODED_VIEWS]
+    assert views == {spec: f"{spec}_decoded"}
 
 
 def test_tfrecords_on_gcs_beside_a_local_output_dir(
@@ -294,6 +314,9 @@ def test_inference_on_gcs_and_bigquery_matches_local(
         assert [cloud_row[name] for name in rows.TARGET_COLUMNS] == pytest.approx(
             logits, rel=1e-5, abs=1e-6
         ), ids["path"]
+    _assert_decoded_view(
+        bigquery, table, out, local, "mimic_cxr_predictions", DECLARED.predictions_table
+    )
 
 
 # --- images-to-tfrecord with a BigQuery label query --------------------------

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 import webdataset
 
+from datathon_etl.framework.images.formats import ImageFormat, tree_path
 from datathon_etl.framework.manifest import Manifest
 from datathon_etl.framework.pipelines.images_to_tfrecord import main
 from datathon_etl.framework.quarantine import Quarantined, Reason
@@ -373,3 +374,86 @@ def test_one_reader_gives_scalars_and_keeps_nulls(images, tmp_path):
             example["over_55"].numpy().tolist(),
         )
     assert found == {"00000001_000.png": (57, True, [57]), "00027426_000.png": (53, True, [])}
+
+
+@pytest.fixture(scope="module")
+def same_stems(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``a.png`` and ``a.jpg`` side by side (two real images), and a real DICOM ``b.dcm``."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("same_stems")
+    shutil.copy(DATA / "images" / "00000001_000.png", root / "a.png")
+    with Image.open(DATA / "images" / "00027426_000.png") as image:
+        image.convert("L").save(root / "a.jpg", quality=90)
+    shutil.copy(DATA / "dicom" / "CT_small.dcm", root / "b.dcm")
+    return root
+
+
+STEMS_QUERY = "SELECT * FROM (VALUES ('a.png', 1), ('a.jpg', 2), ('b.dcm', 3)) AS t(path, label)"
+
+
+def _run_tree(images: Path, out: Path, *extra: str, query: str = STEMS_QUERY) -> int:
+    argv = ["--input_prefix", f"{images}/", "--query", query, "--output_image_shape", "32", "32"]
+    argv += ["--output_tfrecord_dir", str(out / "tfrecords"), "--output_dir", str(out)]
+    return main([*argv, "--output_jpg_dir", str(out / "jpg"), *extra])
+
+
+@pytest.mark.parametrize(
+    ("output_format", "names"),
+    [
+        ("jpeg", {"a.png": "a.png.jpg", "a.jpg": "a.jpg", "b.dcm": "b.jpg"}),
+        ("png", {"a.png": "a.png", "a.jpg": "a.jpg.png", "b.dcm": "b.png"}),
+    ],
+)
+def test_the_image_tree_names_files_for_their_format_without_collisions(
+    same_stems, tmp_path, output_format, names
+):
+    """--output_jpg_dir: a.png and a.jpg stay two files, each the TFRecords' bytes of its image."""
+    assert _run_tree(same_stems, tmp_path, "--output_image_format", output_format) == 0
+    feature, magic = {"jpeg": ("jpg_bytes", b"\xff\xd8\xff"), "png": ("png_bytes", b"\x89PNG")}[
+        output_format
+    ]
+    written = _written(tmp_path, feature)
+    assert set(written) == set(names)
+    tree = tmp_path / "jpg"
+    files = {str(p.relative_to(tree)): p.read_bytes() for p in tree.rglob("*") if p.is_file()}
+    assert files == {names[path]: data for path, data in written.items()}
+    assert all(data.startswith(magic) for data in files.values())
+    manifest = Manifest.read(str(tmp_path / "_manifest.json"))
+    assert manifest.parameters["output_jpg_dir"] == str(tree)
+
+
+def test_label_paths_that_would_share_a_file_are_refused_before_the_run(
+    same_stems, tmp_path, capsys
+):
+    """b.dcm and b.jpg would both be b.jpg: one line naming both, exit 2, nothing written."""
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(same_stems / "a.jpg", images / "b.jpg")
+    shutil.copy(same_stems / "b.dcm", images / "b.dcm")
+    query = "SELECT * FROM (VALUES ('b.dcm', 1), ('b.jpg', 2)) AS t(path, label)"
+    assert _run_tree(images, tmp_path / "out", query=query) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1
+    assert "--output_jpg_dir: the images 'b.dcm' and 'b.jpg' would both be written as 'b.jpg'" in (
+        stderr
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "image_format", "expected"),
+    [
+        ("p1/a.jpg", ImageFormat.JPEG, "p1/a.jpg"),
+        ("p1/a.JPEG", ImageFormat.JPEG, "p1/a.JPEG"),
+        ("p1/a.png", ImageFormat.JPEG, "p1/a.png.jpg"),
+        ("p1/a.png", ImageFormat.PNG, "p1/a.png"),
+        ("p1/a.jpg", ImageFormat.PNG, "p1/a.jpg.png"),
+        ("p1/b.dcm", ImageFormat.JPEG, "p1/b.jpg"),
+        ("p1/b.dcm", ImageFormat.PNG, "p1/b.png"),
+        ("v1.2/IM0001", ImageFormat.JPEG, "v1.2/IM0001.jpg"),
+    ],
+)
+def test_tree_path(path, image_format, expected):
+    """The image tree's naming rule, case by case."""
+    assert tree_path(path, image_format) == expected

@@ -3,8 +3,9 @@
 Writes a small synthetic sample in the legacy layout, then runs, on the
 embedded defaults (local files, DuckDB):
 
-1. the generated ingestion entry point (JPGs, TFRecords, labels table, and
-   the data card ``_card.html``), and one SQL query on the labels table;
+1. the generated ingestion entry point (JPGs, TFRecords, WebDataset and
+   Parquet shards, labels table, and the data card ``_card.html``), and one
+   SQL query on the labels table's decoded view;
 2. ``examples/train_mimic_cxr.py``: one short epoch of a small CNN on the
    train split's TFRecords, saved as ``.keras``;
 3. ``datathon-etl mimic_cxr infer``: batched predictions of the valid split
@@ -33,12 +34,11 @@ import duckdb
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
 
 QUERY = """
-SELECT CASE view WHEN 0 THEN 'frontal' WHEN 1 THEN 'lateral' ELSE 'other' END AS view,
-       CASE dataset WHEN 0 THEN 'train' ELSE 'valid' END AS split,
+SELECT view, dataset AS split,
        count(*) AS images,
-       count(*) FILTER (WHERE cardiomegaly = 3) AS cardiomegaly_positive,
-       count(*) FILTER (WHERE edema = 2) AS edema_uncertain
-FROM mimic_cxr_labels
+       count(*) FILTER (WHERE cardiomegaly = 'positive') AS cardiomegaly_positive,
+       count(*) FILTER (WHERE edema = 'uncertain') AS edema_uncertain
+FROM mimic_cxr_labels_decoded
 GROUP BY ALL
 ORDER BY split, view
 """
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
 
     database = out / "tables.duckdb"
-    print(f"\ndemo: one SQL query on the labels table ({database}):{QUERY}")
+    print(f"\ndemo: one SQL query on the labels table's decoded view ({database}):{QUERY}")
     with duckdb.connect(str(database), read_only=True) as db:
         db.sql(QUERY).show()
 
@@ -111,7 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo: outputs\n"
         f"  resized JPGs       {out / 'jpg'}/\n"
         f"  TFRecords          {out / 'tfrecords'}/<split>/<view>/data-*.tfrecord\n"
-        f"  tables             {database} (mimic_cxr_labels, mimic_cxr_leaderboard)\n"
+        f"  WebDataset         {out / 'webdataset'}/<split>/<view>/data-*.tar\n"
+        f"  Parquet            {out / 'parquet'}/<split>/<view>/data-*.parquet "
+        "(examples/train_mimic_cxr_torch.py trains on them)\n"
+        f"  tables             {database} (mimic_cxr_labels and its _decoded view, "
+        "mimic_cxr_leaderboard)\n"
         f"  predictions        {predictions}\n"
         f"  trained model      {model}\n"
         f"  manifests          {out / '_manifest.json'}, {args.out / 'infer' / '_manifest.json'}\n"
@@ -135,6 +139,10 @@ def ingest_args(sample_dir: Path, out: Path, workers: int) -> list[str]:
         str(out / "jpg"),
         "--output_tfrecord_dir",
         str(out / "tfrecords"),
+        "--output_webdataset_dir",
+        str(out / "webdataset"),
+        "--output_parquet_dir",
+        str(out / "parquet"),
         "--output_image_shape",
         "320",
         "320",

@@ -6,9 +6,10 @@ no extension), so the format is read from the magic number in the file.
 
 from __future__ import annotations
 
+import posixpath
 from enum import StrEnum
 
-__all__ = ["OUTPUT_FORMATS", "ImageFormat", "detect_format"]
+__all__ = ["OUTPUT_FORMATS", "ImageFormat", "detect_format", "tree_path"]
 
 
 class ImageFormat(StrEnum):
@@ -59,3 +60,32 @@ def detect_format(data: bytes) -> ImageFormat | None:
     if data.startswith(_DICOM_MAGIC, _DICOM_OFFSET):
         return ImageFormat.DICOM
     return None
+
+
+_EXTENSIONS = {ImageFormat.JPEG: (".jpg", ".jpeg"), ImageFormat.PNG: (".png",)}
+
+
+def tree_path(path: str, image_format: ImageFormat) -> str:
+    """Where an image tree (``--output_jpg_dir``) holds the output image of ``path``.
+
+    The name always ends with the output format's extension, and two images
+    of one folder that differ only by their image extension stay apart:
+
+    * an extension of the output format (``.jpg``, ``.jpeg``, ``.png``, any
+      case) is kept: ``a.jpg`` -> ``a.jpg``;
+    * the other output format's is kept and the output's added:
+      ``a.png`` -> ``a.png.jpg`` (beside ``a.jpg`` -> ``a.jpg``);
+    * any other (``.dcm``) or none is replaced: ``b.dcm``, ``b`` -> ``b.jpg``.
+
+    Args:
+        path: The image's relative path.
+        image_format: The output format (JPEG or PNG).
+    """
+    stem, extension = posixpath.splitext(path)
+    extension = extension.lower()
+    if extension in _EXTENSIONS[image_format]:
+        return path
+    suffix = _EXTENSIONS[image_format][0]
+    if any(extension in _EXTENSIONS[other] for other in OUTPUT_FORMATS):
+        return path + suffix
+    return stem + suffix

@@ -1,4 +1,4 @@
-"""`ImageOptions`: the image transform's flags, the same in every pipeline."""
+"""`ImageOptions`: the image transform's flags, the same in every pipeline; `ImageTreeOptions`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,24 @@ from datathon_etl.framework.images.dicom import DicomOptions, MultiFrame, Window
 from datathon_etl.framework.images.formats import OUTPUT_FORMATS, ImageFormat
 from datathon_etl.framework.images.transform import DEFAULT_MAX_PIXELS, Aspect, ImageSpec
 
-__all__ = ["ImageOptions", "image_spec_from_options"]
+__all__ = ["ImageOptions", "ImageTreeOptions", "image_spec_from_options"]
+
+
+class ImageTreeOptions(PipelineOptions):
+    """Where the resized images go as files (the original ``--output_jpg_dir``)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument_group("image tree").add_argument(
+            "--output_jpg_dir",
+            default=None,
+            help=(
+                "Write the resized images here, at their relative paths, named for "
+                "their output format: a.jpg stays a.jpg, a.png becomes a.png.jpg, "
+                "b.dcm becomes b.jpg (with --output_image_format png: a.jpg.png, "
+                "a.png, b.png) (optional)."
+            ),
+        )
 
 
 class ImageOptions(PipelineOptions):

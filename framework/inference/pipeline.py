@@ -57,7 +57,7 @@ import attrs
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from datathon_etl.framework.command import PipelineCommand
+from datathon_etl.framework.command import PipelineCommand, RunOutputs, TableOutput
 from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.inference.model_handler import (
     KerasModelHandler,
@@ -339,6 +339,15 @@ class Infer(PipelineCommand[InferenceJob]):
         """Checks the flags, the cloud resources, the inputs and the model (loaded once)."""
         logging.getLogger().addFilter(_MEMORY_WARNING_FILTER)  # added once, however often run
         return job_from_options(self.spec, options)
+
+    def outputs(self, job: InferenceJob) -> RunOutputs:
+        """The ``--output_dir``; the predictions table, for its decoded view."""
+        table, _ = _table_schema(self.spec, job)
+        return RunOutputs(
+            job.layout,
+            {"--output_dir": job.layout.output_dir},
+            tables=(TableOutput(table, self.spec.predictions_schema),),
+        )
 
     def started(self, job: InferenceJob) -> str:
         """The inputs, the model's signature, the batch size."""

@@ -14,9 +14,9 @@ __all__ = ["IngestOptions"]
 class IngestOptions(PipelineOptions):
     """Flags of the original ``prepare_mimic_cxr.py``, with the same names and meaning.
 
-    The tar, path-match, TFRecord, WebDataset and Parquet flags come from
-    `TarOptions`, `MatchOptions`, `TFRecordOptions` and `ShardOutputOptions`,
-    shared with other pipelines.
+    The tar, path-match, image tree, TFRecord, WebDataset and Parquet flags
+    come from `TarOptions`, `MatchOptions`, `ImageTreeOptions`,
+    `TFRecordOptions` and `ShardOutputOptions`, shared with other pipelines.
     """
 
     @classmethod
@@ -28,9 +28,4 @@ class IngestOptions(PipelineOptions):
             type=glob_flag,
             default=None,
             help="One or more globs of label CSVs (plain or gzipped).",
-        )
-        group.add_argument(
-            "--output_jpg_dir",
-            default=None,
-            help="Write the resized images here, at their relative paths (optional).",
         )

@@ -35,11 +35,16 @@ from datathon_etl.framework.command import (
     PipelineCommand,
     RunOutputs,
     ShardedOutput,
+    TableOutput,
     TFRecordOutput,
 )
 from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageSpec
-from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
+from datathon_etl.framework.images.options import (
+    ImageOptions,
+    ImageTreeOptions,
+    image_spec_from_options,
+)
 from datathon_etl.framework.ingest.assemble import (
     ABSENT_LABELS_NOTE,
     LEAKAGE_NOTE,
@@ -89,6 +94,7 @@ from datathon_etl.framework.tables import (
     BigQueryTable,
     BigQueryWriteMethod,
     DuckDBTable,
+    TableSpec,
     WriteTable,
     parse_table_spec,
 )
@@ -249,7 +255,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
-            WriteImageFileFn(job.jpg_dir, job.layout.temp_dir)
+            WriteImageFileFn(job.jpg_dir, job.layout.temp_dir, job.image.format)
         )
     if job.tfrecord_dir:
         _write_tfrecords(examples, spec, job)
@@ -300,8 +306,12 @@ def _sharded_outputs(spec: IngestSpec, job: IngestJob) -> tuple[ShardedOutput, .
     )
 
 
+def _labels_table(job: IngestJob) -> TableSpec:
+    return parse_table_spec(job.table, default_database=f"{job.layout.output_dir}/tables.duckdb")
+
+
 def _write_table(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:
-    table = parse_table_spec(job.table, default_database=f"{job.layout.output_dir}/tables.duckdb")
+    table = _labels_table(job)
     schema = spec.labels_bigquery_schema if isinstance(table, BigQueryTable) else spec.labels_schema
     labels_row = spec.labels_row
     _ = (
@@ -352,6 +362,7 @@ def _study_csvs(
 
 def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> IngestJob:
     ingest = options.view_as(IngestOptions)
+    jpg_dir: str | None = options.view_as(ImageTreeOptions).output_jpg_dir
     tar_options = options.view_as(TarOptions)
     prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
@@ -359,7 +370,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
     parquet_dir: str | None = options.view_as(ShardOutputOptions).output_parquet_dir
     # The original had no --output_dir: by default the run's records go with its outputs.
     output_dir, _ = resolve_output_dir(
-        prog, options, tfrecord_dir or ingest.output_jpg_dir or webdataset_dir or parquet_dir
+        prog, options, tfrecord_dir or jpg_dir or webdataset_dir or parquet_dir
     )
     # The labels table is cheap and always useful: by default a DuckDB table.
     table: str = options.view_as(TableOutputOptions).output_table or f"{spec.dataset}_labels"
@@ -375,7 +386,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
             "--input_prefix": prefixes,
             "--input_csv": ingest.input_csv,
             "--output_dir": output_dir,
-            "--output_jpg_dir": ingest.output_jpg_dir,
+            "--output_jpg_dir": jpg_dir,
             "--output_tfrecord_dir": tfrecord_dir,
             "--output_webdataset_dir": webdataset_dir,
             "--output_parquet_dir": parquet_dir,
@@ -406,7 +417,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         csvs=tuple(csv_files),
         layout=RunLayout(output_dir),
         image=image,
-        jpg_dir=(ingest.output_jpg_dir or "").rstrip("/") or None,
+        jpg_dir=(jpg_dir or "").rstrip("/") or None,
         tfrecord_dir=(tfrecord_dir or "").rstrip("/") or None,
         webdataset_dir=(webdataset_dir or "").rstrip("/") or None,
         parquet_dir=(parquet_dir or "").rstrip("/") or None,
@@ -465,6 +476,7 @@ class Ingest(PipelineCommand[IngestJob]):
             TarOptions,
             InputFilesOptions,
             IngestOptions,
+            ImageTreeOptions,
             *([StudyLabelsOptions] if spec.study_labels is not None else []),
             MatchOptions,
             TFRecordOptions,
@@ -499,7 +511,13 @@ class Ingest(PipelineCommand[IngestJob]):
                     "reader": spec.features_module,
                 },
             )
-        return RunOutputs(job.layout, _output_folders(job), tfrecords, _sharded_outputs(spec, job))
+        return RunOutputs(
+            job.layout,
+            _output_folders(job),
+            tfrecords,
+            _sharded_outputs(spec, job),
+            (TableOutput(_labels_table(job), spec.labels_schema),),
+        )
 
     def started(self, job: IngestJob) -> str:
         """How many files of each kind."""

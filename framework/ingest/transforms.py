@@ -37,6 +37,7 @@ from datathon_etl.framework.images import (
     Transformed,
     transform_image_sized,
 )
+from datathon_etl.framework.images.formats import ImageFormat, tree_path
 from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, decide
 from datathon_etl.framework.ingest.pixel_sizes import CombinePixelSizes, PixelSizes
@@ -452,16 +453,17 @@ class JoinAndTransform(beam.PTransform):
 
 
 class WriteImageFileFn(beam.DoFn):
-    """Writes each example's image at ``<output_dir>/<path>``, atomically."""
+    """Writes each example's image at ``<output_dir>/<path>``, atomically (see `tree_path`)."""
 
-    def __init__(self, output_dir: str, temp_dir: str) -> None:
+    def __init__(self, output_dir: str, temp_dir: str, image_format: ImageFormat) -> None:
         super().__init__()
         self._output_dir = output_dir
         self._temp_dir = temp_dir
+        self._format = image_format
 
     def process(self, example: Example[Any, Any]) -> Iterator[str]:
         """Writes one file; yields its URI."""
-        destination = output_path(self._output_dir, example.path)
+        destination = output_path(self._output_dir, tree_path(example.path, self._format))
         with atomic_create(destination, self._temp_dir) as sink:
             sink.write(example.image)
         yield destination

@@ -21,7 +21,9 @@ beside the shards describes the features. With ``--output_webdataset_dir``
 and ``--output_parquet_dir``, the same records are also written as WebDataset
 and Parquet shards (`datathon_etl.framework.shard_formats`), and with
 ``--output_table`` as a labels table (DuckDB or BigQuery): ``path`` and the
-label columns in their storage types, the labels row; ``<output_dir>/_manifest.json``
+label columns in their storage types, the labels row; with ``--output_jpg_dir``
+each image is also written as a file (named by `tree_path`; label paths that
+would share a file are refused before the run); ``<output_dir>/_manifest.json``
 (written last) counts images and label rows: every one is written or
 quarantined, with its reason, in ``<output_dir>/_quarantine/``.
 """
@@ -54,13 +56,19 @@ from datathon_etl.framework.command import (
 )
 from datathon_etl.framework.errors import UsageError
 from datathon_etl.framework.images import ImageFormat, ImageSpec
-from datathon_etl.framework.images.options import ImageOptions, image_spec_from_options
+from datathon_etl.framework.images.formats import tree_path
+from datathon_etl.framework.images.options import (
+    ImageOptions,
+    ImageTreeOptions,
+    image_spec_from_options,
+)
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
     JoinAndTransform,
+    WriteImageFileFn,
 )
 from datathon_etl.framework.manifest import PARQUET_SHARDS, PIXEL_SIZES, WEBDATASET_SHARDS, Outcome
 from datathon_etl.framework.output_folders import check_apart
@@ -154,6 +162,7 @@ class _Job:
     bigquery_method: BigQueryWriteMethod = BigQueryWriteMethod.FILE_LOADS
     card: bool = True
     card_images: bool = True
+    jpg_dir: str | None = None
 
 
 def _labels_row(example: Example[str, dict[str, Any]]) -> dict[str, Any]:
@@ -274,6 +283,10 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
             tfrecord_sharding(p.options),
         )
     )
+    if job.jpg_dir:
+        _ = labelled.examples | "WriteImageTree" >> beam.ParDo(
+            WriteImageFileFn(job.jpg_dir, job.layout.temp_dir, job.image.format)
+        )
     if job.sharded:
         _ = labelled.examples | "WriteShardedOutputs" >> WriteShardedOutputs(
             job.sharded, job.layout.run_id, _no_folder
@@ -333,6 +346,28 @@ def feature_specs(labels: pa.Schema, image_feature: str) -> tuple[FeatureSpec, .
     return tuple(specs)
 
 
+def _check_tree_names(
+    labels: pa.Table, roots: Sequence[str], regex: str | None, image_format: ImageFormat
+) -> None:
+    """Refuses label paths that would share one file of the image tree (see `tree_path`).
+
+    Raises:
+        UsageError: Two paths, e.g. ``b.dcm`` and ``b.jpg``, would both be ``b.jpg``.
+    """
+    seen: dict[str, str] = {}
+    for labelled in labels.column(PATH_COLUMN).drop_null().to_pylist():
+        path = relative_path(str(labelled), roots)
+        if regex is not None and not re.fullmatch(regex, path):
+            continue
+        name = tree_path(path, image_format)
+        first = seen.setdefault(name, path)
+        if first != path:
+            raise UsageError(
+                f"--output_jpg_dir: the images {first!r} and {path!r} would both be written "
+                f"as {name!r}; rename one, or leave --output_jpg_dir out"
+            )
+
+
 def _preflight(
     options: PipelineOptions,
     patterns: Sequence[str],
@@ -373,7 +408,8 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
     shard_options = options.view_as(ShardOutputOptions)
     webdataset_dir = (shard_options.output_webdataset_dir or "").rstrip("/") or None
     parquet_dir = (shard_options.output_parquet_dir or "").rstrip("/") or None
-    outputs = _output_folders(output_dir, tfrecord_dir, webdataset_dir, parquet_dir)
+    jpg_dir = (options.view_as(ImageTreeOptions).output_jpg_dir or "").rstrip("/") or None
+    outputs = _output_folders(output_dir, tfrecord_dir, webdataset_dir, parquet_dir, jpg_dir)
     table_options = options.view_as(TableOutputOptions)
     table: TableSpec | None = None
     if table_options.output_table:
@@ -417,6 +453,9 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
         )
     except ValueError as e:
         raise UsageError(str(e)) from e
+    if jpg_dir:
+        roots = [input_root(pattern) for pattern in patterns]
+        _check_tree_names(labels, roots, regex, image.format)
     image_feature = f"{'jpg' if image.format is ImageFormat.JPEG else 'png'}_bytes"
     schema = nulls_found(labels)
     specs = feature_specs(schema, image_feature)
@@ -442,17 +481,23 @@ def _job(prog: str, options: PipelineOptions) -> _Job:
         bigquery_method=BigQueryWriteMethod(table_options.bigquery_write_method),
         card=not options.view_as(CardOptions).no_card,
         card_images=not options.view_as(CardOptions).card_without_images,
+        jpg_dir=jpg_dir,
     )
 
 
 def _output_folders(
-    output_dir: str, tfrecord_dir: str, webdataset_dir: str | None, parquet_dir: str | None
+    output_dir: str,
+    tfrecord_dir: str,
+    webdataset_dir: str | None,
+    parquet_dir: str | None,
+    jpg_dir: str | None,
 ) -> dict[str, str | None]:
     return {
         "--output_dir": output_dir,
         "--output_tfrecord_dir": tfrecord_dir,
         "--output_webdataset_dir": webdataset_dir,
         "--output_parquet_dir": parquet_dir,
+        "--output_jpg_dir": jpg_dir,
     }
 
 
@@ -466,6 +511,7 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
         MatchOptions,
         TFRecordOptions,
         ShardOutputOptions,
+        ImageTreeOptions,
         OutputOptions,
         TableOutputOptions,
         LabelsSourceOptions,
@@ -486,10 +532,12 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
         return _job(self.prog, options)
 
     def outputs(self, job: _Job) -> RunOutputs:
-        """The ``--output_dir``, the TFRecords', WebDataset and Parquet folders."""
+        """The ``--output_dir``, the TFRecords', WebDataset, Parquet and image tree folders."""
         return RunOutputs(
             job.layout,
-            _output_folders(job.layout.output_dir, job.tfrecord_dir, *_sharded_roots(job)),
+            _output_folders(
+                job.layout.output_dir, job.tfrecord_dir, *_sharded_roots(job), job.jpg_dir
+            ),
             TFRecordOutput(job.tfrecord_dir, ("",), job.specs),
             job.sharded,
         )
@@ -517,6 +565,7 @@ class ImagesToTFRecord(PipelineCommand[_Job]):
             "path_match_regex": job.path_match_regex,
             "output_tfrecord_dir": job.tfrecord_dir,
             **{f"output_{output.name.lower()}_dir": output.root for output in job.sharded},
+            "output_jpg_dir": job.jpg_dir,
             "image": attrs.asdict(job.image),
             "features": [s.name for s in job.specs],
         }
