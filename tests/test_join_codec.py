@@ -18,7 +18,7 @@ from datathon_etl.framework.ingest.assemble import (
     TableRow,
 )
 from datathon_etl.framework.ingest.compact import JoinCodec, Wheres, from_bytes
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, Transformed
 from datathon_etl.framework.quarantine import Reason
 
 KEY = ImageKey(10003156, 1, 2, View.LATERAL, Split.VALID)
@@ -40,10 +40,11 @@ def _plain(value: Any) -> bool:
     [
         ImageItem("a.tar#p/x.jpg", KEY, MemberRef("a.tar", "p/x.jpg", 1536, 3400)),
         ImageItem("file:///in/p/x.jpg", KEY, "file:///in/p/x.jpg"),
-        ImageItem("a.tar.gz#p/x.jpg", KEY, b"\xff\xd8resized"),
+        ImageItem("a.tar.gz#p/x.jpg", KEY, Transformed(b"\xff\xd8resized")),
+        ImageItem("a.tar.gz#p/x.dcm", KEY, Transformed(b"\xff\xd8resized", ("PA", None, ""))),
         ImageItem("a.tar.gz#p/x.jpg", KEY, Refused(Reason.TRUNCATED_IMAGE, "cut at 12%")),
     ],
-    ids=["member", "file", "bytes", "refused"],
+    ids=["member", "file", "transformed", "transformed-with-attributes", "refused"],
 )
 def test_an_image_packs_to_plain_values_and_back(item: ImageItem[Any]) -> None:
     path, packed = CODEC.pack_image(("p/x.jpg", item))

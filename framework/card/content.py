@@ -24,6 +24,7 @@ from datathon_etl.framework.card.run_files import (
 )
 from datathon_etl.framework.card.tables import QueryTable, open_table
 from datathon_etl.framework.card.thumbnails import thumbnail_uri
+from datathon_etl.framework.images.formats import ImageFormat, tree_path
 from datathon_etl.framework.manifest import TFRECORD_SHARDS, Manifest
 from datathon_etl.framework.schema import Column, Dataset, DatasetIR, read_dataset
 from datathon_etl.framework.tables import parse_table_spec
@@ -400,12 +401,15 @@ def _thumbnails(table: QueryTable, manifest: Manifest, ir: DatasetIR) -> list[Th
     folder = _jpg_dir(manifest)
     if folder is None:
         return []
+    image_format = ImageFormat(manifest.parameters.get("image", {}).get("format", "jpeg"))
     split, view = ir.split, ir.view
     by = [c.name for c in (split, view) if c is not None]
     groups = stats.sample_paths(table, by, per_group=THUMBNAILS_PER_GROUP)
     found = []
     for group, paths in groups.items():
         split_name, view_name = _split_view(split, view, group)
-        uris = tuple((path, thumbnail_uri(f"{folder}/{path}")) for path in paths)
+        uris = tuple(
+            (path, thumbnail_uri(f"{folder}/{tree_path(path, image_format)}")) for path in paths
+        )
         found.append(Thumbnails(split_name, view_name, uris))
     return found

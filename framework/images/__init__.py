@@ -14,6 +14,7 @@ from datathon_etl.framework.images.transform import (
     ImageError,
     ImageSpec,
     transform_image,
+    transform_with_attributes,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "ImageSpec",
     "detect_format",
     "transform_image",
+    "transform_with_attributes",
 ]

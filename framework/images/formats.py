@@ -6,9 +6,10 @@ no extension), so the format is read from the magic number in the file.
 
 from __future__ import annotations
 
+import posixpath
 from enum import StrEnum
 
-__all__ = ["OUTPUT_FORMATS", "ImageFormat", "detect_format"]
+__all__ = ["OUTPUT_FORMATS", "ImageFormat", "detect_format", "tree_path"]
 
 
 class ImageFormat(StrEnum):
@@ -59,3 +60,18 @@ def detect_format(data: bytes) -> ImageFormat | None:
     if data.startswith(_DICOM_MAGIC, _DICOM_OFFSET):
         return ImageFormat.DICOM
     return None
+
+
+_EXTENSIONS = {ImageFormat.JPEG: ".jpg", ImageFormat.PNG: ".png"}
+
+
+def tree_path(path: str, image_format: ImageFormat) -> str:
+    """Where an image tree (``--output_jpg_dir``) holds the output image of ``path``.
+
+    The image's own path, except that a path whose extension is not a JPEG's
+    or a PNG's (``.dcm``, none) gets the output format's in its place.
+    """
+    stem, extension = posixpath.splitext(path)
+    if extension.lower() in (".jpg", ".jpeg", ".png"):
+        return path
+    return f"{stem}{_EXTENSIONS[image_format]}"

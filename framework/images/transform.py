@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from enum import StrEnum
 
 import attrs
@@ -56,6 +57,7 @@ __all__ = [
     "ImageError",
     "ImageSpec",
     "transform_image",
+    "transform_with_attributes",
 ]
 
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -163,6 +165,16 @@ class ImageError(Exception):
 def transform_image(data: bytes, spec: ImageSpec) -> bytes:
     """Decodes an image, resizes it to the spec and encodes it.
 
+    `transform_with_attributes` without attributes: see there.
+    """
+    return transform_with_attributes(data, spec, ())[0]
+
+
+def transform_with_attributes(
+    data: bytes, spec: ImageSpec, keywords: Sequence[str]
+) -> tuple[bytes, tuple[str | None, ...]]:
+    """Decodes an image, resizes it to the spec and encodes it; reads its declared attributes.
+
     Every JPEG and PNG variant Pillow reads is accepted: grayscale, RGB, CMYK,
     baseline or progressive JPEG; 1, 2, 4, 8 or 16-bit PNG, palette, with or
     without alpha. Conversions:
@@ -180,14 +192,17 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
     Args:
         data: The encoded source image.
         spec: The output size, channels, format and aspect handling.
+        keywords: DICOM header attributes to read (a data set's declared
+            ones); the image must then be a DICOM file.
 
     Returns:
         The encoded output image, exactly ``spec.height`` x ``spec.width`` with
-        ``spec.channels`` channels.
+        ``spec.channels`` channels; the attributes as text (None: absent).
 
     Raises:
         ImageError: With reason EMPTY_FILE, NOT_AN_IMAGE, WRONG_IMAGE_FORMAT, TOO_MANY_PIXELS,
-            TRUNCATED_IMAGE or UNDECODABLE_IMAGE.
+            TRUNCATED_IMAGE, UNDECODABLE_IMAGE, a DICOM reason, or
+            WRONG_IMAGE_FORMAT for attributes asked of an image that is not DICOM.
     """
     if not data:
         raise ImageError(Reason.EMPTY_FILE, "zero bytes")
@@ -200,8 +215,15 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
         raise ImageError(
             Reason.WRONG_IMAGE_FORMAT, f"{source_format} bytes, expected {spec.source_format}"
         )
+    attributes: tuple[str | None, ...] = ()
     if source_format is ImageFormat.DICOM:
-        image, value_range = _decode_dicom(data, spec)
+        image, value_range, attributes = _decode_dicom(data, spec, keywords)
+    elif keywords:
+        raise ImageError(
+            Reason.WRONG_IMAGE_FORMAT,
+            f"{source_format} bytes; the data set reads DICOM header attributes "
+            f"({', '.join(keywords)}), so its images must be DICOM files",
+        )
     else:
         source = _open(data, source_format, spec)
         # Geometry from the header's size, so that a scaled JPEG decode gives the
@@ -225,7 +247,7 @@ def transform_image(data: bytes, spec: ImageSpec) -> bytes:
         canvas = Image.new(image.mode, (spec.width, spec.height), 0)
         canvas.paste(image, ((spec.width - image.width) // 2, (spec.height - image.height) // 2))
         image = canvas
-    return _encode(image, spec)
+    return _encode(image, spec), attributes
 
 
 def _open(data: bytes, source_format: ImageFormat, spec: ImageSpec) -> ImageFile.ImageFile:
@@ -258,21 +280,25 @@ def _check_size(width: int, height: int, source_format: ImageFormat, spec: Image
         )
 
 
-def _decode_dicom(data: bytes, spec: ImageSpec) -> tuple[Image.Image, tuple[float, float] | None]:
+def _decode_dicom(
+    data: bytes, spec: ImageSpec, keywords: Sequence[str]
+) -> tuple[Image.Image, tuple[float, float] | None, tuple[str | None, ...]]:
     """Decodes a DICOM file's picture at the output size (see `dicom`).
 
     Returns:
-        The image (F in 0..1 for grey, RGB for colour) and, for F, its range.
+        The image (F in 0..1 for grey, RGB for colour), for F its range, and
+        the attributes ``keywords`` as text.
     """
     try:
         source = read_dicom(data, spec.dicom)
+        attributes = source.attributes(keywords)
         _check_size(source.width, source.height, ImageFormat.DICOM, spec)
         box = _source_box(source.width, source.height, spec)
         size = _resized_size(source.width, source.height, spec)
         image, grey = source.render(box, size, spec.dicom, precise=spec.bit_depth == 16)
     except DicomError as error:
         raise ImageError(error.reason, error.detail) from error
-    return image, ((0.0, 1.0) if grey else None)
+    return image, ((0.0, 1.0) if grey else None), attributes
 
 
 def _load(

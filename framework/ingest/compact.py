@@ -21,15 +21,15 @@ import attrs
 from apache_beam.coders import coders
 
 from datathon_etl.framework.archives import MemberRef
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, Transformed
 from datathon_etl.framework.quarantine import Reason
 
 __all__ = ["JoinCodec", "Wheres", "class_codec", "from_bytes", "to_bytes"]
 
 _CODER = coders.FastPrimitivesCoder()
 
-# An ImageItem's ref, by kind: a tar member, a file URI, transformed bytes, a refusal.
-_MEMBER, _URI, _BYTES, _REFUSED = range(4)
+# An ImageItem's ref, by kind: a tar member, a file URI, a transformed image, a refusal.
+_MEMBER, _URI, _TRANSFORMED, _REFUSED = range(4)
 
 
 def to_bytes(values: tuple[Any, ...]) -> bytes:
@@ -48,8 +48,8 @@ def _pack_ref(ref: Any) -> tuple[Any, ...]:
         return (_MEMBER, ref.archive, ref.name, ref.offset, ref.size)
     if isinstance(ref, str):
         return (_URI, ref)
-    if isinstance(ref, bytes):
-        return (_BYTES, ref)
+    if isinstance(ref, Transformed):
+        return (_TRANSFORMED, ref.image, ref.attributes)
     if isinstance(ref, Refused):
         return (_REFUSED, str(ref.reason), ref.detail)
     raise TypeError(f"no packed form for an image ref of type {type(ref).__name__}")
@@ -61,6 +61,8 @@ def _unpack_ref(packed: tuple[Any, ...]) -> Any:
         return MemberRef(*values)
     if kind == _REFUSED:
         return Refused(Reason(values[0]), values[1])
+    if kind == _TRANSFORMED:
+        return Transformed(values[0], tuple(values[1]))
     return values[0]
 
 

@@ -16,7 +16,7 @@ import attrs
 
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
 
-__all__ = ["Decision", "ImageItem", "LabelRecord", "Refused", "decide"]
+__all__ = ["Decision", "ImageItem", "LabelRecord", "Refused", "Transformed", "decide"]
 
 K = TypeVar("K")
 L = TypeVar("L")
@@ -46,14 +46,28 @@ class ImageItem(Generic[K]):
         source: Where its bytes are (``archive#member`` or a file URI).
         key: The key parsed from its path.
         ref: What the reading step needs to fetch the bytes (a tar `MemberRef`,
-            a file URI), or the already-transformed bytes of an image that had
-            to be processed where it was read (members of compressed tars), or
-            `Refused` if that failed.
+            a file URI), or the `Transformed` image that had to be processed
+            where it was read (members of compressed tars), or `Refused` if
+            that failed.
     """
 
     source: str
     key: K
     ref: Any
+
+
+@attrs.frozen
+class Transformed:
+    """An `ImageItem` ref, or a transform's result: the image's output bytes.
+
+    Attributes:
+        image: The encoded output image.
+        attributes: The data set's declared DICOM header attributes as text
+            (None: absent), in `DicomColumns.keywords` order; empty if none.
+    """
+
+    image: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    attributes: tuple[str | None, ...] = ()
 
 
 @attrs.frozen

@@ -47,6 +47,7 @@ from datathon_etl.framework.ingest.assemble import (
     csv_roles,
 )
 from datathon_etl.framework.ingest.compact import JoinCodec, Wheres
+from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.spec import IngestSpec
@@ -211,6 +212,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         job.image,
         job.layout.run_id,
         JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs))),
+        DicomColumns.of(spec.key_type, spec.labels_type),
     )
     if spec.study_labels is None:
         # Label rows -> (path, LabelRecord).
@@ -242,7 +244,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
-            WriteImageFileFn(job.jpg_dir, job.layout.temp_dir)
+            WriteImageFileFn(job.jpg_dir, job.layout.temp_dir, job.image.format)
         )
     if job.tfrecord_dir:
         _write_tfrecords(examples, spec, job)

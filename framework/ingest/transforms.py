@@ -31,9 +31,11 @@ from datathon_etl.framework.archives import (
 )
 from datathon_etl.framework.archives._source import ArchiveHandles
 from datathon_etl.framework.cpu_pool import cpu_pool
-from datathon_etl.framework.images import ImageError, ImageSpec, transform_image
+from datathon_etl.framework.images import ImageError, ImageSpec, transform_with_attributes
+from datathon_etl.framework.images.formats import ImageFormat, tree_path
 from datathon_etl.framework.ingest.compact import JoinCodec
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, decide
+from datathon_etl.framework.ingest.dicom_columns import DicomColumns
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, Transformed, decide
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.manifest import IMAGES
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
@@ -113,13 +115,16 @@ class KeyImageFn(beam.DoFn):
     """A tar member -> ``(path, ImageItem)``; an unparseable name is quarantined.
 
     A `MemberRef` stays a reference. A `LoadedMember` (from a compressed tar)
-    is transformed here, so that only the small result joins.
+    is transformed here, so that only the small result joins (with the data
+    set's declared DICOM attributes, read from its header).
     """
 
     def __init__(self, spec: IngestSpec, image: ImageSpec) -> None:
         super().__init__()
         self._spec = spec
         self._image = image
+        columns = DicomColumns.of(spec.key_type, spec.labels_type)
+        self._keywords = columns.keywords if columns is not None else ()
 
     def process(self, member: MemberRef | LoadedMember) -> Iterator[Any]:
         """Parses the member's name; transforms a loaded member's bytes."""
@@ -133,7 +138,7 @@ class KeyImageFn(beam.DoFn):
         ref: Any = member
         if isinstance(member, LoadedMember):
             try:
-                ref = transform_image(member.data, self._image)
+                ref = _transform(member.data, self._image, self._keywords)
             except ImageError as e:
                 ref = Refused(e.reason, e.detail)
         yield self._spec.format_path(key), ImageItem(member.source, key, ref)
@@ -219,14 +224,20 @@ class DecideFn(beam.DoFn):
             yield path, decision.example
 
 
+def _transform(data: bytes, image: ImageSpec, keywords: Sequence[str]) -> Transformed:
+    return Transformed(*transform_with_attributes(data, image, keywords))
+
+
 class TransformFn(beam.DoFn):
     """``(path, (ImageItem, LabelRecord))`` -> `Example`, reading the bytes here.
 
     An `ImageItem`'s ref is a tar `MemberRef` (read by range), a file URI
-    (read whole), already-transformed bytes, or a `Refused` marker.
+    (read whole), a `Transformed` image, or a `Refused` marker.
 
     An image that does not decode is quarantined (main quarantine output) and
-    so is its label row (`ROWS_TAG`), with the same reason.
+    so is its label row (`ROWS_TAG`), with the same reason. So is one whose
+    declared DICOM attributes (`columns`) do not fit their columns; those that
+    do are set in the example's key and labels.
 
     Bytes are read here; the transform itself goes to the process's
     `cpu_pool` (when it has more than one CPU), so that the workers of a
@@ -235,10 +246,14 @@ class TransformFn(beam.DoFn):
     thread in flight; results come out in input order.
     """
 
-    def __init__(self, image: ImageSpec, progress: Progress) -> None:
+    def __init__(
+        self, image: ImageSpec, progress: Progress, columns: DicomColumns | None = None
+    ) -> None:
         super().__init__()
         self._image = image
         self._progress = progress
+        self._columns = columns
+        self._keywords = columns.keywords if columns is not None else ()
         self._written = Metrics.counter("datathon_etl", "images_written")
         self._refused = Metrics.counter("datathon_etl", "images_quarantined")
 
@@ -260,12 +275,14 @@ class TransformFn(beam.DoFn):
         try:
             if isinstance(item.ref, Refused):
                 raise ImageError(item.ref.reason, item.ref.detail)
-            if isinstance(item.ref, bytes):
-                result: Future[bytes] | bytes = item.ref
+            if isinstance(item.ref, Transformed):
+                result: Future[Transformed] | Transformed = item.ref
             elif self._pool is None:
-                result = transform_image(self._read(item.ref), self._image)
+                result = _transform(self._read(item.ref), self._image, self._keywords)
             else:
-                result = self._pool.submit(transform_image, self._read(item.ref), self._image)
+                result = self._pool.submit(
+                    _transform, self._read(item.ref), self._image, self._keywords
+                )
         except ImageError as e:
             yield from self._refuse(path, item, record, e)
             return
@@ -291,15 +308,18 @@ class TransformFn(beam.DoFn):
 
     def _emit(self, pending: _Pending) -> Iterator[Any]:
         path, item, record, result = pending
+        # The row's key: it may hold key columns the image's path does not.
+        key, labels = record.key, record.labels
         try:
-            data = result if isinstance(result, bytes) else result.result()
+            done = result if isinstance(result, Transformed) else result.result()
+            if self._columns is not None:
+                key, labels = self._columns.fill(key, labels, done.attributes)
         except ImageError as e:
             yield from self._refuse(path, item, record, e)
             return
         self._written.inc()
         self._progress.done()
-        # The row's key: it may hold key columns the image's path does not.
-        yield Example(image=data, path=path, key=record.key, labels=record.labels)
+        yield Example(image=done.image, path=path, key=key, labels=labels)
 
     def _refuse(
         self, path: str, item: ImageItem[Any], record: LabelRecord[Any, Any], e: ImageError
@@ -328,11 +348,11 @@ class _Pending(NamedTuple):
     path: str
     item: ImageItem[Any]
     record: LabelRecord[Any, Any]
-    result: Future[bytes] | bytes
+    result: Future[Transformed] | Transformed
 
 
-def _done(result: Future[bytes] | bytes) -> bool:
-    return isinstance(result, bytes) or result.done()
+def _done(result: Future[Transformed] | Transformed) -> bool:
+    return isinstance(result, Transformed) or result.done()
 
 
 class LabelledImages(NamedTuple):
@@ -355,14 +375,20 @@ class JoinAndTransform(beam.PTransform):
         run_id: Identifies the run (progress counters are per run).
         codec: Packs the records that the join holds (by default: keys and
             labels that are plain values already).
+        columns: The data set's declared DICOM header columns, if any.
     """
 
     def __init__(
-        self, label: str, image: ImageSpec, run_id: str, codec: JoinCodec | None = None
+        self,
+        label: str,
+        image: ImageSpec,
+        run_id: str,
+        codec: JoinCodec | None = None,
+        columns: DicomColumns | None = None,
     ) -> None:
         super().__init__()
         self._progress = Progress(run_id, label)
-        self._transform = TransformFn(image, self._progress)
+        self._transform = TransformFn(image, self._progress, columns)
         self._codec = codec or JoinCodec()
 
     def expand(
@@ -401,16 +427,17 @@ class JoinAndTransform(beam.PTransform):
 
 
 class WriteImageFileFn(beam.DoFn):
-    """Writes each example's image at ``<output_dir>/<path>``, atomically."""
+    """Writes each example's image at ``<output_dir>/<path>``, atomically (see `tree_path`)."""
 
-    def __init__(self, output_dir: str, temp_dir: str) -> None:
+    def __init__(self, output_dir: str, temp_dir: str, image_format: ImageFormat) -> None:
         super().__init__()
         self._output_dir = output_dir
         self._temp_dir = temp_dir
+        self._format = image_format
 
     def process(self, example: Example[Any, Any]) -> Iterator[str]:
         """Writes one file; yields its URI."""
-        destination = output_path(self._output_dir, example.path)
+        destination = output_path(self._output_dir, tree_path(example.path, self._format))
         with atomic_create(destination, self._temp_dir) as sink:
             sink.write(example.image)
         yield destination
