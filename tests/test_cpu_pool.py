@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,17 +101,19 @@ def test_transform_keeps_input_order_and_routes_refusals(
     # that it is certainly still in flight then (a 512x512 PNG takes
     # milliseconds: left alone, it may finish first on a busy machine).
     release, calls, lock = threading.Event(), [0], threading.Lock()
-    from datathon_etl.framework.images import transform_image as real_transform
+    from datathon_etl.framework.images import transform_with_attributes as real_transform
 
-    def held_last(data: bytes, spec: ImageSpec) -> bytes:
+    def held_last(
+        data: bytes, spec: ImageSpec, keywords: Sequence[str]
+    ) -> tuple[bytes, tuple[str | None, ...]]:
         with lock:
             calls[0] += 1
             last = calls[0] == len(uris)
         if last and threads:
             release.wait()
-        return real_transform(data, spec)
+        return real_transform(data, spec, keywords)
 
-    monkeypatch.setattr(transforms, "transform_image", held_last)
+    monkeypatch.setattr(transforms, "transform_with_attributes", held_last)
     threading.Timer(0.5, release.set).start()
 
     from_process, from_finish = _run_bundle(fn, elements)

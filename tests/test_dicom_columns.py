@@ -12,6 +12,7 @@ import pytest
 from datathon_etl.datasets.mimic_cxr_jpg.schema import Split, View
 from datathon_etl.framework.images import ImageError, ImageSpec, transform_with_attributes
 from datathon_etl.framework.ingest.dicom_columns import DicomColumns
+from datathon_etl.framework.ingest.label_rows import DeclaredLabelRows
 from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.schema import Dataset, SchemaError, column, read_dataset
 
@@ -103,6 +104,13 @@ def test_a_data_set_with_header_columns_takes_dicom_only():
     with pytest.raises(ImageError) as error:
         transform_with_attributes(data, SPEC, ("ViewPosition",))
     assert error.value.reason is Reason.WRONG_IMAGE_FORMAT
+
+
+def test_label_rows_read_as_declared_leave_header_fields_to_the_header():
+    """A CSV column named like a header field is not read (it would refuse this row)."""
+    parse = DeclaredLabelRows("t", "path", Key, Key, Labels)
+    row = {"path": "a.dcm", "finding": "true", "rows": "not a number", "sex": "X"}
+    assert parse(row, "t.csv:line 2") == (Key("a.dcm"), Labels(True))
 
 
 def test_no_declared_attribute_no_columns():

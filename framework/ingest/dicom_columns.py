@@ -90,20 +90,19 @@ class DicomColumns:
     ) -> Any:
         if not fields:
             return value
-        values = {}
-        for name, keyword in fields:
+        row = {name: texts[keyword] or "" for name, keyword in fields}
+        try:
+            values = parse_source_fields(cls, row, "DICOM header", list(row))
+        except SourceRowError as error:
+            name = error.column  # a dicom= field has no source=: its column is its name
+            keyword = dict(fields)[name]
             text = texts[keyword]
-            try:
-                (values[name],) = parse_source_fields(
-                    cls, {name: text or ""}, "DICOM header", [name]
-                ).values()
-            except SourceRowError as error:
-                if not (text or "").strip():
-                    why = "absent" if text is None else "empty"
-                    raise ImageError(
-                        Reason.MISSING_DICOM_ATTRIBUTE,
-                        f"{keyword} is {why}; the {name} column cannot be blank",
-                    ) from error
-                reason = Reason.UNKNOWN_CODE if error.unknown_code else Reason.BAD_DICOM_ATTRIBUTE
-                raise ImageError(reason, f"{keyword} ({name}): {error.problem}") from error
+            if not (text or "").strip():
+                why = "absent" if text is None else "empty"
+                raise ImageError(
+                    Reason.MISSING_DICOM_ATTRIBUTE,
+                    f"{keyword} is {why}; the {name} column cannot be blank",
+                ) from error
+            reason = Reason.UNKNOWN_CODE if error.unknown_code else Reason.BAD_DICOM_ATTRIBUTE
+            raise ImageError(reason, f"{keyword} ({name}): {error.problem}") from error
         return attrs.evolve(value, **values)
