@@ -81,7 +81,7 @@ def _gzip_csv(path: Path, header: list[str], body: list[list[str]]) -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tree, a tar.gz of it, and the split and CheXpert CSVs."""
+    """The tree, a tar and a tar.gz of it, and the split and CheXpert CSVs."""
     root = tmp_path_factory.mktemp("mimic_cxr_dicom")
     splits = []
     for path, (source, split) in GOOD.items():
@@ -106,8 +106,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
         codes = ["1.0", "0.0", "-1.0", ""]
         labels.append([subject, study_id, *(codes[(n + i) % 4] for i in range(14))])
     _gzip_csv(root / "mimic-cxr-2.0.0-chexpert.csv.gz", LABEL_HEADER, labels)
-    with tarfile.open(root / "files.tar.gz", "w:gz") as tar:
-        tar.add(root / "files", arcname="files")
+    for name, mode in (("files.tar", "w"), ("files.tar.gz", "w:gz")):
+        with tarfile.open(root / name, mode) as tar:
+            tar.add(root / "files", arcname="files")
     return root
 
 
@@ -128,10 +129,16 @@ def _run(sample: Path, out: Path, *inputs: str) -> int:
 
 @pytest.fixture(scope="module")
 def runs(sample: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
-    """A folder run with 8-bit JPEGs, a tar.gz run with 16-bit PNGs."""
+    """Folder and tar (members read by range) runs with 8-bit JPEGs; a tar.gz run with 16-bit PNGs.
+
+    Members of a tar.gz are transformed as they stream by, so their header
+    values cross the join packed with their bytes.
+    """
     folder, packed = tmp_path_factory.mktemp("folder"), tmp_path_factory.mktemp("targz")
+    tar = tmp_path_factory.mktemp("tar")
     return {
         "folder": (folder, _run(sample, folder, "--input_prefix", f"{sample}/files/")),
+        "tar": (tar, _run(sample, tar, "--input_tars", f"{sample}/files.tar")),
         "targz": (
             packed,
             _run(
@@ -154,7 +161,7 @@ def _table(out: Path) -> dict[str, dict[str, Any]]:
     return {row["path"]: row for row in table.to_pylist()}
 
 
-@pytest.mark.parametrize("run", ["folder", "targz"])
+@pytest.mark.parametrize("run", ["folder", "tar", "targz"])
 def test_counts_balance_and_bad_files_are_quarantined(runs, run):
     """Every image and row is counted; each bad file is quarantined with its reason."""
     out, code = runs[run]
@@ -173,7 +180,7 @@ def test_counts_balance_and_bad_files_are_quarantined(runs, run):
     assert found == {(path, reason) for path, (_, reason) in BAD.items()}
 
 
-@pytest.mark.parametrize("run", ["folder", "targz"])
+@pytest.mark.parametrize("run", ["folder", "tar", "targz"])
 def test_header_columns_hold_the_files_own_values(runs, run):
     """View and metadata columns equal what pydicom reads from each file; labels per study."""
     out, _ = runs[run]
@@ -196,7 +203,7 @@ def test_header_columns_hold_the_files_own_values(runs, run):
     assert Finding.POSITIVE in {table[p]["atelectasis"] for p in GOOD}
 
 
-@pytest.mark.parametrize("run", ["folder", "targz"])
+@pytest.mark.parametrize("run", ["folder", "tar", "targz"])
 def test_tfrecords_sit_in_split_and_header_view_folders(runs, run):
     """Each record is in <split>/<view of its header>/ and reads back as the table's row."""
     out, _ = runs[run]
