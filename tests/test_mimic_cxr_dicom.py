@@ -249,3 +249,15 @@ def test_no_undeclared_header_value_reaches_any_output(runs):
             if f.is_file():
                 data = f.read_bytes()
                 assert not [s for s in secrets if s in data], f
+
+
+def test_the_metadata_csv_is_a_usage_error(sample, tmp_path, capsys):
+    """The view comes from the headers: a metadata CSV is refused in one line, not ignored."""
+    metadata = tmp_path / "mimic-cxr-2.0.0-metadata.csv.gz"
+    _gzip_csv(metadata, ["dicom_id", "subject_id", "study_id", "ViewPosition"], [])
+    argv = ["--input_prefix", f"{sample}/files/", "--input_csv", f"{sample}/*.csv.gz"]
+    code = main([*argv, str(metadata), "--output_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert "metadata.csv.gz: its name ends in none of split, chexpert, negbio" in err[0]
