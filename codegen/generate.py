@@ -31,8 +31,7 @@ def load_dataset_ir(module: str) -> DatasetIR:
 
     Raises:
         ValueError: The module exports no `Dataset` named ``DATASET``, or
-            its layout module lacks a function the ingestion needs (its own
-            ``parse_label_row`` where labels are read from DICOM headers).
+            its layout module lacks a function the ingestion needs.
     """
     dataset = getattr(importlib.import_module(module), "DATASET", None)
     if not isinstance(dataset, Dataset):
@@ -40,17 +39,9 @@ def load_dataset_ir(module: str) -> DatasetIR:
     ir = read_dataset(dataset, module)
     if ir.layout is not None:
         # A missing piece is named now, not met as an AttributeError mid-run.
-        layout = importlib.import_module(ir.layout)
-        missing = [n for n in _LAYOUT_NAMES if not hasattr(layout, n)]
+        missing = [n for n in _LAYOUT_NAMES if not hasattr(importlib.import_module(ir.layout), n)]
         if missing:
             raise ValueError(f"{ir.layout}: the layout module lacks {', '.join(missing)}")
-        header = [c.name for c in ir.labels.columns if c.dicom]
-        if header and not hasattr(layout, "parse_label_row"):
-            # Label rows read as declared would look for these in the label CSV.
-            raise ValueError(
-                f"{ir.layout}: labels read from DICOM headers ({', '.join(header)}) need the "
-                "layout's own parse_label_row; or declare them on the key"
-            )
     return ir
 
 

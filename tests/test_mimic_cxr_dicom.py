@@ -106,9 +106,10 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
         codes = ["1.0", "0.0", "-1.0", ""]
         labels.append([subject, study_id, *(codes[(n + i) % 4] for i in range(14))])
     _gzip_csv(root / "mimic-cxr-2.0.0-chexpert.csv.gz", LABEL_HEADER, labels)
-    for name, mode in (("files.tar", "w"), ("files.tar.gz", "w:gz")):
-        with tarfile.open(root / name, mode) as tar:
-            tar.add(root / "files", arcname="files")
+    with tarfile.open(root / "files.tar", "w") as tar:
+        tar.add(root / "files", arcname="files")
+    with tarfile.open(root / "files.tar.gz", "w:gz") as tar:
+        tar.add(root / "files", arcname="files")
     return root
 
 
