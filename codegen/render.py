@@ -161,6 +161,7 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         "layout_parses_rows": _layout_parses_rows(ir),
         "key_sources": [c for c in ir.key.columns if c.source],
         "metadata_labels": [c for c in ir.labels.columns if not c.target],
+        "dicom_columns": [c for c in (*ir.key.columns, *ir.labels.columns) if c.dicom],
         "package": package,
         "builtin": package.rpartition(".")[0] == BUILTIN_PACKAGE,
         "commands": [*(["ingest"] if ir.layout is not None else []), "infer", "evaluate"],

@@ -58,6 +58,8 @@ class Reason(StrEnum):
     NON_IMAGE_DICOM = "non_image_dicom"
     MULTI_FRAME = "multi_frame"
     UNSUPPORTED_TRANSFER_SYNTAX = "unsupported_transfer_syntax"
+    MISSING_DICOM_ATTRIBUTE = "missing_dicom_attribute"
+    BAD_DICOM_ATTRIBUTE = "bad_dicom_attribute"
     # Archives and compressed files.
     UNSAFE_MEMBER_PATH = "unsafe_member_path"
     LINK_MEMBER = "link_member"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,17 +109,17 @@ def test_transform_keeps_input_order_and_routes_refusals(
     # milliseconds: left alone, it may finish first on a busy machine).
     release, calls, lock = threading.Event(), [0], threading.Lock()
     from datathon_etl.framework.images import Transformed
-    from datathon_etl.framework.images import transform_image_sized as real_transform
+    from datathon_etl.framework.images import transform_and_read as real_transform
 
-    def held_last(data: bytes, spec: ImageSpec) -> Transformed:
+    def held_last(data: bytes, spec: ImageSpec, keywords: Sequence[str]) -> Transformed:
         with lock:
             calls[0] += 1
             last = calls[0] == len(uris)
         if last and threads:
             release.wait()
-        return real_transform(data, spec)
+        return real_transform(data, spec, keywords)
 
-    monkeypatch.setattr(transforms, "transform_image_sized", held_last)
+    monkeypatch.setattr(transforms, "transform_and_read", held_last)
     threading.Timer(0.5, release.set).start()
 
     from_process, (*from_finish, sizes) = _run_bundle(fn, elements)

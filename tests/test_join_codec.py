@@ -42,9 +42,12 @@ def _plain(value: Any) -> bool:
         ImageItem("a.tar#p/x.jpg", KEY, MemberRef("a.tar", "p/x.jpg", 1536, 3400)),
         ImageItem("file:///in/p/x.jpg", KEY, "file:///in/p/x.jpg"),
         ImageItem("a.tar.gz#p/x.jpg", KEY, Transformed(b"\xff\xd8resized", 2544, 3056)),
+        ImageItem(
+            "a.tar.gz#p/x.dcm", KEY, Transformed(b"\xff\xd8resized", 2544, 3056, ("PA", None, ""))
+        ),
         ImageItem("a.tar.gz#p/x.jpg", KEY, Refused(Reason.TRUNCATED_IMAGE, "cut at 12%")),
     ],
-    ids=["member", "file", "transformed", "refused"],
+    ids=["member", "file", "transformed", "transformed-with-attributes", "refused"],
 )
 def test_an_image_packs_to_plain_values_and_back(item: ImageItem[Any]) -> None:
     path, packed = CODEC.pack_image(("p/x.jpg", item))

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any, TypeVar, cast
 
 import attrs
 
 from datathon_etl.datasets.mimic_cxr_jpg.schema import Finding, ImageKey, Labels, Split, View
+from datathon_etl.framework.ingest.spec import ImageTable
+from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.schema import SourceRowError, UnknownCodeError, parse_source_row
 from datathon_etl.framework.schema.fields import SOURCE
 
@@ -27,6 +30,7 @@ __all__ = [
     "NO_LABELS",
     "PARTITIONS",
     "SPLIT_COLUMNS",
+    "TABLES",
     "ImagePath",
     "Metadata",
     "PathError",
@@ -39,12 +43,15 @@ __all__ = [
     "parse_metadata_row",
     "parse_path",
     "parse_split_row",
+    "parse_study_labels",
     "partition",
     "row_key",
     "study_of",
     "study_path",
     "subject_split",
 ]
+
+T = TypeVar("T")
 
 LABELS_PER = "study"
 """Labels are per study: codegen wires the study-label assembly into ``ingest``."""
@@ -82,7 +89,6 @@ _PATH = re.compile(
     r"(?:^|/)(?:files/)?p(?P<group>\d\d)/p(?P<subject>\d+)/s(?P<study>\d+)/"
     r"(?P<dicom>[^/]+)\.jpg$"
 )
-_VIEWS = {"PA": View.FRONTAL, "AP": View.FRONTAL, "LATERAL": View.LATERAL, "LL": View.LATERAL}
 
 
 class PathError(ValueError):
@@ -155,10 +161,7 @@ def parse_path(path: str) -> ImagePath:
 
 def normalise_view(view_position: str) -> View:
     """PA/AP -> frontal, LATERAL/LL -> lateral, blank -> unknown, anything else -> other."""
-    text = view_position.strip().upper()
-    if not text:
-        return View.UNKNOWN
-    return _VIEWS.get(text, View.OTHER)
+    return View.from_source(view_position)
 
 
 def _ids(row: Mapping[str, str | None], where: str, columns: tuple[str, ...]) -> list[int]:
@@ -231,11 +234,23 @@ def parse_label_row(row: Mapping[str, str | None], where: str) -> tuple[str, Lab
         SourceRowError: An id is not an integer, a column is missing, or a
             code is not 1.0, 0.0, -1.0 or blank (``unknown_code``).
     """
+    return parse_study_labels(Labels, row, where)
+
+
+def parse_study_labels(
+    labels_type: type[T], row: Mapping[str, str | None], where: str
+) -> tuple[str, T]:
+    """`parse_label_row` into any labels class whose label CSV fields are `Labels`' (a subclass).
+
+    Fields without a source column (read from elsewhere) keep their defaults.
+    """
     subject_id, study_id = _ids(row, where, LABEL_KEY_COLUMNS)
     study = study_path(subject_id, study_id)
     values: dict[str, Finding] = {}
-    for field in attrs.fields(Labels):
-        source = field.metadata[SOURCE]
+    for field in attrs.fields(cast(Any, labels_type)):
+        source = field.metadata.get(SOURCE)
+        if source is None:
+            continue
         text = row.get(source)
         if text is None:
             raise SourceRowError(f"mimic_cxr_jpg: {where}: {study}", source, "missing column")
@@ -245,7 +260,14 @@ def parse_label_row(row: Mapping[str, str | None], where: str) -> tuple[str, Lab
             raise SourceRowError(
                 f"mimic_cxr_jpg: {where}: {study}", source, str(e), unknown_code=True
             ) from None
-    return study, Labels(**values)
+    return study, labels_type(**values)
+
+
+TABLES = (
+    ImageTable("metadata", METADATA_COLUMNS, parse_metadata_row, Reason.MISSING_METADATA),
+    ImageTable("split", SPLIT_COLUMNS, parse_split_row, Reason.MISSING_SPLIT, Split),
+)
+"""The per-image tables, in the order `image_key` takes their values."""
 
 
 def image_key(path: ImagePath, view_position: str, split: Split) -> ImageKey:

@@ -29,6 +29,17 @@ class View(enum.IntEnum):
     OTHER = 2
     UNKNOWN = 3
 
+    @classmethod
+    def from_source(cls, text: str) -> View:
+        """PA/AP -> frontal, LATERAL/LL -> lateral, blank -> unknown, anything else -> other."""
+        text = text.strip().upper()
+        if not text:
+            return cls.UNKNOWN
+        return _VIEWS.get(text, cls.OTHER)
+
+
+_VIEWS = {"PA": View.FRONTAL, "AP": View.FRONTAL, "LATERAL": View.LATERAL, "LL": View.LATERAL}
+
 
 class Split(enum.IntEnum):
     """The official split (by patient) from ``mimic-cxr-2.0.0-split.csv.gz``."""

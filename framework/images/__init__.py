@@ -14,8 +14,8 @@ from datathon_etl.framework.images.transform import (
     ImageError,
     ImageSpec,
     Transformed,
+    transform_and_read,
     transform_image,
-    transform_image_sized,
 )
 
 __all__ = [
@@ -27,6 +27,6 @@ __all__ = [
     "ImageSpec",
     "Transformed",
     "detect_format",
+    "transform_and_read",
     "transform_image",
-    "transform_image_sized",
 ]

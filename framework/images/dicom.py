@@ -65,10 +65,12 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
+from pydicom.multival import MultiValue
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply_voi
 from pydicom.pixels.utils import get_expected_length, pixel_array
 from pydicom.uid import JPEG2000, UID, JPEG2000Lossless
+from pydicom.valuerep import PersonName
 
 from datathon_etl.framework.quarantine import Reason
 
@@ -355,6 +357,40 @@ class DicomImage:
     frame: int
     width: int
     height: int
+
+    def attributes(self, keywords: Sequence[str]) -> tuple[str | None, ...]:
+        r"""The header attributes ``keywords`` as text, as a CSV cell would hold them.
+
+        Several values are joined by a backslash, as the file stores them
+        (``PixelSpacing``: ``0.139\0.139``); an empty value is ``""``.
+
+        Returns:
+            One text per keyword, None where the file lacks the attribute.
+
+        Raises:
+            DicomError: BAD_DICOM_ATTRIBUTE, a value pydicom cannot read (the
+                detail names the keyword, never the value).
+        """
+        texts: list[str | None] = []
+        for keyword in keywords:
+            if keyword not in self.dataset:
+                texts.append(None)
+                continue
+            try:
+                value = self.dataset[keyword].value
+            except Exception as error:
+                raise DicomError(
+                    Reason.BAD_DICOM_ATTRIBUTE, f"{keyword}: unreadable ({type(error).__name__})"
+                ) from error
+            if isinstance(value, MultiValue):
+                texts.append("\\".join(map(str, value)))
+            elif value is None or isinstance(value, str | int | float | PersonName):
+                texts.append("" if value is None else str(value))
+            else:  # bytes, a sequence of items: never a column's value
+                raise DicomError(
+                    Reason.BAD_DICOM_ATTRIBUTE, f"{keyword}: {type(value).__name__}, not text"
+                )
+        return tuple(texts)
 
     def render(
         self,

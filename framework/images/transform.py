@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from enum import StrEnum
 
 import attrs
@@ -56,8 +57,8 @@ __all__ = [
     "ImageError",
     "ImageSpec",
     "Transformed",
+    "transform_and_read",
     "transform_image",
-    "transform_image_sized",
 ]
 
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -164,26 +165,29 @@ class ImageError(Exception):
 
 @attrs.frozen
 class Transformed:
-    """An output image, with the pixel size of the source it was made from.
+    """An output image, with what was read of its source.
 
     Attributes:
         image: The encoded output image.
         width: The source's width in pixels, from its header.
         height: The source's height in pixels.
+        attributes: The declared DICOM header attributes as text (None:
+            absent), in the order asked; empty if none were.
     """
 
     image: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
     width: int
     height: int
+    attributes: tuple[str | None, ...] = ()
 
 
 def transform_image(data: bytes, spec: ImageSpec) -> bytes:
-    """Decodes an image, resizes it to the spec and encodes it (see `transform_image_sized`)."""
-    return transform_image_sized(data, spec).image
+    """Decodes an image, resizes it to the spec and encodes it (see `transform_and_read`)."""
+    return transform_and_read(data, spec).image
 
 
-def transform_image_sized(data: bytes, spec: ImageSpec) -> Transformed:
-    """Decodes an image, resizes it to the spec and encodes it; says the source's size.
+def transform_and_read(data: bytes, spec: ImageSpec, keywords: Sequence[str] = ()) -> Transformed:
+    """Decodes an image, resizes it to the spec and encodes it; reads its size and attributes.
 
     Every JPEG and PNG variant Pillow reads is accepted: grayscale, RGB, CMYK,
     baseline or progressive JPEG; 1, 2, 4, 8 or 16-bit PNG, palette, with or
@@ -202,15 +206,19 @@ def transform_image_sized(data: bytes, spec: ImageSpec) -> Transformed:
     Args:
         data: The encoded source image.
         spec: The output size, channels, format and aspect handling.
+        keywords: DICOM header attributes to read (a data set's declared
+            ones); the image must then be a DICOM file.
 
     Returns:
         The encoded output image, exactly ``spec.height`` x ``spec.width`` with
-        ``spec.channels`` channels, and the source's size (read from its header
-        before any pixel is decoded: it costs nothing more).
+        ``spec.channels`` channels, the source's size (read from its header
+        before any pixel is decoded: it costs nothing more) and the
+        attributes as text (None: absent).
 
     Raises:
         ImageError: With reason EMPTY_FILE, NOT_AN_IMAGE, WRONG_IMAGE_FORMAT, TOO_MANY_PIXELS,
-            TRUNCATED_IMAGE or UNDECODABLE_IMAGE.
+            TRUNCATED_IMAGE, UNDECODABLE_IMAGE, a DICOM reason, or
+            WRONG_IMAGE_FORMAT for attributes asked of an image that is not DICOM.
     """
     if not data:
         raise ImageError(Reason.EMPTY_FILE, "zero bytes")
@@ -223,8 +231,15 @@ def transform_image_sized(data: bytes, spec: ImageSpec) -> Transformed:
         raise ImageError(
             Reason.WRONG_IMAGE_FORMAT, f"{source_format} bytes, expected {spec.source_format}"
         )
+    attributes: tuple[str | None, ...] = ()
     if source_format is ImageFormat.DICOM:
-        image, value_range, source_size = _decode_dicom(data, spec)
+        image, value_range, source_size, attributes = _decode_dicom(data, spec, keywords)
+    elif keywords:
+        raise ImageError(
+            Reason.WRONG_IMAGE_FORMAT,
+            f"{source_format} bytes; the data set reads DICOM header attributes "
+            f"({', '.join(keywords)}), so its images must be DICOM files",
+        )
     else:
         source = _open(data, source_format, spec)
         source_size = source.size
@@ -249,7 +264,7 @@ def transform_image_sized(data: bytes, spec: ImageSpec) -> Transformed:
         canvas = Image.new(image.mode, (spec.width, spec.height), 0)
         canvas.paste(image, ((spec.width - image.width) // 2, (spec.height - image.height) // 2))
         image = canvas
-    return Transformed(_encode(image, spec), *source_size)
+    return Transformed(_encode(image, spec), *source_size, attributes)
 
 
 def _open(data: bytes, source_format: ImageFormat, spec: ImageSpec) -> ImageFile.ImageFile:
@@ -283,23 +298,24 @@ def _check_size(width: int, height: int, source_format: ImageFormat, spec: Image
 
 
 def _decode_dicom(
-    data: bytes, spec: ImageSpec
-) -> tuple[Image.Image, tuple[float, float] | None, tuple[int, int]]:
+    data: bytes, spec: ImageSpec, keywords: Sequence[str]
+) -> tuple[Image.Image, tuple[float, float] | None, tuple[int, int], tuple[str | None, ...]]:
     """Decodes a DICOM file's picture at the output size (see `dicom`).
 
     Returns:
         The image (F in 0..1 for grey, RGB for colour), for F its range, and
-        the source's (width, height).
+        the source's (width, height) and the attributes ``keywords`` as text.
     """
     try:
         source = read_dicom(data, spec.dicom)
+        attributes = source.attributes(keywords)
         _check_size(source.width, source.height, ImageFormat.DICOM, spec)
         box = _source_box(source.width, source.height, spec)
         size = _resized_size(source.width, source.height, spec)
         image, grey = source.render(box, size, spec.dicom, precise=spec.bit_depth == 16)
     except DicomError as error:
         raise ImageError(error.reason, error.detail) from error
-    return image, ((0.0, 1.0) if grey else None), (source.width, source.height)
+    return image, ((0.0, 1.0) if grey else None), (source.width, source.height), attributes
 
 
 def _load(

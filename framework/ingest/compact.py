@@ -30,7 +30,7 @@ __all__ = ["JoinCodec", "Wheres", "class_codec", "from_bytes", "to_bytes"]
 _CODER = coders.FastPrimitivesCoder()
 
 # An ImageItem's ref, by kind: a tar member, a file URI, a transformed image, a refusal.
-_MEMBER, _URI, _BYTES, _REFUSED = range(4)
+_MEMBER, _URI, _TRANSFORMED, _REFUSED = range(4)
 
 
 def to_bytes(values: tuple[Any, ...]) -> bytes:
@@ -50,7 +50,7 @@ def _pack_ref(ref: Any) -> tuple[Any, ...]:
     if isinstance(ref, str):
         return (_URI, ref)
     if isinstance(ref, Transformed):
-        return (_BYTES, ref.image, ref.width, ref.height)
+        return (_TRANSFORMED, ref.image, ref.width, ref.height, ref.attributes)
     if isinstance(ref, Refused):
         return (_REFUSED, str(ref.reason), ref.detail)
     raise TypeError(f"no packed form for an image ref of type {type(ref).__name__}")
@@ -62,8 +62,9 @@ def _unpack_ref(packed: tuple[Any, ...]) -> Any:
         return MemberRef(*values)
     if kind == _REFUSED:
         return Refused(Reason(values[0]), values[1])
-    if kind == _BYTES:
-        return Transformed(*values)
+    if kind == _TRANSFORMED:
+        image, width, height, attributes = values
+        return Transformed(image, width, height, tuple(attributes))
     return values[0]
 
 

@@ -46,9 +46,9 @@ class ImageItem(Generic[K]):
         source: Where its bytes are (``archive#member`` or a file URI).
         key: The key parsed from its path.
         ref: What the reading step needs to fetch the bytes (a tar `MemberRef`,
-            a file URI), or the already-transformed image (`Transformed`) of one that had
-            to be processed where it was read (members of compressed tars), or
-            `Refused` if that failed.
+            a file URI), or the `Transformed` image that had to be processed
+            where it was read (members of compressed tars), or `Refused` if
+            that failed.
     """
 
     source: str

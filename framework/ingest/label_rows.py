@@ -3,7 +3,8 @@
 The image's path comes from the declared path column (`Dataset.path_source`),
 its key from the layout's ``parse_path`` of that path, except key fields
 declared with ``source=``, which are read from their own columns; the labels
-come from their declared columns. A layout module that defines its own
+come from their declared columns (those read from DICOM headers, ``dicom=``,
+later). A layout module that defines its own
 ``parse_label_row`` (extra checks between columns) replaces this.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import attrs
 
 from datathon_etl.framework.schema import SourceRowError, parse_source_fields, parse_source_row
-from datathon_etl.framework.schema.fields import SOURCE
+from datathon_etl.framework.schema.fields import DICOM, SOURCE
 
 __all__ = ["DeclaredLabelRows"]
 
@@ -54,4 +55,7 @@ class DeclaredLabelRows:
         sourced = [f.name for f in attrs.fields(self.key_type) if f.metadata.get(SOURCE)]
         if sourced:
             key = attrs.evolve(key, **parse_source_fields(self.key_type, row, context, sourced))
-        return key, parse_source_row(self.labels_type, row, context)
+        # Labels read from DICOM headers keep their defaults here, whatever the CSV holds.
+        header = {f.name for f in attrs.fields(self.labels_type) if f.metadata.get(DICOM)}
+        cells = {name: text for name, text in row.items() if name not in header}
+        return key, parse_source_row(self.labels_type, cells, context)

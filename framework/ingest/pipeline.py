@@ -52,6 +52,7 @@ from datathon_etl.framework.ingest.assemble import (
     csv_roles,
 )
 from datathon_etl.framework.ingest.compact import JoinCodec, Wheres
+from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
@@ -217,12 +218,14 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     # Notes: input folders, pixel sizes; per study: leakage, images without labels.
     images, image_inputs_refused, tallies, notes = _images(p, spec, job)
     label = f"{spec.dataset} ingest"
+    columns = DicomColumns.of(spec.key_type, spec.labels_type)
     if spec.study_labels is None:
         join = JoinAndTransform(
             label,
             job.image,
             job.layout.run_id,
             JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs))),
+            columns,
         )
         # Label rows -> (path, LabelRecord).
         # A handful of files: spreading them is not worth a shuffle's start-up cost.
@@ -244,7 +247,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         ]
     else:
         # Per-image tables and study label rows -> one label record per image.
-        transform = TransformImages(label, job.image, job.layout.run_id)
+        transform = TransformImages(label, job.image, job.layout.run_id, columns)
         study = images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, transform)
         labelled = study.labelled
         row_refusals = study.refusals | "StudyRefusals" >> beam.Values()

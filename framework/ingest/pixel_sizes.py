@@ -1,7 +1,7 @@
 """The sources' pixel sizes, tallied as images are transformed: a bounded count, not a list.
 
 The transform reads each source's width and height from its header anyway
-(`datathon_etl.framework.images.transform_image_sized`); `TransformFn`
+(`datathon_etl.framework.images.transform_and_read`); `TransformFn`
 counts them per bundle in a `PixelSizes`, and `CombinePixelSizes` merges
 the bundles' counts into one JSON note for the run's records
 (`datathon_etl.framework.run_records.WriteRunRecords`). The driver reads it

@@ -31,14 +31,10 @@ from datathon_etl.framework.archives import (
 )
 from datathon_etl.framework.archives._source import ArchiveHandles
 from datathon_etl.framework.cpu_pool import cpu_pool
-from datathon_etl.framework.images import (
-    ImageError,
-    ImageSpec,
-    Transformed,
-    transform_image_sized,
-)
+from datathon_etl.framework.images import ImageError, ImageSpec, Transformed, transform_and_read
 from datathon_etl.framework.images.formats import ImageFormat, tree_path
 from datathon_etl.framework.ingest.compact import JoinCodec
+from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, decide
 from datathon_etl.framework.ingest.pixel_sizes import CombinePixelSizes, PixelSizes
 from datathon_etl.framework.ingest.spec import IngestSpec
@@ -125,13 +121,16 @@ class KeyImageFn(beam.DoFn):
     """A tar member -> ``(path, ImageItem)``; an unparseable name is quarantined.
 
     A `MemberRef` stays a reference. A `LoadedMember` (from a compressed tar)
-    is transformed here, so that only the small result joins.
+    is transformed here, so that only the small result joins (with the data
+    set's declared DICOM attributes, read from its header).
     """
 
     def __init__(self, spec: IngestSpec, image: ImageSpec) -> None:
         super().__init__()
         self._spec = spec
         self._image = image
+        columns = DicomColumns.of(spec.key_type, spec.labels_type)
+        self._keywords = columns.keywords if columns is not None else ()
 
     def process(self, member: MemberRef | LoadedMember) -> Iterator[Any]:
         """Parses the member's name; transforms a loaded member's bytes."""
@@ -145,7 +144,7 @@ class KeyImageFn(beam.DoFn):
         ref: Any = member
         if isinstance(member, LoadedMember):
             try:
-                ref = transform_image_sized(member.data, self._image)
+                ref = transform_and_read(member.data, self._image, self._keywords)
             except ImageError as e:
                 ref = Refused(e.reason, e.detail)
         yield self._spec.format_path(key), ImageItem(member.source, key, ref)
@@ -239,9 +238,11 @@ class TransformFn(beam.DoFn):
     (read whole), an already-transformed image (`Transformed`), or a `Refused` marker.
 
     An image that does not decode is quarantined (main quarantine output) and
-    so is its label row (`ROWS_TAG`), with the same reason. The sources'
-    pixel sizes of the examples of each bundle are counted, and the count
-    emitted at its end (`SIZES_TAG`).
+    so is its label row (`ROWS_TAG`), with the same reason. So is one whose
+    declared DICOM attributes (`columns`) do not fit their columns; those that
+    do are set in the example's key and labels. The sources' pixel sizes of
+    the examples of each bundle are counted, and the count emitted at its end
+    (`SIZES_TAG`).
 
     Bytes are read here; the transform itself goes to the process's
     `cpu_pool` (when it has more than one CPU), so that the workers of a
@@ -250,10 +251,14 @@ class TransformFn(beam.DoFn):
     thread in flight; results come out in input order.
     """
 
-    def __init__(self, image: ImageSpec, progress: Progress) -> None:
+    def __init__(
+        self, image: ImageSpec, progress: Progress, columns: DicomColumns | None = None
+    ) -> None:
         super().__init__()
         self._image = image
         self._progress = progress
+        self._columns = columns
+        self._keywords = columns.keywords if columns is not None else ()
         self._written = Metrics.counter("datathon_etl", "images_written")
         self._refused = Metrics.counter("datathon_etl", "images_quarantined")
 
@@ -279,9 +284,11 @@ class TransformFn(beam.DoFn):
             if isinstance(item.ref, Transformed):
                 result: Future[Transformed] | Transformed = item.ref
             elif self._pool is None:
-                result = transform_image_sized(self._read(item.ref), self._image)
+                result = transform_and_read(self._read(item.ref), self._image, self._keywords)
             else:
-                result = self._pool.submit(transform_image_sized, self._read(item.ref), self._image)
+                result = self._pool.submit(
+                    transform_and_read, self._read(item.ref), self._image, self._keywords
+                )
         except ImageError as e:
             yield from self._refuse(path, item, record, e)
             return
@@ -309,16 +316,19 @@ class TransformFn(beam.DoFn):
 
     def _emit(self, pending: _Pending) -> Iterator[Any]:
         path, item, record, result = pending
+        # The row's key: it may hold key columns the image's path does not.
+        key, labels = record.key, record.labels
         try:
             done = result if isinstance(result, Transformed) else result.result()
+            if self._columns is not None:
+                key, labels = self._columns.fill(key, labels, done.attributes)
         except ImageError as e:
             yield from self._refuse(path, item, record, e)
             return
         self._written.inc()
         self._progress.done()
         self._sizes.add(done.width, done.height)
-        # The row's key: it may hold key columns the image's path does not.
-        yield Example(image=done.image, path=path, key=record.key, labels=record.labels)
+        yield Example(image=done.image, path=path, key=key, labels=labels)
 
     def _refuse(
         self, path: str, item: ImageItem[Any], record: LabelRecord[Any, Any], e: ImageError
@@ -374,6 +384,7 @@ class TransformImages(beam.PTransform):
         label: Names the run in progress lines.
         image: The image transform.
         run_id: Identifies the run (progress counters are per run).
+        columns: The data set's declared DICOM header columns, if any.
 
     Attributes:
         progress: Counts the images. Whatever makes the pairs counts each image
@@ -381,10 +392,12 @@ class TransformImages(beam.PTransform):
             the first image is done) and `done` if it refuses one.
     """
 
-    def __init__(self, label: str, image: ImageSpec, run_id: str) -> None:
+    def __init__(
+        self, label: str, image: ImageSpec, run_id: str, columns: DicomColumns | None = None
+    ) -> None:
         super().__init__()
         self.progress = Progress(run_id, label)
-        self._transform = TransformFn(image, self.progress)
+        self._transform = TransformFn(image, self.progress, columns)
 
     def expand(self, pairs: beam.PCollection) -> LabelledImages:
         """Reads each image's bytes and transforms it."""
@@ -408,13 +421,19 @@ class JoinAndTransform(beam.PTransform):
         run_id: Identifies the run (progress counters are per run).
         codec: Packs the records that the join holds (by default: keys and
             labels that are plain values already).
+        columns: The data set's declared DICOM header columns, if any.
     """
 
     def __init__(
-        self, label: str, image: ImageSpec, run_id: str, codec: JoinCodec | None = None
+        self,
+        label: str,
+        image: ImageSpec,
+        run_id: str,
+        codec: JoinCodec | None = None,
+        columns: DicomColumns | None = None,
     ) -> None:
         super().__init__()
-        self._transform = TransformImages(label, image, run_id)
+        self._transform = TransformImages(label, image, run_id, columns)
         self._progress = self._transform.progress
         self._codec = codec or JoinCodec()
 

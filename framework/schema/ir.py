@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import typing
+from typing import Any
 
 import attrs
 
 from datathon_etl.framework.schema.dataset import Dataset
-from datathon_etl.framework.schema.fields import DESCRIPTION, METADATA_ONLY, SOURCE
+from datathon_etl.framework.schema.fields import DESCRIPTION, DICOM, METADATA_ONLY, SOURCE
 from datathon_etl.framework.schema.types import SCALAR_TYPES, ScalarType, resolve
 
 __all__ = [
@@ -68,6 +69,7 @@ class Column:
         enum: For coded values, the enum and its codes.
         target: Whether it is a model output (a label declared a target);
             False for key columns, ``path`` and metadata labels.
+        dicom: The DICOM header attribute (keyword) it is read from, if any.
     """
 
     name: str
@@ -77,6 +79,7 @@ class Column:
     source: str | None = None
     enum: EnumRef | None = None
     target: bool = False
+    dicom: str | None = None
 
     @property
     def python_type(self) -> str:
@@ -240,6 +243,9 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
         metadata_only = bool(field.metadata.get(METADATA_ONLY))
         if metadata_only and not labels:
             raise SchemaError(f"{where}: key fields are never targets; drop target=False")
+        dicom = field.metadata.get(DICOM)
+        if dicom is not None:
+            _check_dicom(where, field, dicom)
         columns.append(
             Column(
                 name=field.name,
@@ -249,9 +255,32 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
                 source=field.metadata.get(SOURCE),
                 enum=_enum_ref(resolved.enum) if resolved.enum else None,
                 target=labels and not metadata_only,
+                dicom=dicom,
             )
         )
     return ClassRef(cls.__module__, cls.__qualname__, tuple(columns))
+
+
+# Value representations whose values are not text or numbers: no column holds them.
+_NOT_COLUMNS = frozenset({"SQ", "OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+
+
+def _check_dicom(where: str, field: attrs.Attribute[Any], keyword: str) -> None:
+    """A ``dicom=`` column names a known attribute of text or numbers, and has a default."""
+    from pydicom import datadict
+
+    if field.metadata.get(SOURCE):
+        raise SchemaError(f"{where}: give source= or dicom=, not both")
+    tag = datadict.tag_for_keyword(keyword)
+    if tag is None:
+        raise SchemaError(f"{where}: dicom={keyword!r} is not a DICOM attribute keyword")
+    vr = datadict.dictionary_VR(tag)
+    if vr in _NOT_COLUMNS:
+        raise SchemaError(f"{where}: dicom={keyword!r} holds {vr} values, which no column holds")
+    if field.default is attrs.NOTHING:
+        raise SchemaError(
+            f"{where}: dicom={keyword!r} needs a default= (the value until the header is read)"
+        )
 
 
 def _enum_ref(cls: type[enum.IntEnum]) -> EnumRef:

@@ -16,8 +16,7 @@ import datathon_etl.datasets.mimic_cxr_jpg.parsing as layout
 from datathon_etl.datasets.mimic_cxr_jpg.schema import ImageKey, Labels
 from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.ingest import IngestSpec, run
-from datathon_etl.framework.ingest.spec import ImageTable, StudyLabels
-from datathon_etl.framework.quarantine import Reason
+from datathon_etl.framework.ingest.spec import StudyLabels
 
 from . import arrow_schema, features, rows
 
@@ -58,21 +57,7 @@ SPEC = IngestSpec(
     labels_type=Labels,
     declaration="datathon_etl.datasets.mimic_cxr_jpg",
     study_labels=StudyLabels(
-        tables=(
-            ImageTable(
-                "metadata",
-                layout.METADATA_COLUMNS,
-                layout.parse_metadata_row,
-                Reason.MISSING_METADATA,
-            ),
-            ImageTable(
-                "split",
-                layout.SPLIT_COLUMNS,
-                layout.parse_split_row,
-                Reason.MISSING_SPLIT,
-                layout.Split,
-            ),
-        ),
+        tables=layout.TABLES,
         image_key=layout.image_key,
         study_of=layout.study_of,
         row_key=layout.row_key,
