@@ -34,7 +34,12 @@ class _NamedTable:
 
 
 def describe(column: Column) -> str:
-    """Returns a column's description with its codes, as the seed schemas wrote them."""
+    """Returns a column's description with its codes, as the seed schemas wrote them.
+
+    A flag of a multi-valued column says which value of which column it is.
+    """
+    if column.flags is not None:
+        return f"{column.description} (true when {column.source!r} lists {column.flags!r})"
     if column.enum is None:
         return column.description
     codes = ", ".join(f"{c.value}: {c.name.replace('_', ' ')}" for c in column.enum.codes)
@@ -152,6 +157,8 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         "labels_per_study": _labels_per_study(ir),
         "layout_parses_rows": _layout_parses_rows(ir),
         "key_sources": [c for c in ir.key.columns if c.source],
+        # A multi-valued column feeds several labels; the CSV needs it once.
+        "label_sources": list(dict.fromkeys(c.source or c.name for c in ir.labels.columns)),
         "metadata_labels": [c for c in ir.labels.columns if not c.target],
         "package": package,
         "builtin": package.rpartition(".")[0] == BUILTIN_PACKAGE,

@@ -12,7 +12,13 @@ import typing
 import attrs
 
 from datathon_etl.framework.schema.dataset import Dataset
-from datathon_etl.framework.schema.fields import DESCRIPTION, METADATA_ONLY, SOURCE
+from datathon_etl.framework.schema.fields import (
+    DESCRIPTION,
+    FLAGS,
+    METADATA_ONLY,
+    SOURCE,
+    MultiValued,
+)
 from datathon_etl.framework.schema.types import SCALAR_TYPES, ScalarType, resolve
 
 __all__ = [
@@ -68,6 +74,8 @@ class Column:
         enum: For coded values, the enum and its codes.
         target: Whether it is a model output (a label declared a target);
             False for key columns, ``path`` and metadata labels.
+        flags: For a `MultiValued` column's label: the value it flags
+            (true when its `source` cell lists it).
     """
 
     name: str
@@ -77,6 +85,7 @@ class Column:
     source: str | None = None
     enum: EnumRef | None = None
     target: bool = False
+    flags: str | None = None
 
     @property
     def python_type(self) -> str:
@@ -161,10 +170,14 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
     Raises:
         SchemaError: A class is not an attrs class, a field lacks a
             description, a type is unsupported, column names collide, a key
-            field is declared ``target=False``, or no label is a target.
+            field is declared ``target=False``, no label is a target, or a
+            multi-valued column is declared inconsistently (a flag that is
+            not a ``bool`` label, a value flagged twice, two declarations
+            or a plain label reading the same column).
     """
     key = _read_class(dataset.name, dataset.key, labels=False)
     labels = _read_class(dataset.name, dataset.labels, labels=True)
+    _check_multi_valued(dataset.name, dataset.labels)
     targets = tuple(c for c in labels.columns if c.target)
     if not targets:
         raise SchemaError(f"{dataset.name}: no label is a target; a model would output nothing")
@@ -240,6 +253,9 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
         metadata_only = bool(field.metadata.get(METADATA_ONLY))
         if metadata_only and not labels:
             raise SchemaError(f"{where}: key fields are never targets; drop target=False")
+        flags = field.metadata.get(FLAGS)
+        if flags and not (labels and resolved.python is bool and not resolved.nullable):
+            raise SchemaError(f"{where}: a flag of a multi-valued column must be a bool label")
         columns.append(
             Column(
                 name=field.name,
@@ -249,9 +265,32 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
                 source=field.metadata.get(SOURCE),
                 enum=_enum_ref(resolved.enum) if resolved.enum else None,
                 target=labels and not metadata_only,
+                flags=flags[1] if flags else None,
             )
         )
     return ClassRef(cls.__module__, cls.__qualname__, tuple(columns))
+
+
+def _check_multi_valued(dataset: str, cls: type) -> None:
+    """One declaration per multi-valued column, each value flagged once, no plain reader."""
+    declared: dict[str, MultiValued] = {}
+    flagged: set[tuple[str, str]] = set()
+    for field in attrs.fields(cls):
+        if flags := field.metadata.get(FLAGS):
+            multi, value = flags
+            where = f"{dataset}: {cls.__name__}.{field.name}"
+            if declared.setdefault(multi.source, multi) != multi:
+                raise SchemaError(f"{where}: {multi.source!r} is declared multi-valued twice")
+            if (multi.source, value) in flagged:
+                raise SchemaError(f"{where}: {value!r} of {multi.source!r} is flagged twice")
+            flagged.add((multi.source, value))
+    for field in attrs.fields(cls):
+        source = field.metadata.get(SOURCE) or field.name
+        if source in declared and not field.metadata.get(FLAGS):
+            raise SchemaError(
+                f"{dataset}: {cls.__name__}.{field.name}: {source!r} is multi-valued; "
+                "declare its values with flag()"
+            )
 
 
 def _enum_ref(cls: type[enum.IntEnum]) -> EnumRef:
