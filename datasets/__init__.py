@@ -1,4 +1,8 @@
 """Dataset declarations: one package per data set, no Beam code in them."""
 
-BUILTIN = ("datathon_etl.datasets.mimic_cxr", "datathon_etl.datasets.mimic_cxr_jpg")
+BUILTIN = (
+    "datathon_etl.datasets.mimic_cxr",
+    "datathon_etl.datasets.mimic_cxr_jpg",
+    "datathon_etl.datasets.nih_cxr14",
+)
 """Import paths of the datasets that ship with datathon-etl (codegen's default)."""

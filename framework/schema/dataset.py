@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
+
 import attrs
 
 __all__ = ["Dataset"]
+
+
+def _pairs(lists: Mapping[str, enum.IntEnum] | None) -> tuple[tuple[str, enum.IntEnum], ...]:
+    return tuple((lists or {}).items())
 
 
 @attrs.frozen
@@ -37,6 +44,12 @@ class Dataset:
             card counts studies with it.
         view: The key field holding the view (an enum): the data card counts
             and shows images per split and view.
+        split_lists: The official split as list files, one image path per
+            line: file name -> the `split` field's value for the images it
+            lists (``{"train_val_list.txt": Split.TRAIN_VAL, "test_list.txt":
+            Split.TEST}``). The ingestion then takes them (``--split_lists``)
+            and sets each label row's split from the list naming its image;
+            the `split` field needs a ``default=`` for ``parse_path`` to leave.
     """
 
     name: str
@@ -51,3 +64,4 @@ class Dataset:
     patient: str | None = None
     study: str | None = None
     view: str | None = None
+    split_lists: tuple[tuple[str, enum.IntEnum], ...] = attrs.field(default=(), converter=_pairs)

@@ -135,6 +135,7 @@ class DatasetIR:
         patient: The key column naming the patient, if declared.
         study: The key column naming the study, if declared.
         view: The key column holding the view (coded), if declared.
+        split_lists: The split's list files: (file name, the split's code).
     """
 
     name: str
@@ -155,6 +156,7 @@ class DatasetIR:
     patient: Column | None = None
     study: Column | None = None
     view: Column | None = None
+    split_lists: tuple[tuple[str, Code], ...] = ()
 
 
 def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
@@ -173,7 +175,8 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
             field is declared ``target=False``, no label is a target, or a
             multi-valued column is declared inconsistently (a flag that is
             not a ``bool`` label, a value flagged twice, two declarations
-            or a plain label reading the same column).
+            or a plain label reading the same column), or split lists
+            name values of another enum than the split's, or no split.
     """
     key = _read_class(dataset.name, dataset.key, labels=False)
     labels = _read_class(dataset.name, dataset.labels, labels=True)
@@ -202,6 +205,7 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
     for c in labels_table.columns:
         if c.enum is not None:
             enums.setdefault((c.enum.module, c.enum.name), c.enum)
+    split = _key_column(dataset.name, key, dataset.split, "split", coded=True)
     return DatasetIR(
         name=dataset.name,
         description=dataset.description,
@@ -217,11 +221,29 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
         features=(path, *key.columns, *labels.columns),
         enums=tuple(enums.values()),
         layout=dataset.layout,
-        split=_key_column(dataset.name, key, dataset.split, "split", coded=True),
+        split=split,
         patient=_key_column(dataset.name, key, dataset.patient, "patient", coded=False),
         study=_key_column(dataset.name, key, dataset.study, "study", coded=False),
         view=_key_column(dataset.name, key, dataset.view, "view", coded=True),
+        split_lists=_split_lists(dataset, split),
     )
+
+
+def _split_lists(dataset: Dataset, split: Column | None) -> tuple[tuple[str, Code], ...]:
+    """The split's list files and the code of each, checked against the split's enum."""
+    if not dataset.split_lists:
+        return ()
+    if split is None or split.enum is None:
+        raise SchemaError(f"{dataset.name}: split_lists need split= (the key field they set)")
+    expected = (split.enum.module, split.enum.name)
+    lists = []
+    for name, value in dataset.split_lists:
+        if (type(value).__module__, type(value).__qualname__) != expected:
+            raise SchemaError(
+                f"{dataset.name}: split_lists[{name!r}] = {value!r} is not a {split.enum.name}"
+            )
+        lists.append((name, Code(int(value), value.name.lower())))
+    return tuple(lists)
 
 
 def _key_column(
