@@ -29,12 +29,11 @@ class Dataset:
             (``"Image Index"``); ``parse_path`` reads it, and the tables'
             ``path`` column holds it in its canonical form (``format_path``).
         layout: Import path of the module with the layout functions the
-            ingestion needs (``parse_path``, ``format_path``,
-            ``partition``, ``PARTITIONS``, and optionally
-            ``parse_label_row``, else label rows are read as declared: the
-            path from `path_source`, key fields with ``source=`` and the
-            labels from their columns); codegen emits an ``ingest`` entry
-            point when it is set.
+            ingestion needs, following a protocol of
+            `datathon_etl.framework.schema.layout` (``Layout``: ``parse_path``,
+            ``format_path``, ``partition``, ``PARTITIONS``; ``RowParser``
+            adds ``parse_label_row``, else label rows are read as declared);
+            codegen checks it and emits an ``ingest`` entry point when it is set.
         split: The key field holding the split (an enum): ``evaluate``
             scores one split, named by its code's name (``--split valid``).
         patient: The key field naming the patient: ``evaluate``'s bootstrap

@@ -12,13 +12,16 @@ import json
 from collections.abc import Sequence
 from importlib import resources
 
-import datathon_etl.datasets.chexpert.layout as layout
+import datathon_etl.datasets.chexpert.layout as _layout
 from datathon_etl.datasets.chexpert.schema import ImageKey, Labels
 from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.ingest import IngestSpec, run
 from datathon_etl.framework.ingest.label_rows import DeclaredLabelRows
+from datathon_etl.framework.schema.layout import Layout
 
 from . import arrow_schema, features, rows
+
+layout: Layout = _layout  # the contract, checked by mypy (and by codegen)
 
 SPEC = IngestSpec(
     dataset="chexpert",
