@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from datathon_etl.framework.ingest.join import LabelRecord
@@ -247,3 +248,74 @@ def test_assign_split(
     assert [str(r.reason) for r in decision.rows] == rows_refused
     assert [str(r.reason) for r in decision.lines] == lines_refused
     assert (decision.used is None) == (code is None)
+
+
+def test_infer_and_evaluate_score_the_14_findings_of_the_test_list(
+    ingested: Path, tmp_path: Path
+) -> None:
+    """A model with one output per finding; ``evaluate --split test`` scores the test list."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((SIZE, SIZE, 1))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = tmp_path / "team.keras"
+    keras.Model(inputs, keras.layers.Dense(14)(x)).save(model)
+    script = str(Path(sys.executable).parent / "datathon-etl")
+    predicted = tmp_path / "predicted"
+    done = subprocess.run(
+        [
+            *(script, "nih_cxr14", "infer", "--model", str(model)),
+            *("--tfrecords", str(ingested / "tfrecords" / "test" / "*.tfrecord")),
+            *("--output_dir", str(predicted)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    predictions = duckdb_table(predicted / "tables.duckdb", "nih_cxr14_predictions")
+    assert predictions.column_names[4:] == [
+        "atelectasis",
+        "cardiomegaly",
+        "effusion",
+        "infiltration",
+        "mass",
+        "nodule",
+        "pneumonia",
+        "pneumothorax",
+        "consolidation",
+        "edema",
+        "emphysema",
+        "fibrosis",
+        "pleural_thickening",
+        "hernia",
+    ]
+    assert predictions.column("path").to_pylist() == ["00000004_000.png", "00027426_000.png"]
+    board = tmp_path / "board.duckdb"
+    done = subprocess.run(
+        [
+            *(script, "nih_cxr14", "evaluate", "--split", "test"),
+            *("--labels_db", str(ingested / "tables.duckdb")),
+            *("--submissions", f"team={predicted / 'tables.duckdb'}"),
+            *("--bootstrap_samples", "10", "--min_positives", "1"),
+            *("--output_table", f"{board}:board"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "2 of 2 images of the test split" in done.stdout
+    with duckdb.connect(str(board), read_only=True) as con:
+        ranked = con.sql("SELECT label FROM board WHERE ranked AND label IS NOT NULL").fetchall()
+    # Only findings with a positive and a negative among the 2 test images are ranked.
+    assert sorted(label for (label,) in ranked) == ["mass", "nodule"]
+
+
+def test_the_readme_shows_the_data_set_as_shipped() -> None:
+    """README's "Declaring a data set" quotes both modules whole, so it cannot drift."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    package = Path(__file__).parent.parent / "datasets" / "nih_cxr14"
+    for module in ("schema.py", "layout.py"):
+        assert f"```python\n{(package / module).read_text()}```" in readme, module
