@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from PIL import Image
 
@@ -151,3 +152,74 @@ def test_unknown_codes_are_quarantined_and_counted(ingested: Path) -> None:
     assert stages["label_rows"]["input"] == len(TRAIN) + len(VALID)
     assert stages["label_rows"]["written"] == 5
     assert stages["images"]["written"] == 5
+
+
+def test_infer_and_evaluate_score_the_14_labels(ingested: Path, tmp_path: Path) -> None:
+    """A 14-output model predicts the train split; evaluate scores it, uncertain as positive."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = tmp_path / "team.keras"
+    keras.Model(inputs, keras.layers.Dense(14)(x)).save(model)
+    script = str(Path(sys.executable).parent / "datathon-etl")
+    predicted = tmp_path / "predicted"
+    done = subprocess.run(
+        [
+            *(script, "chexpert", "infer", "--model", str(model)),
+            *("--tfrecords", str(ingested / "tfrecords" / "train" / "*" / "*.tfrecord")),
+            *("--output_dir", str(predicted)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    predictions = duckdb_table(predicted / "tables.duckdb", "chexpert_predictions")
+    assert predictions.column_names[:6] == ["patient", "study", "image", "view", "split", "path"]
+    assert predictions.column_names[6:] == [
+        "no_finding",
+        "enlarged_cardiomediastinum",
+        "cardiomegaly",
+        "lung_opacity",
+        "lung_lesion",
+        "edema",
+        "consolidation",
+        "pneumonia",
+        "atelectasis",
+        "pneumothorax",
+        "pleural_effusion",
+        "pleural_other",
+        "fracture",
+        "support_devices",
+    ]
+    board = tmp_path / "board.duckdb"
+    done = subprocess.run(
+        [
+            *(script, "chexpert", "evaluate", "--split", "train", "--uncertain", "positive"),
+            *("--labels_db", str(ingested / "tables.duckdb")),
+            *("--submissions", f"team={predicted / 'tables.duckdb'}"),
+            *("--bootstrap_samples", "10", "--min_positives", "1"),
+            *("--output_table", f"{board}:board"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "4 of 4 images of the train split" in done.stdout
+    with duckdb.connect(str(board), read_only=True) as con:
+        ranked = con.sql("SELECT label FROM board WHERE ranked AND label IS NOT NULL").fetchall()
+    # Labels with a positive (or uncertain) and a negative image among the 4.
+    assert sorted(label for (label,) in ranked) == [
+        "atelectasis",
+        "cardiomegaly",
+        "consolidation",
+        "edema",
+        "fracture",
+        "lung_opacity",
+        "no_finding",
+        "pleural_effusion",
+        "support_devices",
+    ]
