@@ -319,3 +319,32 @@ def test_the_readme_shows_the_data_set_as_shipped() -> None:
     package = Path(__file__).parent.parent / "datasets" / "nih_cxr14"
     for module in ("schema.py", "layout.py"):
         assert f"```python\n{(package / module).read_text()}```" in readme, module
+
+
+def test_the_synthetic_sample_ingests_whole(tmp_path: Path) -> None:
+    """`make demo-nih`'s sample: every image, row and list line written, nothing quarantined."""
+    from datathon_etl.datasets.nih_cxr14.synthetic import write_sample
+    from datathon_etl.generated.nih_cxr14.ingest import main
+
+    sample = write_sample(tmp_path / "sample", patients=8, side=64)
+    out = tmp_path / "out"
+    code = main(
+        [
+            *("--input_prefix", f"{tmp_path}/sample/images/"),
+            *("--input_csv", f"{tmp_path}/sample/Data_Entry_2017_v2020.csv"),
+            *("--split_lists", f"{tmp_path}/sample/*_list.txt"),
+            *("--output_dir", str(out), "--output_image_shape", "32", "32", "--no_card"),
+        ]
+    )
+    assert code == 0
+    stages = manifest_stages(str(out))["stages"]
+    images = len(sample.images)
+    for stage in ("images", "label_rows", "split_lists"):
+        assert stages[stage] == {
+            "input": images,
+            "written": images,
+            "skipped": 0,
+            "quarantined": {},
+        }, stage
+    table = duckdb_table(out / "tables.duckdb", "nih_cxr14_labels").to_pylist()
+    assert sorted(r["path"] for r in table if r["split"] == 1) == sorted(sample.test)
