@@ -33,9 +33,9 @@ def partition(key):
 def layout_module() -> Iterator[types.ModuleType]:
     """A scratch layout module, importable as ``scratch_layout`` while the test runs."""
     module = types.ModuleType("scratch_layout")
-    sys.modules[module.__name__] = module
+    sys.modules["scratch_layout"] = module
     yield module
-    del sys.modules[module.__name__]
+    del sys.modules["scratch_layout"]
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,8 @@ def test_a_layout_that_breaks_its_protocol_is_named_in_one_line(
 def test_split_lists_are_refused_for_labels_per_study(layout_module: types.ModuleType) -> None:
     import datathon_etl.datasets.mimic_cxr_jpg.parsing as study
 
-    vars(layout_module).update(vars(study))
+    # Its names, not its identity (``__name__``...): the real module stays as imported.
+    vars(layout_module).update({k: v for k, v in vars(study).items() if not k.startswith("__")})
     ir = attrs.evolve(read_dataset(NIH, "scratch"), layout="scratch_layout")
     with pytest.raises(ValueError, match="split_lists are for labels per image"):
         check_layout(ir)
