@@ -66,7 +66,7 @@ class ImageKey:
 
 
 def _finding(value: str) -> Any:
-    return FINDINGS.flag(value, f"Whether the report's text-mined findings include {value}.")
+    return FINDINGS.flag(value, "A finding text-mined from the image's report.")
 
 
 @attrs.frozen

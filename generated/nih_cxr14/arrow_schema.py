@@ -46,7 +46,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Atelectasis. (true when 'Finding Labels' lists 'Atelectasis')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Atelectasis')",
             },
         ),
         pa.field(
@@ -54,7 +54,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Cardiomegaly. (true when 'Finding Labels' lists 'Cardiomegaly')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Cardiomegaly')",
             },
         ),
         pa.field(
@@ -62,7 +62,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Effusion. (true when 'Finding Labels' lists 'Effusion')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Effusion')",
             },
         ),
         pa.field(
@@ -70,7 +70,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Infiltration. (true when 'Finding Labels' lists 'Infiltration')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Infiltration')",
             },
         ),
         pa.field(
@@ -78,7 +78,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Mass. (true when 'Finding Labels' lists 'Mass')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Mass')",
             },
         ),
         pa.field(
@@ -86,7 +86,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Nodule. (true when 'Finding Labels' lists 'Nodule')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Nodule')",
             },
         ),
         pa.field(
@@ -94,7 +94,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Pneumonia. (true when 'Finding Labels' lists 'Pneumonia')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Pneumonia')",
             },
         ),
         pa.field(
@@ -102,7 +102,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Pneumothorax. (true when 'Finding Labels' lists 'Pneumothorax')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Pneumothorax')",
             },
         ),
         pa.field(
@@ -110,7 +110,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Consolidation. (true when 'Finding Labels' lists 'Consolidation')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Consolidation')",
             },
         ),
         pa.field(
@@ -118,7 +118,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Edema. (true when 'Finding Labels' lists 'Edema')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Edema')",
             },
         ),
         pa.field(
@@ -126,7 +126,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Emphysema. (true when 'Finding Labels' lists 'Emphysema')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Emphysema')",
             },
         ),
         pa.field(
@@ -134,7 +134,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Fibrosis. (true when 'Finding Labels' lists 'Fibrosis')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Fibrosis')",
             },
         ),
         pa.field(
@@ -142,7 +142,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Pleural_Thickening. (true when 'Finding Labels' lists 'Pleural_Thickening')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Pleural_Thickening')",
             },
         ),
         pa.field(
@@ -150,7 +150,7 @@ LABELS = pa.schema(
             pa.bool_(),
             nullable=False,
             metadata={
-                "description": "Whether the report's text-mined findings include Hernia. (true when 'Finding Labels' lists 'Hernia')",
+                "description": "A finding text-mined from the image's report. (true when 'Finding Labels' lists 'Hernia')",
             },
         ),
         pa.field(
