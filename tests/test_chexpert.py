@@ -223,3 +223,27 @@ def test_infer_and_evaluate_score_the_14_labels(ingested: Path, tmp_path: Path) 
         "pleural_effusion",
         "support_devices",
     ]
+
+
+def test_the_synthetic_sample_ingests_whole(tmp_path: Path) -> None:
+    """`make demo-chexpert`'s sample: the release's header, every image and row written."""
+    from datathon_etl.datasets.chexpert import synthetic
+    from datathon_etl.generated.chexpert.ingest import main
+
+    assert synthetic.HEADER == HEADER
+    paths = synthetic.write_sample(tmp_path, patients=6, side=64)
+    out = tmp_path / "out"
+    folder = tmp_path / synthetic.FOLDER
+    code = main(
+        [
+            *("--input_prefix", f"{folder}/", "--path_match_regex", r".*\.jpg"),
+            *("--input_csv", f"{folder}/train.csv", f"{folder}/valid.csv"),
+            *("--output_dir", str(out), "--output_image_shape", "32", "32", "--no_card"),
+        ]
+    )
+    assert code == 0
+    stages = manifest_stages(str(out))["stages"]
+    written = {"written": len(paths), "quarantined": {}}
+    # train.csv and valid.csv sit among the images: --path_match_regex skips them.
+    assert stages["images"] == {"input": len(paths) + 2, "skipped": 2, **written}
+    assert stages["label_rows"] == {"input": len(paths), "skipped": 0, **written}
