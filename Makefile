@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TYPECHECK := build/typecheck
 
-.PHONY: test lint typecheck codegen codegen-check pytest demo demo-jpg bench lock clean
+.PHONY: test lint typecheck codegen codegen-check pytest demo demo-jpg demo-nih demo-chexpert bench lock clean
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ demo: $(STAMP)
 # The same, for the current PhysioNet release (MIMIC-CXR-JPG 2.x layout).
 demo-jpg: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m datathon_etl.datasets.mimic_cxr_jpg.demo
+
+# NIH ChestX-ray14 (findings multi-hot, split from list files) on a synthetic sample.
+demo-nih: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m datathon_etl.datasets.nih_cxr14.demo
+
+# CheXpert (CheXpert's codes, the release folder in the CSVs' paths) on a synthetic sample.
+demo-chexpert: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m datathon_etl.datasets.chexpert.demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

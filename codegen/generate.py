@@ -11,6 +11,7 @@ import attrs
 
 from datathon_etl.codegen.render import BUILTIN_PACKAGE, render_dataset
 from datathon_etl.framework.schema import Dataset, DatasetIR, read_dataset
+from datathon_etl.framework.schema.layout import check_layout
 
 __all__ = [
     "BUILTIN_PACKAGE",
@@ -22,8 +23,6 @@ __all__ = [
     "write",
 ]
 _IGNORED = {"__pycache__"}
-_LAYOUT_NAMES = ("parse_path", "format_path", "partition", "PARTITIONS")
-"""What every layout module defines (``parse_label_row`` is optional)."""
 
 
 def load_dataset_ir(module: str) -> DatasetIR:
@@ -31,7 +30,7 @@ def load_dataset_ir(module: str) -> DatasetIR:
 
     Raises:
         ValueError: The module exports no `Dataset` named ``DATASET``, or
-            its layout module lacks a function the ingestion needs.
+            its layout module does not follow its protocol (`check_layout`).
     """
     dataset = getattr(importlib.import_module(module), "DATASET", None)
     if not isinstance(dataset, Dataset):
@@ -39,9 +38,7 @@ def load_dataset_ir(module: str) -> DatasetIR:
     ir = read_dataset(dataset, module)
     if ir.layout is not None:
         # A missing piece is named now, not met as an AttributeError mid-run.
-        missing = [n for n in _LAYOUT_NAMES if not hasattr(importlib.import_module(ir.layout), n)]
-        if missing:
-            raise ValueError(f"{ir.layout}: the layout module lacks {', '.join(missing)}")
+        check_layout(ir)
     return ir
 
 

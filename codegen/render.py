@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
@@ -10,6 +9,7 @@ import attrs
 import jinja2
 
 from datathon_etl.framework.schema import Column, DatasetIR, Table
+from datathon_etl.framework.schema.layout import check_layout
 from datathon_etl.framework.tables.decoded_view import codes_metadata
 from datathon_etl.framework.tfrecords import FeatureSpec
 
@@ -35,7 +35,12 @@ class _NamedTable:
 
 
 def describe(column: Column) -> str:
-    """Returns a column's description with its codes, as the seed schemas wrote them."""
+    """Returns a column's description with its codes, as the seed schemas wrote them.
+
+    A flag of a multi-valued column says which value of which column it is.
+    """
+    if column.flags is not None:
+        return f"{column.description} (true when {column.source!r} lists {column.flags!r})"
     if column.enum is None:
         return column.description
     codes = ", ".join(f"{c.value}: {c.name.replace('_', ' ')}" for c in column.enum.codes)
@@ -109,18 +114,6 @@ def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def _labels_per_study(ir: DatasetIR) -> bool:
-    """Whether the layout module declares ``LABELS_PER = "study"`` (MIMIC-CXR-JPG 2.x)."""
-    if ir.layout is None:
-        return False
-    return getattr(importlib.import_module(ir.layout), "LABELS_PER", "image") == "study"
-
-
-def _layout_parses_rows(ir: DatasetIR) -> bool:
-    """Whether the layout module writes its own ``parse_label_row``."""
-    return ir.layout is not None and hasattr(importlib.import_module(ir.layout), "parse_label_row")
-
-
 def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
     """Renders every generated file of one dataset.
 
@@ -134,6 +127,7 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         File name (relative to ``generated/<dataset>/``) -> content, sorted.
     """
     package = package or f"{BUILTIN_PACKAGE}.{ir.name}"
+    kind = check_layout(ir) if ir.layout is not None else None
     tables = [
         _NamedTable("LABELS", ir.labels_table),
         _NamedTable("PREDICTIONS", ir.predictions_table),
@@ -157,9 +151,15 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         "label_codes": [codes for codes in label_codes.values() if codes],
         "evaluated_enums": [e for e in ir.enums if (e.module, e.name) in evaluated_enums],
         "not_evaluated": [f"`{name}`" for name, codes in label_codes.items() if not codes],
-        "labels_per_study": _labels_per_study(ir),
-        "layout_parses_rows": _layout_parses_rows(ir),
+        "labels_per_study": kind is not None and kind.per_study,
+        "layout_parses_rows": kind is not None and kind.parses_rows,
+        "layout_protocol": kind.protocol.__name__ if kind else None,
         "key_sources": [c for c in ir.key.columns if c.source],
+        # A multi-valued column feeds several labels; the CSV needs it once.
+        # Header (dicom=) columns are read from each image, not from the CSV.
+        "label_sources": list(
+            dict.fromkeys(c.source or c.name for c in ir.labels.columns if not c.dicom)
+        ),
         "metadata_labels": [c for c in ir.labels.columns if not c.target],
         "dicom_columns": [c for c in (*ir.key.columns, *ir.labels.columns) if c.dicom],
         "package": package,

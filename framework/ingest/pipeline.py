@@ -57,6 +57,8 @@ from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
+from datathon_etl.framework.ingest.split_list_options import SplitListOptions
+from datathon_etl.framework.ingest.split_lists import ApplySplitLists
 from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
@@ -136,6 +138,7 @@ class IngestJob:
         tables: Per study: each per-image table's CSV URIs, by table name.
         card: Whether the run ends with its data card.
         card_images: Whether the card shows thumbnails.
+        split_lists: The split's list files, each with its split's code.
     """
 
     tars: tuple[str, ...]
@@ -154,6 +157,7 @@ class IngestJob:
     tables: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
     card: bool = True
     card_images: bool = True
+    split_lists: dict[str, int] = attrs.field(factory=dict)
 
 
 def _summary_tallies(summary: ArchiveSummary) -> list[Tally]:
@@ -217,16 +221,12 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
     # Notes: input folders, pixel sizes; per study: leakage, images without labels.
     images, image_inputs_refused, tallies, notes = _images(p, spec, job)
+    list_refusals: list[beam.PCollection] = []  # split lists' lines
     label = f"{spec.dataset} ingest"
     columns = DicomColumns.of(spec.key_type, spec.labels_type)
     if spec.study_labels is None:
-        join = JoinAndTransform(
-            label,
-            job.image,
-            job.layout.run_id,
-            JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs))),
-            columns,
-        )
+        codec = JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs)))
+        join = JoinAndTransform(label, job.image, job.layout.run_id, codec, columns)
         # Label rows -> (path, LabelRecord).
         # A handful of files: spreading them is not worth a shuffle's start-up cost.
         files = p | "LabelFiles" >> beam.Create(list(job.csvs), reshuffle=False)
@@ -234,11 +234,23 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         parsed = rows | "ParseRows" >> beam.ParDo(
             ParseLabelRowFn(spec, job.path_match_regex)
         ).with_outputs(QUARANTINE_TAG, SKIPPED_TAG, main="records")
-        labelled = (images, parsed.records) | "JoinAndTransform" >> join
-        row_refusals = (
-            parsed[QUARANTINE_TAG],
-            labelled.row_refusals,
-        ) | "RowRefusals" >> beam.Flatten()
+        records, refused = parsed.records, [parsed[QUARANTINE_TAG]]
+        if spec.split_lists is not None:
+            # Each row's split from the list naming its image, before rows meet images.
+            listed = records | "ApplySplitLists" >> ApplySplitLists(
+                spec.split_lists,
+                job.split_lists,
+                codec,
+                spec.parse_path,
+                spec.format_path,
+                job.path_match_regex,
+            )
+            records = listed.records
+            refused.append(listed.row_refusals)
+            tallies.append(listed.tallies)
+            list_refusals.append(listed.line_refusals)
+        labelled = (images, records) | "JoinAndTransform" >> join
+        row_refusals = (*refused, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
         tallies += [
             rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
             row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
@@ -273,7 +285,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         *image_inputs_refused,
         labelled.image_refusals,
     ) | "ImageRefusals" >> beam.Flatten()
-    refusals = (image_refusals, row_refusals) | "AllRefusals" >> beam.Flatten()
+    refusals = (image_refusals, row_refusals, *list_refusals) | "AllRefusals" >> beam.Flatten()
     tallies += [
         image_refusals | "TallyImageRefusals" >> TallyQuarantine(_tar_stage),
         examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
@@ -363,9 +375,23 @@ def _study_csvs(
     return list(labels), tables
 
 
+def _split_lists(spec: IngestSpec, options: PipelineOptions) -> dict[str, int]:
+    """The ``--split_lists`` files, each with its split's code, checked against the declaration."""
+    if spec.split_lists is None:
+        return {}
+    found = match_inputs(options.view_as(SplitListOptions).split_lists or [], "--split_lists")
+    try:
+        return spec.split_lists.roles(sorted({uri for uris in found.values() for uri in uris}))
+    except ValueError as e:
+        raise UsageError(f"--split_lists: {e}") from e
+
+
 def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> IngestJob:
     ingest = options.view_as(IngestOptions)
     jpg_dir: str | None = options.view_as(ImageTreeOptions).output_jpg_dir
+    list_patterns = (
+        options.view_as(SplitListOptions).split_lists if spec.split_lists is not None else None
+    )
     tar_options = options.view_as(TarOptions)
     prefixes = input_patterns(options)
     tfrecord_dir: str | None = options.view_as(TFRecordOptions).output_tfrecord_dir
@@ -388,6 +414,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
             "--input_tars": tar_options.input_tars,
             "--input_prefix": prefixes,
             "--input_csv": ingest.input_csv,
+            "--split_lists": list_patterns,
             "--output_dir": output_dir,
             "--output_jpg_dir": jpg_dir,
             "--output_tfrecord_dir": tfrecord_dir,
@@ -408,6 +435,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         sorted({path for paths in csvs.values() for path in paths}),
         options.view_as(StudyLabelsOptions).labels_source,
     )
+    split_lists = _split_lists(spec, options)
     regex = path_match_regex(options)
     if tar_options.max_member_bytes <= 0:
         raise UsageError("--max_member_bytes must be positive")
@@ -432,6 +460,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         tables=tables,
         card=not options.view_as(CardOptions).no_card,
         card_images=not options.view_as(CardOptions).card_without_images,
+        split_lists=split_lists,
     )
     _sharded_outputs(spec, job)  # a format the labels cannot take: refused before the run
     check_apart(
@@ -440,6 +469,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
             "--input_tars": tar_options.input_tars,
             "--input_prefix": [input_glob(prefix) for prefix in prefixes],
             "--input_csv": ingest.input_csv,
+            "--split_lists": list_patterns,
         },
         files={
             "--output_table": table_spec.database if isinstance(table_spec, DuckDBTable) else None
@@ -481,6 +511,7 @@ class Ingest(PipelineCommand[IngestJob]):
             IngestOptions,
             ImageTreeOptions,
             *([StudyLabelsOptions] if spec.study_labels is not None else []),
+            *([SplitListOptions] if spec.split_lists is not None else []),
             MatchOptions,
             TFRecordOptions,
             ShardOutputOptions,
@@ -526,7 +557,8 @@ class Ingest(PipelineCommand[IngestJob]):
         """How many files of each kind."""
         folders = f", {len(job.prefixes)} image folder(s)" if job.prefixes else ""
         tables = "".join(f", {len(uris)} {name} file(s)" for name, uris in job.tables.items())
-        return f"{len(job.tars)} tar file(s){folders}{tables}, {len(job.csvs)} label file(s)"
+        lists = f", {len(job.split_lists)} split list(s)" if job.split_lists else ""
+        return f"{len(job.tars)} tar file(s){folders}{tables}, {len(job.csvs)} label file(s){lists}"
 
     def build(self, p: beam.Pipeline, job: IngestJob) -> None:
         """The ingestion's steps."""
@@ -546,12 +578,19 @@ class Ingest(PipelineCommand[IngestJob]):
             "image": attrs.asdict(job.image),
             "declaration": self.spec.declaration,
             "inputs": describe_files(
-                [*job.tars, *job.csvs, *(uri for uris in job.tables.values() for uri in uris)]
+                [
+                    *job.tars,
+                    *job.csvs,
+                    *(uri for uris in job.tables.values() for uri in uris),
+                    *job.split_lists,
+                ]
             ),
         }
         if counted:
             parameters[PIXEL_SIZES] = read_pixel_sizes(job.layout.notes_prefix)
             parameters["inputs"] += read_input_folders(job.layout.notes_prefix)
+        if job.split_lists:
+            parameters["split_lists"] = sorted(job.split_lists)
         if self.spec.study_labels is not None and counted:
             parameters.update(_study_report(job, self.prog))
         parameters["run"] = self._clock.record()

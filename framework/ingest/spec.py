@@ -7,7 +7,8 @@ pipeline knows which dataset it is running.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import posixpath
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -17,7 +18,7 @@ from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.tfrecords import FeatureSpec
 
-__all__ = ["ImageTable", "IngestSpec", "StudyLabels"]
+__all__ = ["ImageTable", "IngestSpec", "SplitLists", "StudyLabels"]
 
 
 @attrs.frozen
@@ -84,6 +85,39 @@ class StudyLabels:
 
 
 @attrs.frozen
+class SplitLists:
+    """A data set's split list files, as codegen writes them from the declaration.
+
+    Attributes:
+        field: The key field they set (the data set's split, an enum).
+        files: (file name, the split's code for the images it lists).
+    """
+
+    field: str
+    files: tuple[tuple[str, int], ...]
+
+    def roles(self, uris: Sequence[str]) -> dict[str, int]:
+        """Each file's split code, by its name; every declared file must be there once.
+
+        Raises:
+            ValueError: A file of another name, a name given twice, or one missing.
+        """
+        codes = dict(self.files)
+        found: dict[str, int] = {}
+        for uri in uris:
+            name = posixpath.basename(uri)
+            if name not in codes:
+                raise ValueError(f"{uri}: not a split list ({', '.join(sorted(codes))})")
+            if any(posixpath.basename(other) == name for other in found):
+                raise ValueError(f"{name} given twice")
+            found[uri] = codes[name]
+        absent = sorted(set(codes) - {posixpath.basename(uri) for uri in found})
+        if absent:
+            raise ValueError(f"no {', '.join(absent)} given")
+        return found
+
+
+@attrs.frozen
 class IngestSpec:
     """A dataset's layout functions and generated artifacts.
 
@@ -116,6 +150,8 @@ class IngestSpec:
         labels_type: The declared labels class (likewise).
         declaration: Import path of the module declaring the data set
             (its ``DATASET``), recorded in the manifest for the data card.
+        split_lists: The split's list files (``--split_lists``), when the
+            data set declares them; each label row's split comes from them.
     """
 
     dataset: str
@@ -137,3 +173,4 @@ class IngestSpec:
     key_type: type | None = None
     labels_type: type | None = None
     declaration: str | None = None
+    split_lists: SplitLists | None = None

@@ -10,7 +10,7 @@ from datathon_etl.framework.schema.convert import (
     to_row,
 )
 from datathon_etl.framework.schema.dataset import Dataset
-from datathon_etl.framework.schema.fields import column
+from datathon_etl.framework.schema.fields import MultiValued, column
 from datathon_etl.framework.schema.ir import (
     ClassRef,
     Code,
@@ -31,6 +31,7 @@ __all__ = [
     "Dataset",
     "DatasetIR",
     "EnumRef",
+    "MultiValued",
     "ScalarType",
     "SchemaError",
     "SourceCoded",

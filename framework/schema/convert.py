@@ -12,7 +12,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from datathon_etl.framework.schema.fields import SOURCE
+from datathon_etl.framework.schema.fields import FLAGS, SOURCE, MultiValued
 from datathon_etl.framework.schema.types import resolve
 
 __all__ = [
@@ -102,11 +102,55 @@ _ROWS = cattrs.Converter()
 @functools.cache
 def _source_structure_fn(cls: type) -> Any:
     renames: dict[str, Any] = {
-        f.name: override(rename=f.metadata[SOURCE])
+        f.name: override(rename=_flag_key(f.name) if f.metadata.get(FLAGS) else f.metadata[SOURCE])
         for f in attrs.fields(cls)
         if f.metadata.get(SOURCE)
     }
     return make_dict_structure_fn(cls, _SOURCE, **renames)
+
+
+def _flag_key(name: str) -> str:
+    """Where a flag's ``true``/``false`` goes in a row, apart from any CSV column."""
+    return f"{FLAGS}:{name}"
+
+
+@functools.cache
+def _flag_columns(cls: type) -> tuple[tuple[MultiValued, dict[str, str]], ...]:
+    """Each multi-valued source column of ``cls``: its declaration, value -> field name."""
+    columns: dict[str, tuple[MultiValued, dict[str, str]]] = {}
+    for f in attrs.fields(cls):
+        if flags := f.metadata.get(FLAGS):
+            declared, value = flags
+            columns.setdefault(declared.source, (declared, {}))[1][value] = f.name
+    return tuple(columns.values())
+
+
+def _read_flags(
+    declared: MultiValued, fields: Mapping[str, str], row: Mapping[str, str | None], where: str
+) -> dict[str, str]:
+    """One multi-valued cell -> ``true``/``false`` per flag, under `_flag_key`.
+
+    Raises:
+        SourceRowError: The column is missing, the cell blank (unless
+            ``blank_is_none``), or it lists an empty, unknown or repeated value.
+    """
+    column = declared.source
+    if column not in row:
+        raise SourceRowError(where, column, "missing column")
+    cell = (row[column] or "").strip()
+    if not cell and not declared.blank_is_none:
+        raise SourceRowError(where, column, "blank")
+    listed = [value.strip() for value in cell.split(declared.separator)] if cell else []
+    for i, value in enumerate(listed):
+        if not value:
+            raise SourceRowError(where, column, f"an empty value in {cell!r}")
+        if value not in fields:
+            known = ", ".join(sorted(fields))
+            problem = f"unknown value {value!r} in {cell!r} (declared: {known})"
+            raise SourceRowError(where, column, problem, unknown_code=True)
+        if value in listed[:i]:
+            raise SourceRowError(where, column, f"{value!r} listed twice in {cell!r}")
+    return {_flag_key(name): str(value in listed).lower() for value, name in fields.items()}
 
 
 def parse_source_row(cls: type[T], row: Mapping[str, str | None], where: str) -> T:
@@ -114,7 +158,9 @@ def parse_source_row(cls: type[T], row: Mapping[str, str | None], where: str) ->
 
     Each field is read from its declared source column (or its own name);
     enums that define ``from_source`` parse their codes themselves; a blank
-    cell is None for ``X | None`` fields, else an error.
+    cell is None for ``X | None`` fields, else an error. A `MultiValued`
+    column's cell is split once, and each of its flags is whether it lists
+    the flag's value.
 
     Args:
         cls: The attrs class to build.
@@ -133,6 +179,8 @@ def parse_source_row(cls: type[T], row: Mapping[str, str | None], where: str) ->
     cleaned = {
         k: None if k in nullable and (v is None or not v.strip()) else v for k, v in row.items()
     }
+    for declared, fields in _flag_columns(cast(type, cls)):
+        cleaned.update(_read_flags(declared, fields, row, where))
     try:
         instance: T = _source_structure_fn(cast(type, cls))(cleaned, cls)
         return instance

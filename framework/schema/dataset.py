@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
+
 import attrs
 
 __all__ = ["Dataset"]
+
+
+def _pairs(lists: Mapping[str, enum.IntEnum] | None) -> tuple[tuple[str, enum.IntEnum], ...]:
+    return tuple((lists or {}).items())
 
 
 @attrs.frozen
@@ -22,12 +29,11 @@ class Dataset:
             (``"Image Index"``); ``parse_path`` reads it, and the tables'
             ``path`` column holds it in its canonical form (``format_path``).
         layout: Import path of the module with the layout functions the
-            ingestion needs (``parse_path``, ``format_path``,
-            ``partition``, ``PARTITIONS``, and optionally
-            ``parse_label_row``, else label rows are read as declared: the
-            path from `path_source`, key fields with ``source=`` and the
-            labels from their columns); codegen emits an ``ingest`` entry
-            point when it is set.
+            ingestion needs, following a protocol of
+            `datathon_etl.framework.schema.layout` (``Layout``: ``parse_path``,
+            ``format_path``, ``partition``, ``PARTITIONS``; ``RowParser``
+            adds ``parse_label_row``, else label rows are read as declared);
+            codegen checks it and emits an ``ingest`` entry point when it is set.
         split: The key field holding the split (an enum): ``evaluate``
             scores one split, named by its code's name (``--split valid``).
         patient: The key field naming the patient: ``evaluate``'s bootstrap
@@ -37,6 +43,12 @@ class Dataset:
             card counts studies with it.
         view: The key field holding the view (an enum): the data card counts
             and shows images per split and view.
+        split_lists: The official split as list files, one image path per
+            line: file name -> the `split` field's value for the images it
+            lists (``{"train_val_list.txt": Split.TRAIN_VAL, "test_list.txt":
+            Split.TEST}``). The ingestion then takes them (``--split_lists``)
+            and sets each label row's split from the list naming its image;
+            the `split` field needs a ``default=`` for ``parse_path`` to leave.
     """
 
     name: str
@@ -51,3 +63,4 @@ class Dataset:
     patient: str | None = None
     study: str | None = None
     view: str | None = None
+    split_lists: tuple[tuple[str, enum.IntEnum], ...] = attrs.field(default=(), converter=_pairs)

@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["DESCRIPTION", "DICOM", "METADATA_ONLY", "SOURCE", "column"]
+__all__ = ["DESCRIPTION", "DICOM", "FLAGS", "METADATA_ONLY", "SOURCE", "MultiValued", "column"]
 
 DESCRIPTION = "datathon_etl.description"
 """Metadata key: the column's description, copied into every generated schema."""
@@ -19,6 +19,9 @@ METADATA_ONLY = "datathon_etl.metadata_only"
 
 DICOM = "datathon_etl.dicom"
 """Metadata key: the DICOM header attribute (keyword) the column is read from, if any."""
+
+FLAGS = "datathon_etl.flags"
+"""Metadata key: on a ``bool`` label, ``(MultiValued, value)``: the value it flags."""
 
 
 def column(
@@ -51,9 +54,52 @@ def column(
     Returns:
         An attrs field definition.
     """
-    metadata: dict[str, Any] = {DESCRIPTION: description, SOURCE: source}
-    if not target:
-        metadata[METADATA_ONLY] = True
+    metadata = _metadata(description, source, target)
     if dicom is not None:
         metadata[DICOM] = dicom
     return attrs.field(metadata=metadata, **kwargs)
+
+
+def _metadata(description: str, source: str | None, target: bool) -> dict[str, Any]:
+    metadata: dict[str, Any] = {DESCRIPTION: description, SOURCE: source}
+    if not target:
+        metadata[METADATA_ONLY] = True
+    return metadata
+
+
+@attrs.frozen
+class MultiValued:
+    """A source column whose cells list several values (multi-hot), declared once.
+
+    NIH ChestX-ray14's ``Finding Labels`` holds ``Cardiomegaly|Emphysema`` or
+    ``No Finding``: one ``bool`` label per value, each declared with `flag`.
+    A cell listing a value no label flags is refused (``unknown_code``), as
+    is one listing a value twice or, unless `blank_is_none`, a blank cell
+    (``bad_label_row``); no parser is written by hand.
+
+    Attributes:
+        source: The column's name in the source files.
+        separator: What separates the values in a cell (``"|"``); spaces
+            around each value are ignored.
+        blank_is_none: Whether a blank cell lists no value (every flag
+            false); by default it is a bad row.
+    """
+
+    source: str
+    separator: str
+    blank_is_none: bool = False
+
+    def flag(self, value: str, description: str, *, target: bool = True) -> Any:
+        """Declares a ``bool`` label: true when the cell lists ``value``.
+
+        Args:
+            value: The value as the source writes it (``"Pleural_Thickening"``).
+            description: What the label means.
+            target: Whether it is a model output (see `column`).
+
+        Returns:
+            An attrs field definition.
+        """
+        metadata = _metadata(description, self.source, target)
+        metadata[FLAGS] = (self, value)
+        return attrs.field(metadata=metadata)

@@ -13,7 +13,14 @@ from typing import Any
 import attrs
 
 from datathon_etl.framework.schema.dataset import Dataset
-from datathon_etl.framework.schema.fields import DESCRIPTION, DICOM, METADATA_ONLY, SOURCE
+from datathon_etl.framework.schema.fields import (
+    DESCRIPTION,
+    DICOM,
+    FLAGS,
+    METADATA_ONLY,
+    SOURCE,
+    MultiValued,
+)
 from datathon_etl.framework.schema.types import SCALAR_TYPES, ScalarType, resolve
 
 __all__ = [
@@ -70,6 +77,8 @@ class Column:
         target: Whether it is a model output (a label declared a target);
             False for key columns, ``path`` and metadata labels.
         dicom: The DICOM header attribute (keyword) it is read from, if any.
+        flags: For a `MultiValued` column's label: the value it flags
+            (true when its `source` cell lists it).
     """
 
     name: str
@@ -80,6 +89,7 @@ class Column:
     enum: EnumRef | None = None
     target: bool = False
     dicom: str | None = None
+    flags: str | None = None
 
     @property
     def python_type(self) -> str:
@@ -129,6 +139,7 @@ class DatasetIR:
         patient: The key column naming the patient, if declared.
         study: The key column naming the study, if declared.
         view: The key column holding the view (coded), if declared.
+        split_lists: The split's list files: (file name, the split's code).
     """
 
     name: str
@@ -149,6 +160,7 @@ class DatasetIR:
     patient: Column | None = None
     study: Column | None = None
     view: Column | None = None
+    split_lists: tuple[tuple[str, Code], ...] = ()
 
 
 def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
@@ -164,10 +176,15 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
     Raises:
         SchemaError: A class is not an attrs class, a field lacks a
             description, a type is unsupported, column names collide, a key
-            field is declared ``target=False``, or no label is a target.
+            field is declared ``target=False``, no label is a target, or a
+            multi-valued column is declared inconsistently (a flag that is
+            not a ``bool`` label, a value flagged twice, two declarations
+            or a plain label reading the same column), or split lists
+            name values of another enum than the split's, or no split.
     """
     key = _read_class(dataset.name, dataset.key, labels=False)
     labels = _read_class(dataset.name, dataset.labels, labels=True)
+    _check_multi_valued(dataset.name, dataset.labels)
     targets = tuple(c for c in labels.columns if c.target)
     if not targets:
         raise SchemaError(f"{dataset.name}: no label is a target; a model would output nothing")
@@ -192,6 +209,7 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
     for c in labels_table.columns:
         if c.enum is not None:
             enums.setdefault((c.enum.module, c.enum.name), c.enum)
+    split = _key_column(dataset.name, key, dataset.split, "split", coded=True)
     return DatasetIR(
         name=dataset.name,
         description=dataset.description,
@@ -207,11 +225,29 @@ def read_dataset(dataset: Dataset, module: str) -> DatasetIR:
         features=(path, *key.columns, *labels.columns),
         enums=tuple(enums.values()),
         layout=dataset.layout,
-        split=_key_column(dataset.name, key, dataset.split, "split", coded=True),
+        split=split,
         patient=_key_column(dataset.name, key, dataset.patient, "patient", coded=False),
         study=_key_column(dataset.name, key, dataset.study, "study", coded=False),
         view=_key_column(dataset.name, key, dataset.view, "view", coded=True),
+        split_lists=_split_lists(dataset, split),
     )
+
+
+def _split_lists(dataset: Dataset, split: Column | None) -> tuple[tuple[str, Code], ...]:
+    """The split's list files and the code of each, checked against the split's enum."""
+    if not dataset.split_lists:
+        return ()
+    if split is None or split.enum is None:
+        raise SchemaError(f"{dataset.name}: split_lists need split= (the key field they set)")
+    expected = (split.enum.module, split.enum.name)
+    lists = []
+    for name, value in dataset.split_lists:
+        if (type(value).__module__, type(value).__qualname__) != expected:
+            raise SchemaError(
+                f"{dataset.name}: split_lists[{name!r}] = {value!r} is not a {split.enum.name}"
+            )
+        lists.append((name, Code(int(value), value.name.lower())))
+    return tuple(lists)
 
 
 def _key_column(
@@ -246,6 +282,9 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
         dicom = field.metadata.get(DICOM)
         if dicom is not None:
             _check_dicom(where, field, dicom)
+        flags = field.metadata.get(FLAGS)
+        if flags and not (labels and resolved.python is bool and not resolved.nullable):
+            raise SchemaError(f"{where}: a flag of a multi-valued column must be a bool label")
         columns.append(
             Column(
                 name=field.name,
@@ -256,6 +295,7 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
                 enum=_enum_ref(resolved.enum) if resolved.enum else None,
                 target=labels and not metadata_only,
                 dicom=dicom,
+                flags=flags[1] if flags else None,
             )
         )
     return ClassRef(cls.__module__, cls.__qualname__, tuple(columns))
@@ -281,6 +321,28 @@ def _check_dicom(where: str, field: attrs.Attribute[Any], keyword: str) -> None:
         raise SchemaError(
             f"{where}: dicom={keyword!r} needs a default= (the value until the header is read)"
         )
+
+
+def _check_multi_valued(dataset: str, cls: type) -> None:
+    """One declaration per multi-valued column, each value flagged once, no plain reader."""
+    declared: dict[str, MultiValued] = {}
+    flagged: set[tuple[str, str]] = set()
+    for field in attrs.fields(cls):
+        if flags := field.metadata.get(FLAGS):
+            multi, value = flags
+            where = f"{dataset}: {cls.__name__}.{field.name}"
+            if declared.setdefault(multi.source, multi) != multi:
+                raise SchemaError(f"{where}: {multi.source!r} is declared multi-valued twice")
+            if (multi.source, value) in flagged:
+                raise SchemaError(f"{where}: {value!r} of {multi.source!r} is flagged twice")
+            flagged.add((multi.source, value))
+    for field in attrs.fields(cls):
+        source = field.metadata.get(SOURCE) or field.name
+        if source in declared and not field.metadata.get(FLAGS):
+            raise SchemaError(
+                f"{dataset}: {cls.__name__}.{field.name}: {source!r} is multi-valued; "
+                "declare its values with flag()"
+            )
 
 
 def _enum_ref(cls: type[enum.IntEnum]) -> EnumRef:

@@ -12,12 +12,15 @@ import json
 from collections.abc import Sequence
 from importlib import resources
 
-import datathon_etl.datasets.mimic_cxr.parsing as layout
+import datathon_etl.datasets.mimic_cxr.parsing as _layout
 from datathon_etl.datasets.mimic_cxr.schema import ImageKey, Labels
 from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.ingest import IngestSpec, run
+from datathon_etl.framework.schema.layout import RowParser
 
 from . import arrow_schema, features, rows
+
+layout: RowParser = _layout  # the contract, checked by mypy (and by codegen)
 
 SPEC = IngestSpec(
     dataset="mimic_cxr",

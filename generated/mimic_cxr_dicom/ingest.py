@@ -12,13 +12,16 @@ import json
 from collections.abc import Sequence
 from importlib import resources
 
-import datathon_etl.datasets.mimic_cxr_dicom.parsing as layout
+import datathon_etl.datasets.mimic_cxr_dicom.parsing as _layout
 from datathon_etl.datasets.mimic_cxr_dicom.schema import ImageKey, Labels
 from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.ingest import IngestSpec, run
 from datathon_etl.framework.ingest.spec import StudyLabels
+from datathon_etl.framework.schema.layout import StudyLayout
 
 from . import arrow_schema, features, rows
+
+layout: StudyLayout = _layout  # the contract, checked by mypy (and by codegen)
 
 SPEC = IngestSpec(
     dataset="mimic_cxr_dicom",

@@ -1,0 +1,212 @@
+"""The layout contract: what a data set's layout module (`Dataset.layout`) provides.
+
+A layout module is a plain module of functions and constants. `Layout` types
+what every one defines; `RowParser` adds the optional ``parse_label_row``
+(without it, label rows are read as declared); `StudyLayout` is what a
+module declaring ``LABELS_PER = "study"`` (labels per study, joined with
+per-image tables such as metadata and split, as MIMIC-CXR-JPG 2.x) defines.
+`check_layout` holds a module to its protocol when codegen runs, so that a
+missing or misshapen piece is one line then, not an AttributeError mid-run;
+the generated ``ingest.py`` assigns the module to the same protocol, so
+that mypy checks it too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from datathon_etl.framework.schema.ir import DatasetIR
+
+if TYPE_CHECKING:
+    from datathon_etl.framework.ingest.spec import ImageTable
+
+__all__ = ["Layout", "LayoutKind", "RowParser", "StudyLayout", "check_layout"]
+
+
+class Layout(Protocol):
+    """What every layout module defines: paths <-> keys, and the TFRecord folders."""
+
+    def parse_path(self, path: str, /) -> Any:
+        """An image's path -> its key; raises ValueError for a path out of the layout.
+
+        The path may be a tar member's name, a file's relative path or a CSV's
+        path cell, with or without a leading folder.
+        """
+        ...
+
+    def format_path(self, key: Any, /) -> str:
+        """A key -> its canonical relative path (the tables' ``path``, the JPG tree's)."""
+        ...
+
+    def partition(self, key: Any, /) -> str:
+        """A key -> its TFRecord folder (``train/frontal``), one of `PARTITIONS`."""
+        ...
+
+    @property
+    def PARTITIONS(self) -> tuple[str, ...]:
+        """Every folder `partition` returns (each gets shards, empty ones too)."""
+        ...
+
+
+class RowParser(Layout, Protocol):
+    """A layout that parses its label rows itself (checks across columns)."""
+
+    def parse_label_row(self, row: Mapping[str, str | None], where: str, /) -> tuple[Any, Any]:
+        """A CSV row and ``file:line N`` -> (key, labels); raises ValueError.
+
+        Per study: -> (study, labels). A bad cell raises `SourceRowError`.
+        """
+        ...
+
+
+class StudyLayout(RowParser, Protocol):
+    """Labels per study (``LABELS_PER = "study"``), with tables per image (`TABLES`).
+
+    See `datathon_etl.framework.ingest.spec.StudyLabels` for what each piece does.
+    """
+
+    def image_key(self, path: Any, /, *values: Any) -> Any:
+        """(the path's partial key, each table's value, in `TABLES` order) -> the full key."""
+        ...
+
+    def study_of(self, key: Any, /) -> str:
+        """A key -> its study, as ``parse_label_row`` keys the labels."""
+        ...
+
+    def row_key(self, row: Mapping[str, str | None], /) -> str:
+        """A row's join key from its id cells alone; raises ValueError."""
+        ...
+
+    def subject_split(self, key: Any, /) -> tuple[str, str]:
+        """A key -> (subject, split), for the leakage check."""
+        ...
+
+    # Constants, read-only (a module's tuple of two names is a tuple of names).
+    @property
+    def LABELS_PER(self) -> str:
+        """``"study"``."""
+        ...
+
+    @property
+    def LABEL_KEY_COLUMNS(self) -> tuple[str, ...]:
+        """The label CSVs' id columns (``subject_id``, ``study_id``)."""
+        ...
+
+    @property
+    def LABEL_SOURCES(self) -> tuple[str, ...]:
+        """The label files' names' ends, the default first (``chexpert``, ``negbio``)."""
+        ...
+
+    @property
+    def NO_LABELS(self) -> Any:
+        """The labels of an image whose study has no label row."""
+        ...
+
+    @property
+    def TABLES(self) -> tuple[ImageTable, ...]:
+        """The per-image tables (name, columns, row parser, reason if missing)."""
+        ...
+
+    @property
+    def ImagePath(self) -> type[Any]:
+        """The attrs class `parse_path` returns (the path's part of the key)."""
+        ...
+
+
+@attrs.frozen
+class LayoutKind:
+    """Which protocol a layout module follows, as codegen writes its ``ingest.py`` for it.
+
+    Attributes:
+        per_study: Labels per study (`StudyLayout`).
+        parses_rows: It defines ``parse_label_row`` (`RowParser`).
+    """
+
+    per_study: bool
+    parses_rows: bool
+
+    @property
+    def protocol(self) -> type:
+        """The protocol the module follows."""
+        if self.per_study:
+            return StudyLayout
+        return RowParser if self.parses_rows else Layout
+
+
+def _members(protocol: type) -> tuple[list[str], list[str]]:
+    """A protocol's (functions, constants: its properties), in declaration order."""
+    functions: list[str] = []
+    constants: list[str] = []
+    for cls in reversed(protocol.__mro__):
+        if cls in (Layout, RowParser, StudyLayout):
+            for name, value in vars(cls).items():
+                if isinstance(value, property):
+                    constants.append(name)
+                elif inspect.isfunction(value) and not name.startswith("_"):
+                    functions.append(name)
+    return functions, constants
+
+
+def _arguments(function: Any, module: Any) -> list[str]:
+    """The arguments a protocol's function takes: ``*values`` is one per table (`TABLES`)."""
+    wanted: list[str] = []
+    for parameter in list(inspect.signature(function).parameters.values())[1:]:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            wanted += [f"{parameter.name}[{i}]" for i in range(len(module.TABLES))]
+        else:
+            wanted.append(parameter.name)
+    return wanted
+
+
+def check_layout(ir: DatasetIR) -> LayoutKind:
+    """Imports a data set's layout module and checks it against its protocol.
+
+    Args:
+        ir: The data set (its ``layout`` is set).
+
+    Returns:
+        Which protocol it follows.
+
+    Raises:
+        ValueError: One line: the names it lacks, a function that does not
+            take the protocol's arguments, a constant of the wrong shape, or
+            a declaration the layout cannot serve (split lists per study).
+    """
+    assert ir.layout is not None
+    module = importlib.import_module(ir.layout)
+    per = getattr(module, "LABELS_PER", "image")
+    if per not in ("image", "study"):
+        raise ValueError(f"{ir.layout}: LABELS_PER must be 'image' or 'study', not {per!r}")
+    kind = LayoutKind(per == "study", hasattr(module, "parse_label_row"))
+    functions, constants = _members(kind.protocol)
+    missing = [n for n in (*functions, *constants) if not hasattr(module, n)]
+    if missing:
+        raise ValueError(f"{ir.layout}: the layout module lacks {', '.join(missing)}")
+    for name in functions:
+        wanted = _arguments(getattr(kind.protocol, name), module)
+        found = getattr(module, name)
+        try:
+            inspect.signature(found).bind(*wanted)
+        except (TypeError, ValueError):
+            shown = ", ".join(wanted)
+            raise ValueError(
+                f"{ir.layout}: {name} must take ({shown}) (see {kind.protocol.__name__})"
+            ) from None
+    for name in constants:
+        value = getattr(module, name)
+        if (
+            name.isupper()
+            and name.endswith(("PARTITIONS", "COLUMNS", "SOURCES"))
+            and not (
+                isinstance(value, tuple) and value and all(isinstance(v, str) and v for v in value)
+            )
+        ):
+            raise ValueError(f"{ir.layout}: {name} must be a non-empty tuple of names")
+    if kind.per_study and ir.split_lists:
+        raise ValueError(f"{ir.layout}: split_lists are for labels per image, not per study")
+    return kind
