@@ -1,1 +1,1 @@
-"""The test suite (a package, so that `tests.*` helpers never resolve to another distribution's `tests`)."""
+"""The test suite: a package, so that `tests.*` never means tf2onnx's installed `tests`."""
