@@ -365,7 +365,7 @@ def _done(result: Future[Transformed] | Transformed) -> bool:
 
 
 class LabelledImages(NamedTuple):
-    """What `JoinAndTransform` returns."""
+    """What `JoinAndTransform` and `TransformImages` return."""
 
     examples: beam.PCollection
     """`Example` per image with exactly one label row, resized."""
