@@ -38,3 +38,11 @@ def test_images_refused_at_the_join_count_as_done(capsys: pytest.CaptureFixture[
         progress.found()
     progress.done(3)
     assert Progress._runs["run-2"][:2] == [3, 3]
+
+
+def test_nothing_done_does_not_start_the_clock() -> None:
+    """A path with label rows and no image refuses none: the rate starts at the first image."""
+    progress = Progress("run-3", "x")
+    progress.found()
+    progress.done(0)
+    assert Progress._runs["run-3"][1:3] == [0, 0.0]

@@ -180,6 +180,8 @@ class Progress:
 
     def done(self, count: int = 1) -> None:
         """Counts images written or refused; prints a line every few seconds."""
+        if not count:  # e.g. label rows without an image: the clock starts at the first image
+            return
         now = time.monotonic()
         with self._lock:
             state = self._runs.setdefault(self.run_id, [0, 0, 0.0, 0.0])
