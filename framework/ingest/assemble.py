@@ -50,6 +50,7 @@ from datathon_etl.framework.ingest.transforms import (
     LabelledImages,
     Progress,
     TransformImages,
+    pack_found,
 )
 from datathon_etl.framework.manifest import Outcome, Tally
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
@@ -315,11 +316,6 @@ class AssemblyCodec:
         )
 
 
-def _pack_found(pair: tuple[str, ImageItem[Any]], codec: AssemblyCodec, progress: Progress) -> Any:
-    progress.found()
-    return codec.found.pack_image(pair)
-
-
 class _ImageFn(beam.DoFn):
     """``(path, ([images], [rows of each table]...))`` -> ``(study, _Assembled)``, or refusals.
 
@@ -556,7 +552,7 @@ class AssembleStudyLabels(beam.PTransform):
         refusals, tallies = [], []
         # Packed before they meet: the local runner holds a Flatten of several inputs whole.
         packed = [
-            part | f"PackImages{i or ''}" >> beam.Map(_pack_found, self.codec, self._progress)
+            part | f"PackImages{i or ''}" >> beam.Map(pack_found, self.codec.found, self._progress)
             for i, part in enumerate(images)
         ]
         by_path = [packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten()]

@@ -60,6 +60,7 @@ __all__ = [
     "TransformFn",
     "TransformImages",
     "WriteImageFileFn",
+    "pack_found",
 ]
 
 LABEL_ROWS = "label_rows"
@@ -201,7 +202,8 @@ class Progress:
         )
 
 
-def _pack_image(pair: tuple[str, ImageItem[Any]], codec: JoinCodec, progress: Progress) -> Any:
+def pack_found(pair: tuple[str, ImageItem[Any]], codec: JoinCodec, progress: Progress) -> Any:
+    """Packs one ``(path, ImageItem)`` for a grouping, counting it as found."""
     progress.found()
     return codec.pack_image(pair)
 
@@ -451,7 +453,7 @@ class JoinAndTransform(beam.PTransform):
         images, rows = inputs
         parts = [images] if isinstance(images, beam.PCollection) else list(images)
         packed = [
-            part | f"PackImages{i or ''}" >> beam.Map(_pack_image, self._codec, self._progress)
+            part | f"PackImages{i or ''}" >> beam.Map(pack_found, self._codec, self._progress)
             for i, part in enumerate(parts)
         ]
         # A tuple, not a dict: Beam tags each value held with its input's name,
