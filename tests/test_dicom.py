@@ -411,6 +411,21 @@ def test_mangled_dicom_raises_only_image_error(data: bytes) -> None:
         assert (image.format, image.mode, image.size) == ("PNG", "L", (24, 32))
 
 
+def test_a_value_pydicom_cannot_convert_is_undecodable_not_a_traceback() -> None:
+    """SOP Class UID with an unknown VR (a NUL for its second letter).
+
+    dcmread accepts the file; pydicom fails when the value is first read.
+    Found by the test above (hypothesis).
+    """
+    data = raw("MR_small_RLE.dcm")
+    element = b"\x08\x00\x16\x00UI"
+    assert data.count(element) == 1
+    with pytest.raises(ImageError) as caught:
+        transform_image(data.replace(element, b"\x08\x00\x16\x00U\x00"), SPEC)
+    assert caught.value.reason is Reason.UNDECODABLE_IMAGE
+    assert "(0008,0016)" in caught.value.detail
+
+
 def test_dicom_is_found_by_its_prefix_not_its_name() -> None:
     from datathon_etl.framework.images import detect_format
 

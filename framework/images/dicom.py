@@ -241,23 +241,34 @@ def read_dicom(data: bytes, options: DicomOptions) -> DicomImage:
     except (EOFError, struct.error) as error:
         raise DicomError(Reason.TRUNCATED_IMAGE, f"DICOM file ends early: {error}") from error
     except Exception as error:  # InvalidDicomError, and pydicom's parsing errors
-        # Only the error's type and tag: its message may quote a value, and
-        # header values can identify the patient.
-        tag = re.search(r"\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)", str(error))
-        where = f" at tag {tag.group(0)}" if tag else ""
-        raise DicomError(
-            Reason.UNDECODABLE_IMAGE, f"unreadable DICOM: {type(error).__name__}{where}"
-        ) from error
+        raise _unreadable(error) from error
     if reader.short:
         raise DicomError(Reason.TRUNCATED_IMAGE, reader.short)
     if ended_early:
         raise DicomError(Reason.TRUNCATED_IMAGE, "the file ends inside a sequence or pixel data")
-    frame = _frame_index(dataset, options)
+    try:
+        # pydicom converts an element's value when it is first read: a mangled
+        # one (an unknown VR, say) fails here, not in dcmread.
+        frame = _frame_index(dataset, options)
+    except (DicomError, MemoryError):
+        raise
+    except Exception as error:
+        raise _unreadable(error) from error
     try:
         width, height = int(dataset.Columns), int(dataset.Rows)
     except (TypeError, ValueError) as error:
         raise DicomError(Reason.UNDECODABLE_IMAGE, "Rows or Columns is not a number") from error
     return DicomImage(dataset, frame, width, height)
+
+
+def _unreadable(error: Exception) -> DicomError:
+    """A pydicom parsing error as UNDECODABLE_IMAGE, naming only its type and tag.
+
+    Its message may quote a value, and header values can identify the patient.
+    """
+    tag = re.search(r"\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)", str(error))
+    where = f" at tag {tag.group(0)}" if tag else ""
+    return DicomError(Reason.UNDECODABLE_IMAGE, f"unreadable DICOM: {type(error).__name__}{where}")
 
 
 def _frame_index(dataset: Dataset, options: DicomOptions) -> int:
