@@ -8,8 +8,10 @@ from typing import Any
 import attrs
 import jinja2
 
+from datathon_etl.framework.evaluate.policy import label_codes
 from datathon_etl.framework.schema import Column, DatasetIR, Table
-from datathon_etl.framework.schema.layout import check_layout
+from datathon_etl.framework.schema.layout import LayoutKind, check_layout
+from datathon_etl.framework.schema.package import DECLARATION_FILE
 from datathon_etl.framework.tables.decoded_view import codes_metadata
 from datathon_etl.framework.tfrecords import FeatureSpec
 
@@ -26,12 +28,6 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=True,
     autoescape=False,
 )
-
-
-@attrs.frozen
-class _NamedTable:
-    constant: str
-    table: Table
 
 
 def describe(column: Column) -> str:
@@ -58,56 +54,68 @@ def bigquery_schema(table: Table) -> dict[str, Any]:
     return {"fields": fields}
 
 
-def _feature_spec(column: Column) -> str:
-    spec = FeatureSpec.of(column.name, column.type, nullable=column.nullable)
-    args = [f'"{spec.name}"', f'"{spec.kind}"']
-    args += [f"{flag}=True" for flag in ("text", "boolean", "nullable") if getattr(spec, flag)]
-    return f"FeatureSpec({', '.join(args)})"
+def _table(table: Table) -> dict[str, Any]:
+    """A table's Arrow schema as data (see `arrow_schema`): its columns' types and metadata."""
+    columns = []
+    for c in table.columns:
+        metadata = {"description": describe(c)}
+        if c.enum is not None:
+            metadata["codes"] = codes_metadata({code.value: code.name for code in c.enum.codes})
+        columns.append(
+            {"name": c.name, "type": c.type.name, "nullable": c.nullable, "metadata": metadata}
+        )
+    return {"name": table.name, "columns": columns}
 
 
-def _class_imports(ir: DatasetIR) -> list[str]:
-    by_module: dict[str, set[str]] = {}
-    for ref in (ir.key, ir.labels):
-        by_module.setdefault(ref.module, set()).add(ref.name)
-    return [f"from {m} import {', '.join(sorted(names))}" for m, names in sorted(by_module.items())]
+def _ingest(ir: DatasetIR, kind: LayoutKind) -> dict[str, Any]:
+    """What `ingest_spec` reads besides the layout module."""
+    # A multi-valued column feeds several labels; the CSV needs it once.
+    # Header (dicom=) columns are read from each image, not from the CSV.
+    sources = [c.source or c.name for c in ir.labels.columns if not c.dicom]
+    if not kind.per_study:  # per study, the layout's LABEL_KEY_COLUMNS come first
+        sources = [ir.path_source, *(c.source for c in ir.key.columns if c.source), *sources]
+    declared: dict[str, Any] = {
+        "labels_per": "study" if kind.per_study else "image",
+        "parses_rows": kind.parses_rows,
+        "path_column": ir.path_source,
+        "csv_columns": list(dict.fromkeys(sources)),
+    }
+    if ir.split_lists:
+        assert ir.split is not None
+        files = [[name, code.value] for name, code in ir.split_lists]
+        declared["split_lists"] = {"field": ir.split.name, "files": files}
+    return declared
 
 
-def _label_codes(column: Column) -> str | None:
-    """The ``LabelCodes(...)`` of a label evaluate can score, or None.
-
-    The rule (see ``framework/evaluate/policy.py``): for a coded label, the
-    code named ``positive`` is positive, ``uncertain`` is uncertain and every
-    other code negative; for a ``bool`` label, true is positive.
-    """
-    if column.enum is not None:
-        codes = column.enum.codes
-        positive = [c.value for c in codes if c.name == "positive"]
-        if not positive:
-            return None
-        uncertain = [c.value for c in codes if c.name == "uncertain"]
-        negative = [c.value for c in codes if c.value not in positive + uncertain]
-        args = [f'"{column.name}"', f"positive={_tuple(positive)}", f"negative={_tuple(negative)}"]
-        if uncertain:
-            args.append(f"uncertain={_tuple(uncertain)}")
-        return f"LabelCodes({', '.join(args)})"
-    if column.type.name == "bool":
-        return f'LabelCodes("{column.name}", positive=(True,), negative=(False,))'
-    return None
-
-
-def _tuple(values: list[int]) -> str:
-    return "(" + ", ".join(map(str, values)) + ("," if len(values) == 1 else "") + ")"
-
-
-def _codes(column: Column) -> str:
-    """A coded column's ``codes`` metadata as a Python literal (see `codes_metadata`)."""
-    assert column.enum is not None
-    return repr(codes_metadata({c.value: c.name for c in column.enum.codes}))
-
-
-def _python_string(text: str) -> str:
-    # JSON string literals are valid Python with double quotes, as ruff formats them.
-    return json.dumps(text, ensure_ascii=False)
+def _declaration(ir: DatasetIR, kind: LayoutKind | None) -> dict[str, Any]:
+    """The package's ``dataset.json``: what `load_package` makes its objects of."""
+    image = FeatureSpec(ir.image_feature, "bytes_list")
+    features = [FeatureSpec.of(c.name, c.type, nullable=c.nullable) for c in ir.features]
+    codes = (label_codes(c) for c in ir.targets)
+    declared = {
+        "name": ir.name,
+        "declaration": ir.module,
+        "key": f"{ir.key.module}:{ir.key.name}",
+        "labels": f"{ir.labels.module}:{ir.labels.name}",
+        "rows": {
+            "ids": [c.name for c in (*ir.key.columns, ir.path)],
+            "labels": [c.name for c in ir.labels.columns],
+            "targets": [c.name for c in ir.targets],
+        },
+        "tables": {"labels": _table(ir.labels_table), "predictions": _table(ir.predictions_table)},
+        "features": [attrs.asdict(spec) for spec in (image, *features)],
+        "evaluation": {
+            "split": ir.split.name if ir.split else None,
+            "splits": {c.name: c.value for c in ir.split.enum.codes}
+            if ir.split and ir.split.enum
+            else {},
+            "patient": ir.patient.name if ir.patient else None,
+            "labels": [attrs.asdict(c) for c in codes if c is not None],
+        },
+    }
+    if kind is not None:
+        declared["ingest"] = _ingest(ir, kind)
+    return declared
 
 
 def _json(data: Any) -> str:
@@ -128,55 +136,32 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
     """
     package = package or f"{BUILTIN_PACKAGE}.{ir.name}"
     kind = check_layout(ir) if ir.layout is not None else None
-    tables = [
-        _NamedTable("LABELS", ir.labels_table),
-        _NamedTable("PREDICTIONS", ir.predictions_table),
-    ]
+    declared = _declaration(ir, kind)
     # Only targets are model outputs, so only targets are scored.
-    label_codes = {c.name: _label_codes(c) for c in ir.targets}
-    evaluated_enums = {
-        (c.enum.module, c.enum.name)
-        for c in ir.targets
-        if c.enum is not None and label_codes[c.name]
-    }
+    scored = {codes["column"] for codes in declared["evaluation"]["labels"]}
+    evaluated = {(c.enum.module, c.enum.name) for c in ir.targets if c.name in scored and c.enum}
     context = {
         "ir": ir,
-        "tables": tables,
-        "ids": (*ir.key.columns, ir.path),
+        "tables": (ir.labels_table, ir.predictions_table),
         "describe": describe,
-        "pyrepr": _python_string,
-        "codes": _codes,
-        "feature_spec": _feature_spec,
-        "class_imports": _class_imports(ir),
-        "label_codes": [codes for codes in label_codes.values() if codes],
-        "evaluated_enums": [e for e in ir.enums if (e.module, e.name) in evaluated_enums],
-        "not_evaluated": [f"`{name}`" for name, codes in label_codes.items() if not codes],
+        "evaluated_enums": [e for e in ir.enums if (e.module, e.name) in evaluated],
+        "not_evaluated": [f"`{c.name}`" for c in ir.targets if c.name not in scored],
         "labels_per_study": kind is not None and kind.per_study,
-        "layout_parses_rows": kind is not None and kind.parses_rows,
         "layout_protocol": kind.protocol.__name__ if kind else None,
-        "key_sources": [c for c in ir.key.columns if c.source],
-        # A multi-valued column feeds several labels; the CSV needs it once.
-        # Header (dicom=) columns are read from each image, not from the CSV.
-        "label_sources": list(
-            dict.fromkeys(c.source or c.name for c in ir.labels.columns if not c.dicom)
-        ),
+        "csv_columns": declared.get("ingest", {}).get("csv_columns", []),
         "metadata_labels": [c for c in ir.labels.columns if not c.target],
         "dicom_columns": [c for c in (*ir.key.columns, *ir.labels.columns) if c.dicom],
         "package": package,
         "builtin": package.rpartition(".")[0] == BUILTIN_PACKAGE,
         "commands": [*(["ingest"] if ir.layout is not None else []), "infer", "evaluate"],
     }
-    files = {
-        "__init__.py": _ENV.get_template("package_init.py.j2").render(context),
-        "arrow_schema.py": _ENV.get_template("arrow_schema.py.j2").render(context),
-        "features.py": _ENV.get_template("features.py.j2").render(context),
-        "rows.py": _ENV.get_template("rows.py.j2").render(context),
-        "DATA_DICTIONARY.md": _ENV.get_template("data_dictionary.md.j2").render(context),
-        "infer.py": _ENV.get_template("infer.py.j2").render(context),
-        "evaluate.py": _ENV.get_template("evaluate.py.j2").render(context),
-        "labels_schema.json": _json(bigquery_schema(ir.labels_table)),
-        "predictions_schema.json": _json(bigquery_schema(ir.predictions_table)),
-    }
+    modules = ["arrow_schema", "features", "rows", "infer", "evaluate"]
     if ir.layout is not None:
-        files["ingest.py"] = _ENV.get_template("ingest.py.j2").render(context)
+        modules.append("ingest")
+    files = {f"{m}.py": _ENV.get_template(f"{m}.py.j2").render(context) for m in modules}
+    files["__init__.py"] = _ENV.get_template("package_init.py.j2").render(context)
+    files["DATA_DICTIONARY.md"] = _ENV.get_template("data_dictionary.md.j2").render(context)
+    files[DECLARATION_FILE] = _json(declared)
+    files["labels_schema.json"] = _json(bigquery_schema(ir.labels_table))
+    files["predictions_schema.json"] = _json(bigquery_schema(ir.predictions_table))
     return dict(sorted(files.items()))

@@ -19,7 +19,6 @@ import pytest
 from datathon_etl.codegen.render import render_dataset
 from datathon_etl.framework.evaluate import (
     LEADERBOARD_SCHEMA,
-    EvaluationSpec,
     EvaluationSplit,
     LabelCodes,
     Settings,
@@ -27,6 +26,7 @@ from datathon_etl.framework.evaluate import (
     score_submission,
     weighted_auroc,
 )
+from datathon_etl.framework.evaluate.policy import label_codes
 from datathon_etl.framework.evaluate.sql import outcome_sql
 from datathon_etl.framework.schema import Dataset, column, read_dataset
 from datathon_etl.generated.mimic_cxr import arrow_schema, rows
@@ -536,16 +536,20 @@ def test_codegen_rule_for_bool_and_unscored_labels():
     ir = read_dataset(
         Dataset(name="toy_hands", description="A toy.", key=Key, labels=Labels), "tests.toy"
     )
-    source = render_dataset(ir)["evaluate.py"].replace("from . import arrow_schema", "")
-    source = source.replace("arrow_schema.PREDICTIONS", "None")
-    namespace: dict[str, Any] = {}
-    exec(compile(source, "evaluate.py", "exec"), namespace)
-    spec: EvaluationSpec = namespace["SPEC"]
-    assert spec.labels == (LabelCodes("fracture", positive=(True,), negative=(False,)),)
-    assert (spec.split, spec.patient, spec.ids) == (None, None, ("case", "path"))
-    assert "Not evaluated" in source
-    assert "`age`" in source
-    assert spec.labels[0].outcome(True, UncertainPolicy.IGNORE) == 1
+    fracture = LabelCodes("fracture", positive=(True,), negative=(False,))
+    assert [label_codes(c) for c in ir.targets] == [fracture, None]
+    files = render_dataset(ir)
+    assert json.loads(files["dataset.json"])["evaluation"] == {
+        "split": None,
+        "splits": {},
+        "patient": None,
+        "labels": [
+            {"column": "fracture", "positive": [True], "negative": [False], "uncertain": []}
+        ],
+    }
+    assert "Not evaluated" in files["DATA_DICTIONARY.md"]
+    assert "`age`" in files["DATA_DICTIONARY.md"]
+    assert fracture.outcome(True, UncertainPolicy.IGNORE) == 1
 
 
 def _bigquery_table(bigquery: Any, name: str, table_rows: list[dict[str, Any]], schema: str) -> str:

@@ -22,7 +22,11 @@ from datathon_etl.framework.errors import EXIT_FAILED, EXIT_OK, UsageError
 from datathon_etl.framework.evaluate.backends import read_labels, write_leaderboard
 from datathon_etl.framework.evaluate.leaderboard import format_leaderboard, leaderboard_table
 from datathon_etl.framework.evaluate.options import EvaluationOptions
-from datathon_etl.framework.evaluate.policy import EvaluationSpec, UncertainPolicy
+from datathon_etl.framework.evaluate.policy import (
+    EvaluationSpec,
+    UncertainPolicy,
+    evaluation_spec,
+)
 from datathon_etl.framework.evaluate.score import (
     EvaluationSplit,
     Settings,
@@ -37,10 +41,18 @@ from datathon_etl.framework.evaluate.submissions import (
 )
 from datathon_etl.framework.inference.options import PredictionsOptions
 from datathon_etl.framework.preflight import check_cloud_resources
+from datathon_etl.framework.schema.package import Main, entry_point, load_package
 from datathon_etl.framework.tables import BigQueryTable, DuckDBTable, TableSpec, parse_table_spec
 from datathon_etl.framework.tables.options import LabelsSourceOptions, TableOutputOptions
 
-__all__ = ["Evaluate", "EvaluationJob", "evaluate", "job_from_options", "run_evaluation"]
+__all__ = [
+    "Evaluate",
+    "EvaluationJob",
+    "command",
+    "evaluate",
+    "job_from_options",
+    "run_evaluation",
+]
 
 
 @attrs.frozen
@@ -243,3 +255,8 @@ def run_evaluation(
 ) -> int:
     """Parses flags, scores every submission, prints and writes the leaderboard; the exit code."""
     return Evaluate(spec, out).main(argv)
+
+
+def command(package: str | None) -> tuple[EvaluationSpec, Main]:
+    """A generated package's ``evaluate``: (its spec, its ``main``)."""
+    return entry_point(evaluation_spec(load_package(package)), run_evaluation)

@@ -1,7 +1,8 @@
 """The label policy: which stored label values count as positive, negative or uncertain.
 
-Generated per dataset from its declaration (``generated/<dataset>/evaluate.py``):
-for a coded label, the code named ``positive`` is positive, the code named
+`label_codes` reads it from a label's declaration (codegen writes the result
+into the generated package's ``dataset.json``, which `evaluation_spec`
+reads): for a coded label, the code named ``positive`` is positive, the code named
 ``uncertain`` is uncertain, every other code (``negative``,
 ``not_mentioned``) is negative, as the predictions table's column
 descriptions say; for a ``bool`` label, true is positive. For MIMIC-CXR: 3
@@ -18,7 +19,17 @@ from enum import StrEnum
 import attrs
 import pyarrow as pa
 
-__all__ = ["Code", "EvaluationSpec", "LabelCodes", "UncertainPolicy"]
+from datathon_etl.framework.schema.ir import Column
+from datathon_etl.framework.schema.package import DatasetPackage
+
+__all__ = [
+    "Code",
+    "EvaluationSpec",
+    "LabelCodes",
+    "UncertainPolicy",
+    "evaluation_spec",
+    "label_codes",
+]
 
 Code = int | bool
 
@@ -66,6 +77,24 @@ class LabelCodes:
         return None
 
 
+def label_codes(column: Column) -> LabelCodes | None:
+    """The codes of a target label as the rule above reads them; None if it cannot be scored.
+
+    A label can be scored when it is coded with a code named ``positive``, or a ``bool``.
+    """
+    if column.enum is not None:
+        codes = column.enum.codes
+        positive = tuple(c.value for c in codes if c.name == "positive")
+        if not positive:
+            return None
+        uncertain = tuple(c.value for c in codes if c.name == "uncertain")
+        negative = tuple(c.value for c in codes if c.value not in positive + uncertain)
+        return LabelCodes(column.name, positive, negative, uncertain)
+    if column.type.name == "bool":
+        return LabelCodes(column.name, positive=(True,), negative=(False,))
+    return None
+
+
 def _label_tuple(labels: Iterable[LabelCodes]) -> tuple[LabelCodes, ...]:
     return tuple(labels)
 
@@ -76,7 +105,7 @@ def _splits(splits: Mapping[str, int]) -> dict[str, int]:
 
 @attrs.frozen
 class EvaluationSpec:
-    """A dataset's evaluation (generated into ``generated/<dataset>/evaluate.py``).
+    """A dataset's evaluation (built by `evaluation_spec` from its generated package).
 
     Attributes:
         dataset: The dataset's name.
@@ -98,3 +127,17 @@ class EvaluationSpec:
     split: str | None = None
     splits: dict[str, int] = attrs.field(factory=dict, converter=_splits)
     patient: str | None = None
+
+
+def evaluation_spec(package: DatasetPackage) -> EvaluationSpec:
+    """The evaluation of a generated package's data set (its ``evaluation`` declaration)."""
+    declared = package.evaluation
+    return EvaluationSpec(
+        dataset=package.name,
+        labels=[LabelCodes(**codes) for codes in declared["labels"]],
+        predictions_schema=package.predictions_schema,
+        ids=package.rows.id_columns,
+        split=declared["split"],
+        splits=declared["splits"],
+        patient=declared["patient"],
+    )

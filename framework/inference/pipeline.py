@@ -73,13 +73,18 @@ from datathon_etl.framework.inference.preprocess import (
     resolve_function,
     scale_to_unit,
 )
-from datathon_etl.framework.inference.spec import InferenceSpec, check_output_width
+from datathon_etl.framework.inference.spec import (
+    InferenceSpec,
+    check_output_width,
+    inference_spec,
+)
 from datathon_etl.framework.manifest import Outcome
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.quarantine import Quarantined, Reason, Stage
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
 from datathon_etl.framework.run_records import TallyEach, TallyQuarantine, WriteRunRecords
+from datathon_etl.framework.schema.package import Main, entry_point, load_package
 from datathon_etl.framework.sources.options import match_inputs
 from datathon_etl.framework.tables import (
     PATH_COLUMN,
@@ -95,6 +100,7 @@ __all__ = [
     "Infer",
     "InferenceJob",
     "build_pipeline",
+    "command",
     "job_from_options",
     "read_signature",
     "run",
@@ -387,3 +393,8 @@ class Infer(PipelineCommand[InferenceJob]):
 def run(spec: InferenceSpec, argv: Sequence[str] | None = None) -> int:
     """Parses flags, runs the inference of ``spec``'s dataset, returns the exit code."""
     return Infer(spec).main(argv)
+
+
+def command(package: str | None) -> tuple[InferenceSpec, Main]:
+    """A generated package's ``infer``: (its spec, its ``main``)."""
+    return entry_point(inference_spec(load_package(package)), run)

@@ -1,8 +1,8 @@
 """`InferenceSpec`: what one dataset supplies to the generic inference pipeline.
 
-Generated entry points (``generated/<dataset>/infer.py``) build it from the
-dataset's generated artifacts; nothing else in the pipeline knows which
-dataset it is running.
+`inference_spec` builds it from a generated package's declarations (the
+``generated/<dataset>/infer.py`` entry point runs it); nothing else in the
+pipeline knows which dataset it is running.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import attrs
 import pyarrow as pa
 
 from datathon_etl.framework.schema.example import Example
+from datathon_etl.framework.schema.package import DatasetPackage
+from datathon_etl.framework.schema.rows import ids_row
 
-__all__ = ["InferenceSpec", "check_output_width"]
+__all__ = ["InferenceSpec", "check_output_width", "inference_spec"]
 
 
 @attrs.frozen
@@ -47,6 +49,20 @@ class InferenceSpec:
     target_columns: tuple[str, ...]
     predictions_schema: pa.Schema
     predictions_bigquery_schema: Mapping[str, Any]
+
+
+def inference_spec(package: DatasetPackage) -> InferenceSpec:
+    """The inference spec of a generated package's data set."""
+    return InferenceSpec(
+        dataset=package.name,
+        image_feature=package.features.image_feature,
+        decode=package.features.decode,
+        ids_row=ids_row,
+        prediction_row=package.rows.prediction_row,
+        target_columns=package.rows.target_columns,
+        predictions_schema=package.predictions_schema,
+        predictions_bigquery_schema=package.predictions_bigquery_schema,
+    )
 
 
 def check_output_width(spec: InferenceSpec, width: int) -> None:

@@ -1,7 +1,8 @@
 """Examples -> table rows, model outputs -> prediction rows: each generated ``rows.py``'s logic.
 
-A data set's generated ``rows.py`` declares its column names and binds these
-functions; `infer` and the ingestion's table sink call them through it.
+A data set's ``dataset.json`` declares its columns (``rows``); its generated
+``rows.py`` binds these functions and its `RowMappers`; `infer` and the
+ingestion's table sink call them through it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import attrs
 from datathon_etl.framework.schema.convert import to_row
 from datathon_etl.framework.schema.example import Example
 
-__all__ = ["PredictionRows", "ids_row", "labels_row"]
+__all__ = ["RowMappers", "ids_row", "labels_row"]
 
 
 def labels_row(example: Example[Any, Any]) -> dict[str, Any]:
@@ -28,20 +29,23 @@ def ids_row(example: Example[Any, Any]) -> dict[str, Any]:
 
 
 @attrs.frozen
-class PredictionRows:
-    """A data set's predictions rows: ids, then one logit per target label.
+class RowMappers:
+    """A data set's columns, and its predictions rows: ids, then one logit per target label.
 
     Attributes:
         dataset: The data set's name (in errors).
-        id_columns: The columns that identify an image.
-        target_columns: One per model output, in its order.
+        id_columns: The columns that identify an image, in both tables.
+        label_columns: One per label (targets and metadata), in the labels
+            table's order.
+        target_columns: One per target label, in the model output's order.
     """
 
     dataset: str
     id_columns: tuple[str, ...]
+    label_columns: tuple[str, ...]
     target_columns: tuple[str, ...]
 
-    def row(self, ids: Mapping[str, Any], output: Sequence[float]) -> dict[str, Any]:
+    def prediction_row(self, ids: Mapping[str, Any], output: Sequence[float]) -> dict[str, Any]:
         """Returns the predictions table's row of one image.
 
         Raises:

@@ -1,0 +1,95 @@
+"""A generated package's `IngestSpec`: its declarations and its layout module.
+
+The generated ``ingest.py`` passes its data set's layout module, typed by
+the protocol it follows (mypy checks it there; codegen checks it too), and
+``dataset.json`` says which protocol that is and what the label CSVs hold.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from datathon_etl.framework.ingest.label_rows import DeclaredLabelRows
+from datathon_etl.framework.ingest.pipeline import run
+from datathon_etl.framework.ingest.spec import IngestSpec, SplitLists, StudyLabels
+from datathon_etl.framework.schema.layout import Layout, RowParser, StudyLayout
+from datathon_etl.framework.schema.package import DatasetPackage, Main, entry_point, load_package
+from datathon_etl.framework.schema.rows import labels_row
+
+__all__ = ["command", "ingest_spec"]
+
+
+def _study_labels(layout: StudyLayout) -> StudyLabels:
+    """The `StudyLabels` of a `StudyLayout` (its fields in order)."""
+    return StudyLabels(
+        layout.TABLES,
+        layout.image_key,
+        layout.study_of,
+        layout.row_key,
+        layout.NO_LABELS,
+        layout.LABEL_SOURCES,
+        layout.subject_split,
+        layout.ImagePath,
+    )
+
+
+def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
+    """The ingestion spec of a generated package's data set.
+
+    Args:
+        package: Its declarations (``ingest`` is set: the data set has a layout).
+        layout: Its layout module.
+    """
+    declared = package.ingest
+    assert declared is not None, f"{package.name}: no layout, no ingest"
+    features = package.features
+    per_study = declared["labels_per"] == "study"
+    csv_columns: tuple[str, ...] = tuple(declared["csv_columns"])
+    study_labels = None
+    if per_study:
+        study = cast(StudyLayout, layout)
+        csv_columns = (*study.LABEL_KEY_COLUMNS, *csv_columns)
+        study_labels = _study_labels(study)
+    parse_label_row: Any
+    if declared["parses_rows"]:
+        parse_label_row = cast(RowParser, layout).parse_label_row
+    else:
+        parse_label_row = DeclaredLabelRows(
+            package.name,
+            declared["path_column"],
+            layout.parse_path,
+            features.key_type,
+            features.labels_type,
+        )
+    split_lists = declared.get("split_lists")
+    return IngestSpec(
+        dataset=package.name,
+        parse_path=layout.parse_path,
+        format_path=layout.format_path,
+        parse_label_row=parse_label_row,
+        csv_columns=csv_columns,
+        path_column=declared["path_column"],
+        partition=layout.partition,
+        partitions=layout.PARTITIONS,
+        image_feature=features.image_feature,
+        encode=features.encode,
+        labels_row=labels_row,
+        labels_schema=package.labels_schema,
+        labels_bigquery_schema=package.labels_bigquery_schema,
+        feature_specs=features.specs,
+        features_module=f"{package.package}.features",
+        key_type=features.key_type,
+        labels_type=features.labels_type,
+        declaration=package.declaration,
+        split_lists=SplitLists(
+            split_lists["field"], tuple((name, code) for name, code in split_lists["files"])
+        )
+        if split_lists
+        else None,
+        study_labels=study_labels,
+    )
+
+
+def command(package: str | None, layout: Layout) -> tuple[IngestSpec, Main]:
+    """A generated package's ``ingest``: (its spec, its ``main``)."""
+    return entry_point(ingest_spec(load_package(package), layout), run)
