@@ -166,3 +166,46 @@ def test_generated_modules_hold_no_logic(dataset: str):
             assert isinstance(statement, ast.Assign | ast.AnnAssign), ast.unparse(statement)
             literals = [n for n in ast.walk(statement) if isinstance(n, ast.Constant)]
             assert not literals, ast.unparse(statement)
+
+
+def test_the_declaration_loads_as_the_ir_says(tmp_path: Path, monkeypatch):
+    """A user's ``dataset.json`` loads into the classes, columns and schemas its IR gives."""
+    import json
+
+    import pyarrow as pa
+
+    from datathon_etl.codegen.generate import load_dataset_ir
+    from datathon_etl.codegen.render import render_dataset
+    from datathon_etl.framework.schema.package import DatasetPackage
+
+    (tmp_path / "toy_hands_decl.py").write_text(TOY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ir = load_dataset_ir("toy_hands_decl")
+    files = render_dataset(ir, "myorg.generated.toy_hands")
+    package = DatasetPackage.from_files("myorg.generated.toy_hands", files)
+    module = __import__("toy_hands_decl")
+    assert (package.features.key_type, package.features.labels_type) == (module.Key, module.Labels)
+    assert package.rows.id_columns == ("case", "side", "path")
+    assert package.rows.target_columns == ("fracture", "age")
+    for table, schema in (
+        (ir.labels_table, package.labels_schema),
+        (ir.predictions_table, package.predictions_schema),
+    ):
+        assert schema.metadata == {b"table": table.name.encode()}
+        assert [(f.name, str(f.type), f.nullable) for f in schema] == [
+            (c.name, str(getattr(pa, c.type.arrow)()), c.nullable) for c in table.columns
+        ]
+    assert package.labels_schema.field("side").metadata[b"codes"] == b'{"0": "left", "1": "right"}'
+    assert [s.name for s in package.features.specs] == [
+        "jpg_bytes",
+        "path",
+        "case",
+        "side",
+        "fracture",
+        "age",
+    ]
+    declared = json.loads(files["dataset.json"])
+    declared["tables"]["labels"]["columns"][0]["type"] = "decimal"
+    files["dataset.json"] = json.dumps(declared)
+    with pytest.raises(ValueError, match=r"toy_hands_labels\.case: unknown type 'decimal'"):
+        DatasetPackage.from_files("myorg.generated.toy_hands", files)

@@ -338,9 +338,10 @@ def test_metadata_labels_are_in_the_labels_table_only() -> None:
     assert [c.name for c in ir.predictions_table.columns] == ["case", "path", "fracture"]
     assert [c.name for c in ir.features] == ["path", "case", "fracture", "implant", "age"]
     files = render_dataset(ir)
-    assert 'LabelCodes("implant"' not in files["evaluate.py"]
-    assert 'LabelCodes("fracture"' in files["evaluate.py"]
-    assert 'TARGET_COLUMNS = (\n    "fracture",\n)' in files["rows.py"]
+    declared = json.loads(files["dataset.json"])
+    assert [codes["column"] for codes in declared["evaluation"]["labels"]] == ["fracture"]
+    assert declared["rows"]["targets"] == ["fracture"]
+    assert declared["rows"]["labels"] == ["fracture", "implant", "age"]
     dictionary = " ".join(files["DATA_DICTIONARY.md"].split())
     assert "are the target labels: `fracture`." in dictionary
     assert "never a model output: `implant`, `age`." in dictionary

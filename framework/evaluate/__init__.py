@@ -6,8 +6,9 @@ and scored in memory on a DuckDB connection that can reach no file (`sql`,
 `score`), per label and on average, with bootstrap intervals over patients
 (`auroc`). One module per job:
 
-* `policy`: the label policy (`LabelCodes`, `UncertainPolicy`) and the
-  dataset's `EvaluationSpec` (generated per dataset);
+* `policy`: the label policy (`LabelCodes`, `UncertainPolicy`,
+  `label_codes`) and the dataset's `EvaluationSpec` (`evaluation_spec`,
+  from its generated package's ``dataset.json``);
 * `submissions`: finding and reading submissions (Parquet, CSV, DuckDB and
   BigQuery base tables), conformed to the predictions schema;
 * `sql`: the checks, the join with the labels and the label policy in SQL;

@@ -5,9 +5,10 @@
   batches for it and loads the model once per worker process.
 * `PrepareExample`, `scale_to_unit` (`preprocess`): serialized example ->
   (ids, normalised image), checked against the model's input.
-* `InferenceSpec` (`spec`), `InferenceJob`, `build_pipeline`, `run`
-  (`pipeline`): the generic inference pipeline that generated
-  ``generated/<dataset>/infer.py`` entry points run.
+* `InferenceSpec`, `inference_spec` (`spec`), `InferenceJob`,
+  `build_pipeline`, `run`, `command` (`pipeline`): the generic inference
+  pipeline that generated ``generated/<dataset>/infer.py`` entry points
+  run, given their package's ``dataset.json``.
 * `check_saved_model` (`saved_model_check`): a SavedModel's ops against an
   allow-list of pure tensor ops, before it loads.
 * `InferenceOptions`, `PredictionsOptions` (`options`): the flags.
