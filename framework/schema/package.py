@@ -57,9 +57,9 @@ def arrow_schema(table: Mapping[str, Any]) -> pa.Schema:
 
 
 def _class(reference: str) -> type:
-    """``module:Name`` -> the class."""
+    """``module:Qualified.Name`` -> the class."""
     module, _, name = reference.partition(":")
-    found = getattr(importlib.import_module(module), name)
+    found = functools.reduce(getattr, name.split("."), importlib.import_module(module))
     if not isinstance(found, type):
         raise TypeError(f"{reference}: not a class")
     return found
