@@ -138,14 +138,14 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
     kind = check_layout(ir) if ir.layout is not None else None
     declared = _declaration(ir, kind)
     # Only targets are model outputs, so only targets are scored.
-    scored = {codes["column"] for codes in declared["evaluation"]["labels"]}
-    evaluated = {(c.enum.module, c.enum.name) for c in ir.targets if c.name in scored and c.enum}
+    scored = declared["evaluation"]["labels"]
+    scored_names = {codes["column"] for codes in scored}
     context = {
         "ir": ir,
         "tables": (ir.labels_table, ir.predictions_table),
         "describe": describe,
-        "evaluated_enums": [e for e in ir.enums if (e.module, e.name) in evaluated],
-        "not_evaluated": [f"`{c.name}`" for c in ir.targets if c.name not in scored],
+        "scored": scored,
+        "not_evaluated": [f"`{c.name}`" for c in ir.targets if c.name not in scored_names],
         "labels_per_study": kind is not None and kind.per_study,
         "layout_protocol": kind.protocol.__name__ if kind else None,
         "csv_columns": declared.get("ingest", {}).get("csv_columns", []),
