@@ -1,9 +1,10 @@
 """A data set's examples to and from TFRecord features, given its declared specs.
 
-Each generated ``features.py`` declares its `FeatureSpec` tuple and makes one
-`ExampleFeatures` of it; its ``encode``, ``decode``, ``load_dataset``, ... are
-this class's methods. Writing needs no TensorFlow; `feature_dict` and
-`load_dataset` import it when called.
+A generated package's ``dataset.json`` declares its `FeatureSpec` tuple and
+`load_package` makes one `ExampleFeatures` of it; its ``features.py``'s
+``encode``, ``decode``, ``load_dataset``, ... are this class's methods.
+Writing needs no TensorFlow; `feature_dict` and `load_dataset` import it
+when called.
 """
 
 from __future__ import annotations
