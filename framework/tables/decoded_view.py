@@ -4,7 +4,7 @@ A coded column (an enum of the declaration: ``dataset``, ``view``, ``edema``)
 is stored as an integer, as the original pipelines' schemas had it. Its
 codes travel in the table's Arrow schema, in each such field's metadata
 under `CODES_KEY` (a JSON object, code -> name, written by codegen into
-``arrow_schema.py``). From them `create_decoded_view` makes
+``dataset.json``). From them `create_decoded_view` makes
 ``<table>_decoded`` beside the table, in DuckDB or BigQuery, the same
 ``SELECT`` in both: every coded column as its name (``dataset = 'train'``,
 ``edema = 'positive'``; NULL stays NULL), every other column as stored, in
