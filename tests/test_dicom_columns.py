@@ -35,7 +35,7 @@ class Labels:
     maker: str = column("Manufacturer.", dicom="Manufacturer", default="", target=False)
 
 
-def _fill(file: str, key: Any = Key("p"), labels: Any = Labels(True)) -> tuple[Any, Any]:
+def _fill(file: str | Path, key: Any = Key("p"), labels: Any = Labels(True)) -> tuple[Any, Any]:
     columns = DicomColumns.of(type(key), type(labels))
     assert columns is not None
     texts = transform_and_read((DICOM / file).read_bytes(), SPEC, columns.keywords).attributes
@@ -76,6 +76,19 @@ class Spacing:
 
 
 @attrs.frozen
+class SpacingValues:
+    row: float = column("Row spacing.", dicom="PixelSpacing", dicom_value=0, default=0.0)
+    column: float | None = column(
+        "Column spacing.", dicom="PixelSpacing", dicom_value=1, default=None
+    )
+
+
+@attrs.frozen
+class SecondWindow:
+    second: float = column("A second window.", dicom="WindowCenter", dicom_value=1, default=0.0)
+
+
+@attrs.frozen
 class SplitFromView:
     split: Split = column("Not a view.", dicom="ViewPosition", default=Split.TRAIN)
 
@@ -96,6 +109,22 @@ def test_a_value_that_does_not_fit_its_column_refuses_the_image(file, labels, re
         _fill(file, labels=labels)
     assert error.value.reason is reason
     assert type(labels).__name__ != "Age" or "PatientAge" in error.value.detail
+
+
+def test_one_value_of_a_multi_valued_attribute_is_a_number_column(tmp_path):
+    """``dicom_value=`` picks one of PixelSpacing's values, typed as a float."""
+    header = pydicom.dcmread(DICOM / "CT_small.dcm")
+    header.PixelSpacing = ["0.5", "0.25"]
+    header.save_as(tmp_path / "spacing.dcm")
+    assert _fill(tmp_path / "spacing.dcm", labels=SpacingValues())[1] == SpacingValues(0.5, 0.25)
+
+
+def test_a_value_the_file_does_not_have_is_blank():
+    """A file with fewer values than the declared one: as an absent attribute."""
+    with pytest.raises(ImageError) as error:
+        _fill("RG1_UNCR_quarter.dcm", labels=SecondWindow())  # one WindowCenter
+    assert error.value.reason is Reason.MISSING_DICOM_ATTRIBUTE
+    assert "WindowCenter value 1 is absent" in error.value.detail
 
 
 def test_a_data_set_with_header_columns_takes_dicom_only():
@@ -132,8 +161,11 @@ def _declare(**field: Any) -> Dataset:
         (column("x", dicom="ViewCodeSequence", default=""), "SQ values"),
         (column("x", dicom="ViewPosition"), "needs a default="),
         (column("x", dicom="ViewPosition", source="View", default=""), "not both"),
+        (column("x", dicom="PixelSpacing", dicom_value=2, default=""), "at most 2 value"),
+        (column("x", dicom="PixelSpacing", dicom_value=-1, default=""), "not a value's index"),
+        (column("x", dicom_value=0, default=""), "goes with dicom="),
     ],
-    ids=["unknown", "sequence", "no-default", "source-too"],
+    ids=["unknown", "sequence", "no-default", "source-too", "value-3-of-2", "negative", "no-dicom"],
 )
 def test_declarations_codegen_refuses(bad, message):
     with pytest.raises(SchemaError, match=message):

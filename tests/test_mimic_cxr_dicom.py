@@ -193,11 +193,13 @@ def test_header_columns_hold_the_files_own_values(runs, run):
         assert row["view"] == View.from_source(header.get("ViewPosition", ""))
         assert (row["rows"], row["columns"]) == (header.Rows, header.Columns)
         spacing = header.get("PixelSpacing")
-        assert row["pixel_spacing"] == ("\\".join(map(str, spacing)) if spacing else None)
+        expected = (float(spacing[0]), float(spacing[1])) if spacing else (None, None)
+        assert (row["pixel_spacing_row"], row["pixel_spacing_column"]) == expected
         assert row["patient_sex"] == (header.get("PatientSex") or None)
         assert row["manufacturer"] == (header.get("Manufacturer") or None)
         study = path.rsplit("/", 1)[0]
         assert (row["edema"] is None) == (study == UNLABELLED_STUDY)
+    assert any(row["pixel_spacing_row"] is not None for row in table.values())
     frontal = [p for p in GOOD if _header(p).get("ViewPosition") in ("PA", "AP")]
     assert {table[p]["view"] for p in frontal} == {View.FRONTAL}
     assert table["files/p12/p12000012/s52000012/2a-no-view.dcm"]["view"] == View.UNKNOWN

@@ -53,10 +53,19 @@ class Labels(jpg.Labels):
         target=False,
         default=0,
     )
-    pixel_spacing: str | None = column(
-        "The distance between pixel centres in mm, row then column, backslash-separated; "
-        "null where the header has none. " + _HEADER.format("PixelSpacing."),
+    pixel_spacing_row: float | None = column(
+        "The distance in mm between the centres of adjacent rows; null where the header has "
+        "none. " + _HEADER.format("PixelSpacing, first value."),
         dicom="PixelSpacing",
+        dicom_value=0,
+        target=False,
+        default=None,
+    )
+    pixel_spacing_column: float | None = column(
+        "The distance in mm between the centres of adjacent columns; null where the header "
+        "has none. " + _HEADER.format("PixelSpacing, second value."),
+        dicom="PixelSpacing",
+        dicom_value=1,
         target=False,
         default=None,
     )

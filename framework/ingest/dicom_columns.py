@@ -8,7 +8,9 @@ cell is (`parse_source_fields`): typed by the one type table, an enum's
 ``from_source`` parses its codes, an empty value is null for an ``X | None``
 column. An attribute the file lacks reads as an empty value: null, ``""`` for
 a ``str``, the enum's blank code; a column that cannot be blank refuses the
-image as ``missing_dicom_attribute``.
+image as ``missing_dicom_attribute``. A column declared with ``dicom_value=``
+holds one value of a multi-valued attribute (``PixelSpacing``'s row
+spacing); a file with fewer values reads as an empty value.
 """
 
 from __future__ import annotations
@@ -21,16 +23,32 @@ import attrs
 from datathon_etl.framework.images import ImageError
 from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.schema import SourceRowError, parse_source_fields
-from datathon_etl.framework.schema.fields import DICOM
+from datathon_etl.framework.schema.fields import DICOM, DICOM_VALUE
 
 __all__ = ["DicomColumns"]
 
 
-def _declared(cls: type | None) -> tuple[tuple[str, str], ...]:
-    """(field, keyword) of each ``dicom=`` field of an attrs class."""
+Declared = tuple[tuple[str, str, int | None], ...]
+"""(field, keyword, which value or None for all) of each ``dicom=`` field."""
+
+
+def _declared(cls: type | None) -> Declared:
+    """The ``dicom=`` fields of an attrs class."""
     if cls is None or not attrs.has(cls):
         return ()
-    return tuple((f.name, f.metadata[DICOM]) for f in attrs.fields(cls) if f.metadata.get(DICOM))
+    return tuple(
+        (f.name, f.metadata[DICOM], f.metadata.get(DICOM_VALUE))
+        for f in attrs.fields(cls)
+        if f.metadata.get(DICOM)
+    )
+
+
+def _value(text: str | None, index: int | None) -> str | None:
+    """One value of a backslash-joined text (None when it has fewer), or all of it."""
+    if text is None or index is None:
+        return text
+    values = text.split("\\")
+    return values[index].strip() if index < len(values) else None
 
 
 @attrs.frozen
@@ -40,14 +58,14 @@ class DicomColumns:
     Attributes:
         key_type: The key class.
         labels_type: The labels class.
-        key_fields: (field, keyword) of its key fields read from the header.
+        key_fields: (field, keyword, value) of its key fields read from the header.
         label_fields: Likewise for its label fields.
     """
 
     key_type: type
     labels_type: type
-    key_fields: tuple[tuple[str, str], ...]
-    label_fields: tuple[tuple[str, str], ...]
+    key_fields: Declared
+    label_fields: Declared
 
     @classmethod
     def of(cls, key_type: type | None, labels_type: type | None) -> DicomColumns | None:
@@ -60,7 +78,7 @@ class DicomColumns:
     @property
     def keywords(self) -> tuple[str, ...]:
         """The attributes to read, each once, in declaration order."""
-        return tuple(dict.fromkeys(k for _, k in (*self.key_fields, *self.label_fields)))
+        return tuple(dict.fromkeys(k for _, k, _ in (*self.key_fields, *self.label_fields)))
 
     def fill(self, key: Any, labels: Any, texts: Sequence[str | None]) -> tuple[Any, Any]:
         """The key and labels with their header fields set from ``texts``.
@@ -85,18 +103,21 @@ class DicomColumns:
     def _evolve(
         cls: type,
         value: Any,
-        fields: tuple[tuple[str, str], ...],
+        fields: Declared,
         texts: dict[str, str | None],
     ) -> Any:
         if not fields:
             return value
-        row = {name: texts[keyword] or "" for name, keyword in fields}
+        read = {name: _value(texts[keyword], index) for name, keyword, index in fields}
+        row = {name: text or "" for name, text in read.items()}
         try:
             values = parse_source_fields(cls, row, "DICOM header", list(row))
         except SourceRowError as error:
             name = error.column  # a dicom= field has no source=: its column is its name
-            keyword = dict(fields)[name]
-            text = texts[keyword]
+            keyword, index = next((k, i) for field, k, i in fields if field == name)
+            if index is not None:
+                keyword = f"{keyword} value {index}"
+            text = read[name]
             if not (text or "").strip():
                 why = "absent" if text is None else "empty"
                 raise ImageError(

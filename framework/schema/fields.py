@@ -6,7 +6,16 @@ from typing import Any
 
 import attrs
 
-__all__ = ["DESCRIPTION", "DICOM", "FLAGS", "METADATA_ONLY", "SOURCE", "MultiValued", "column"]
+__all__ = [
+    "DESCRIPTION",
+    "DICOM",
+    "DICOM_VALUE",
+    "FLAGS",
+    "METADATA_ONLY",
+    "SOURCE",
+    "MultiValued",
+    "column",
+]
 
 DESCRIPTION = "datathon_etl.description"
 """Metadata key: the column's description, copied into every generated schema."""
@@ -19,6 +28,8 @@ METADATA_ONLY = "datathon_etl.metadata_only"
 
 DICOM = "datathon_etl.dicom"
 """Metadata key: the DICOM header attribute (keyword) the column is read from, if any."""
+DICOM_VALUE = "datathon_etl.dicom_value"
+"""Metadata key: which value of a multi-valued DICOM attribute the column holds (0: the first)."""
 
 FLAGS = "datathon_etl.flags"
 """Metadata key: on a ``bool`` label, ``(MultiValued, value)``: the value it flags."""
@@ -30,6 +41,7 @@ def column(
     source: str | None = None,
     target: bool = True,
     dicom: str | None = None,
+    dicom_value: int | None = None,
     **kwargs: Any,
 ) -> Any:
     """Declares a column of a dataset's key or label class.
@@ -49,6 +61,11 @@ def column(
             the value is read from, in the image's own file, once it is
             read; the field needs a ``default=`` until then. Only attributes
             declared so are ever read from a header.
+        dicom_value: With ``dicom``, for an attribute that holds several
+            values (``PixelSpacing``: row spacing, then column spacing):
+            which one the column holds, 0 for the first; a file with fewer
+            values reads as a blank cell. Without it, every value is read,
+            joined by a backslash, as one text.
         **kwargs: Passed on to `attrs.field` (``default=``, ...).
 
     Returns:
@@ -57,6 +74,8 @@ def column(
     metadata = _metadata(description, source, target)
     if dicom is not None:
         metadata[DICOM] = dicom
+    if dicom_value is not None:
+        metadata[DICOM_VALUE] = dicom_value
     return attrs.field(metadata=metadata, **kwargs)
 
 

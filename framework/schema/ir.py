@@ -16,6 +16,7 @@ from datathon_etl.framework.schema.dataset import Dataset
 from datathon_etl.framework.schema.fields import (
     DESCRIPTION,
     DICOM,
+    DICOM_VALUE,
     FLAGS,
     METADATA_ONLY,
     SOURCE,
@@ -77,6 +78,8 @@ class Column:
         target: Whether it is a model output (a label declared a target);
             False for key columns, ``path`` and metadata labels.
         dicom: The DICOM header attribute (keyword) it is read from, if any.
+        dicom_value: Which of that attribute's values it holds (0: the
+            first); None for all of them, as one text.
         flags: For a `MultiValued` column's label: the value it flags
             (true when its `source` cell lists it).
     """
@@ -89,6 +92,7 @@ class Column:
     enum: EnumRef | None = None
     target: bool = False
     dicom: str | None = None
+    dicom_value: int | None = None
     flags: str | None = None
 
     @property
@@ -280,8 +284,11 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
         if metadata_only and not labels:
             raise SchemaError(f"{where}: key fields are never targets; drop target=False")
         dicom = field.metadata.get(DICOM)
+        dicom_value = field.metadata.get(DICOM_VALUE)
         if dicom is not None:
-            _check_dicom(where, field, dicom)
+            _check_dicom(where, field, dicom, dicom_value)
+        elif dicom_value is not None:
+            raise SchemaError(f"{where}: dicom_value= goes with dicom=")
         flags = field.metadata.get(FLAGS)
         if flags and not (labels and resolved.python is bool and not resolved.nullable):
             raise SchemaError(f"{where}: a flag of a multi-valued column must be a bool label")
@@ -295,6 +302,7 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
                 enum=_enum_ref(resolved.enum) if resolved.enum else None,
                 target=labels and not metadata_only,
                 dicom=dicom,
+                dicom_value=dicom_value,
                 flags=flags[1] if flags else None,
             )
         )
@@ -305,8 +313,11 @@ def _read_class(dataset: str, cls: type, *, labels: bool) -> ClassRef:
 _NOT_COLUMNS = frozenset({"SQ", "OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 
 
-def _check_dicom(where: str, field: attrs.Attribute[Any], keyword: str) -> None:
-    """A ``dicom=`` column names a known attribute of text or numbers, and has a default."""
+def _check_dicom(where: str, field: attrs.Attribute[Any], keyword: str, value: int | None) -> None:
+    """A ``dicom=`` column names a known attribute of text or numbers, and has a default.
+
+    A ``dicom_value=`` names one value of an attribute that may hold several.
+    """
     from pydicom import datadict
 
     if field.metadata.get(SOURCE):
@@ -317,6 +328,16 @@ def _check_dicom(where: str, field: attrs.Attribute[Any], keyword: str) -> None:
     vr = datadict.dictionary_VR(tag)
     if vr in _NOT_COLUMNS:
         raise SchemaError(f"{where}: dicom={keyword!r} holds {vr} values, which no column holds")
+    if value is not None:
+        multiplicity = datadict.dictionary_VM(tag)
+        most = multiplicity.split("-")[-1]
+        if not isinstance(value, int) or value < 0:
+            raise SchemaError(f"{where}: dicom_value={value!r} is not a value's index (0, 1, ...)")
+        if most.isdigit() and value >= int(most):
+            raise SchemaError(
+                f"{where}: dicom_value={value} but {keyword} holds at most {most} value(s)"
+                f" (value multiplicity {multiplicity})"
+            )
     if field.default is attrs.NOTHING:
         raise SchemaError(
             f"{where}: dicom={keyword!r} needs a default= (the value until the header is read)"
