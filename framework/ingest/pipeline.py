@@ -9,17 +9,21 @@ table. Every tar member, image file and CSV row ends
 written or in ``<output_dir>/_quarantine/``, and
 ``<output_dir>/_manifest.json`` (written last) counts every stage.
 
-A dataset whose labels come per study (`IngestSpec.study_labels`) has its
-images labelled by `LabelPerStudy` instead: per-image tables and study label
-rows, told apart by name among ``--input_csv`` (``--labels_source`` picks the
-label file); its patient leakage check goes to ``<output_dir>/_leakage.json``.
+Every data set's images are joined by the one mechanism (`assemble`):
+on their path with each per-image table (the label CSV of a data set
+labelled per image, its split lists; or the metadata and split tables), and,
+for labels per study (`IngestSpec.study_labels`), on their study with the
+study label rows, told apart by name among ``--input_csv``
+(``--labels_source`` picks the label file); a per-study data set's patient
+leakage check goes to ``<output_dir>/_leakage.json``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -47,26 +51,28 @@ from datathon_etl.framework.images.options import (
 )
 from datathon_etl.framework.ingest.assemble import (
     ABSENT_LABELS_NOTE,
-    LEAKAGE_NOTE,
-    LabelPerStudy,
+    REFUSED_TAG,
+    LabelImages,
+    ParseRowFn,
     csv_roles,
+    inputs,
+    table_stage,
 )
 from datathon_etl.framework.ingest.compact import JoinCodec, Wheres
 from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.files import ListImageFiles
+from datathon_etl.framework.ingest.join import Group, JoinSpec, Table
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.split_list_options import SplitListOptions
-from datathon_etl.framework.ingest.split_lists import ApplySplitLists
+from datathon_etl.framework.ingest.split_lists import SPLIT_LISTS, ReadSplitLists
 from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
     SKIPPED_TAG,
-    JoinAndTransform,
     KeyImageFn,
-    ParseLabelRowFn,
     TransformImages,
     WriteImageFileFn,
 )
@@ -74,7 +80,7 @@ from datathon_etl.framework.manifest import PIXEL_SIZES, Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.provenance import RunClock, describe_files
-from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
+from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
 from datathon_etl.framework.run_records import (
     TallyEach,
@@ -109,10 +115,20 @@ from datathon_etl.framework.tfrecords.options import (
 )
 from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
-__all__ = ["ARCHIVES", "Ingest", "IngestJob", "build_pipeline", "run"]
+__all__ = [
+    "ARCHIVES",
+    "Ingest",
+    "IngestJob",
+    "LabelRowsByPath",
+    "build_pipeline",
+    "join_spec",
+    "run",
+]
 
 ARCHIVES = "archives"
 """Manifest stage: the tar files (input = read to the end + quarantined as damaged)."""
+LEAKAGE_NOTE = "subject_in_several_splits"
+"""Note kind: one subject written in more than one split (``subject``, ``splits``)."""
 LEAKAGE_FILE = "_leakage.json"
 """Per-study ingestion: the subjects found in more than one split, under ``--output_dir``."""
 
@@ -175,7 +191,7 @@ def _tar_stage(record: Quarantined) -> str:
 
 def _images(
     p: beam.Pipeline, spec: IngestSpec, job: IngestJob
-) -> tuple[tuple[beam.PCollection, ...], list[beam.PCollection], list[beam.PCollection], list[Any]]:
+) -> tuple[list[beam.PCollection], list[beam.PCollection], list[beam.PCollection], list[Any]]:
     """Tar members and image files -> ``(path, ImageItem)``s, refusals, tallies, notes."""
     keyed, refusals, tallies, notes = [], [], [], []
     if job.tars:
@@ -214,59 +230,153 @@ def _images(
             files.skipped | "TallySkippedFilesIn" >> TallyEach(IMAGES, Outcome.INPUT),
             files.skipped | "TallySkippedFiles" >> TallyEach(IMAGES, Outcome.SKIPPED),
         ]
-    return tuple(keyed), refusals, tallies, notes
+    return keyed, refusals, tallies, notes
+
+
+@attrs.frozen
+class LabelRowsByPath:
+    """A per-image label CSV as a table of the join: rows keyed by their image's canonical path."""
+
+    spec: IngestSpec
+
+    def __call__(self, cells: Mapping[str, str | None], where: str) -> tuple[str, Any]:
+        """(cells, where) -> (canonical path, (key, labels))."""
+        key, labels = self.spec.parse_label_row(cells, where)
+        return self.spec.format_path(key), (key, labels)
+
+    def row_key(self, cells: Mapping[str, str | None]) -> str:
+        """The canonical path of the row's path cell; ValueError if it does not parse.
+
+        A row refused for a cell then still refuses its image, for its own reason.
+        """
+        return str(
+            self.spec.format_path(self.spec.parse_path(cells.get(self.spec.path_column) or ""))
+        )
+
+
+@attrs.frozen
+class _PerImage:
+    """`JoinSpec.assemble` of labels per image: the label row's key and labels, the split."""
+
+    split_field: str | None = None
+    split_type: Any = None
+
+    def __call__(self, _path_key: Any, row: tuple[Any, Any], *split: int) -> tuple[Any, Any]:
+        """(path key, (key, labels)[, split code]) -> (key, labels)."""
+        key, labels = row  # the row's key: it may hold key columns the path does not
+        if self.split_field is not None:
+            key = attrs.evolve(key, **{self.split_field: self.split_type(*split)})
+        return key, labels
+
+
+@attrs.frozen
+class _PerStudy:
+    """`JoinSpec.assemble` of labels per study: the key from the tables; labels come per study."""
+
+    image_key: Any
+
+    def __call__(self, path_key: Any, *values: Any) -> tuple[Any, None]:
+        """(path key, one value per table) -> (full key, None)."""
+        return self.image_key(path_key, *values), None
+
+
+def join_spec(spec: IngestSpec) -> JoinSpec:
+    """The data set's join: its per-image tables, how they build a key, its group (if any)."""
+    study = spec.study_labels
+    if study is not None:
+        return JoinSpec(
+            tuple(Table(t.name, table_stage(t.name), t.missing, t.row_type) for t in study.tables),
+            _PerStudy(study.image_key),
+            study.path_key_type,
+            spec.key_type,
+            Group("study", study.study_of, LABEL_ROWS, spec.labels_type, study.no_labels),
+        )
+    tables = [
+        Table("label", LABEL_ROWS, Reason.IMAGE_WITHOUT_LABELS, (spec.key_type, spec.labels_type))
+    ]
+    assemble = _PerImage()
+    if spec.split_lists is not None:
+        tables.append(Table("split list", SPLIT_LISTS, Reason.MISSING_SPLIT))
+        field = spec.split_lists.field
+        assemble = _PerImage(field, typing.get_type_hints(spec.key_type)[field])
+    return JoinSpec(tuple(tables), assemble, spec.key_type, spec.key_type)
+
+
+def _read_rows(
+    p: beam.Pipeline, name: str, uris: Sequence[str], parse: ParseRowFn, stage: str
+) -> tuple[beam.PCollection, beam.PCollection, list[beam.PCollection]]:
+    """CSV files -> ``(path or group, TableRow | RefusedRow)``, refusals, tallies."""
+    # A handful of files: spreading them is not worth a shuffle's start-up cost.
+    files = p | f"{name}Files" >> beam.Create(list(uris), reshuffle=False)
+    rows = files | f"Read{name}" >> ReadCsvRows()
+    parsed = rows | f"Parse{name}" >> beam.ParDo(parse).with_outputs(
+        REFUSED_TAG, SKIPPED_TAG, main="rows"
+    )
+    tallies = [
+        rows | f"Tally{name}" >> TallyEach(stage, Outcome.INPUT),
+        parsed[SKIPPED_TAG] | f"Tally{name}Skipped" >> TallyEach(stage, Outcome.SKIPPED),
+    ]
+    return parsed.rows, parsed[REFUSED_TAG], tallies
 
 
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
     # Notes: input folders, pixel sizes; per study: leakage, images without labels.
     images, image_inputs_refused, tallies, notes = _images(p, spec, job)
-    list_refusals: list[beam.PCollection] = []  # split lists' lines
-    label = f"{spec.dataset} ingest"
-    columns = DicomColumns.of(spec.key_type, spec.labels_type)
-    if spec.study_labels is None:
-        codec = JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs)))
-        join = JoinAndTransform(label, job.image, job.layout.run_id, codec, columns)
-        # Label rows -> (path, LabelRecord).
-        # A handful of files: spreading them is not worth a shuffle's start-up cost.
-        files = p | "LabelFiles" >> beam.Create(list(job.csvs), reshuffle=False)
-        rows = files | "ReadRows" >> ReadCsvRows()
-        parsed = rows | "ParseRows" >> beam.ParDo(
-            ParseLabelRowFn(spec, job.path_match_regex)
-        ).with_outputs(QUARANTINE_TAG, SKIPPED_TAG, main="records")
-        records, refused = parsed.records, [parsed[QUARANTINE_TAG]]
+    join = join_spec(spec)
+    study = spec.study_labels
+    refused: list[beam.PCollection] = []  # (stage, Quarantined) of rows that did not parse
+    table_rows: list[beam.PCollection] = []
+    group_rows = None
+    if study is None:
+        labels = LabelRowsByPath(spec)
+        parse = ParseRowFn(
+            labels,
+            labels.row_key,
+            LABEL_ROWS,
+            Reason.UNPARSEABLE_PATH,
+            spec.path_column,
+            job.path_match_regex,
+        )
+        rows, refusals, counted = _read_rows(p, "Labels", job.csvs, parse, LABEL_ROWS)
+        table_rows.append(rows)
+        refused.append(refusals)
+        tallies += counted
         if spec.split_lists is not None:
-            # Each row's split from the list naming its image, before rows meet images.
-            listed = records | "ApplySplitLists" >> ApplySplitLists(
-                spec.split_lists,
-                job.split_lists,
-                codec,
-                spec.parse_path,
-                spec.format_path,
-                job.path_match_regex,
+            lines = p | "SplitLists" >> ReadSplitLists(
+                job.split_lists, spec.parse_path, spec.format_path, job.path_match_regex
             )
-            records = listed.records
-            refused.append(listed.row_refusals)
-            tallies.append(listed.tallies)
-            list_refusals.append(listed.line_refusals)
-        labelled = (images, records) | "JoinAndTransform" >> join
-        row_refusals = (*refused, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
-        tallies += [
-            rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
-            row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
-            labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
-            parsed[SKIPPED_TAG] | "TallyRowsSkipped" >> TallyEach(LABEL_ROWS, Outcome.SKIPPED),
-        ]
+            table_rows.append(lines.rows)
+            refused.append(lines.refusals)
+            tallies.append(lines.tallies)
     else:
-        # Per-image tables and study label rows -> one label record per image.
-        transform = TransformImages(label, job.image, job.layout.run_id, columns)
-        study = images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, transform)
-        labelled = study.labelled
-        row_refusals = study.refusals | "StudyRefusals" >> beam.Values()
-        tallies.append(study.tallies)
-        notes.append(study.notes)
+        for table, uris in zip(
+            study.tables, (job.tables[t.name] for t in study.tables), strict=True
+        ):
+            stage = table_stage(table.name)
+            parse = ParseRowFn(table.parse_row, study.row_key, stage)
+            rows, refusals, counted = _read_rows(p, _title(table.name), uris, parse, stage)
+            table_rows.append(rows)
+            refused.append(refusals)
+            tallies += counted
+        parse = ParseRowFn(spec.parse_label_row, study.row_key, LABEL_ROWS)
+        group_rows, refusals, counted = _read_rows(p, "Labels", job.csvs, parse, LABEL_ROWS)
+        refused.append(refusals)
+        tallies += counted
+    wheres = Wheres(
+        (*job.csvs, *(u for uris in job.tables.values() for u in uris), *job.split_lists)
+    )
+    codec = JoinCodec(join.path_key_type, join.key_type, wheres)
+    columns = DicomColumns.of(spec.key_type, spec.labels_type)
+    transform = TransformImages(f"{spec.dataset} ingest", job.image, job.layout.run_id, columns)
+    labelled = inputs(images, table_rows, group_rows) | "LabelImages" >> LabelImages(
+        join, codec, transform
+    )
     examples = labelled.examples
-    notes.append(labelled.pixel_sizes)
+    tallies.append(labelled.tallies)
+    notes.append(labelled.notes)
+    if study is not None:
+        notes.append(examples | "Leakage" >> _Leakage(study.subject_split))
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
@@ -281,17 +391,52 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         )
     _write_table(examples, spec, job)
 
-    image_refusals = (
-        *image_inputs_refused,
-        labelled.image_refusals,
-    ) | "ImageRefusals" >> beam.Flatten()
-    refusals = (image_refusals, row_refusals, *list_refusals) | "AllRefusals" >> beam.Flatten()
+    image_refusals = image_inputs_refused | "ImageRefusals" >> beam.Flatten()
+    row_refusals = refused | "RowRefusals" >> beam.Flatten()
+    refusals = (
+        image_refusals,
+        row_refusals | "RowRecords" >> beam.Values(),
+        labelled.refusals | "JoinRecords" >> beam.Values(),
+    ) | "AllRefusals" >> beam.Flatten()
     tallies += [
         image_refusals | "TallyImageRefusals" >> TallyQuarantine(_tar_stage),
+        row_refusals
+        | "TallyRowRefusals"
+        >> beam.MapTuple(lambda stage, q: Tally(stage, Outcome.QUARANTINED, str(q.reason))),
         examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
     ]
     all_tallies = tallies | "AllTallies" >> beam.Flatten()
     _ = (refusals, all_tallies, *notes) | "WriteRunRecords" >> WriteRunRecords(job.layout)
+
+
+def _title(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+class _Leakage(beam.PTransform):
+    """Examples -> a JSON note per subject written in more than one split."""
+
+    def __init__(self, subject_split: Callable[[Any], tuple[str, str]]) -> None:
+        super().__init__()
+        self._subject_split = subject_split
+
+    def expand(self, examples: beam.PCollection) -> beam.PCollection:
+        """Groups the (subject, split) pairs by subject."""
+        subject_split = self._subject_split
+        return (
+            examples
+            | "SubjectSplit" >> beam.Map(lambda e: subject_split(e.key))
+            | "DistinctSubjectSplits" >> beam.Distinct()
+            | "SplitsPerSubject" >> beam.GroupByKey()
+            | "Leaks" >> beam.FlatMap(_leakage)
+        )
+
+
+def _leakage(element: tuple[str, Iterable[str]]) -> Iterator[str]:
+    subject, splits = element
+    found = sorted(set(splits))
+    if len(found) > 1:
+        yield json.dumps({"note": LEAKAGE_NOTE, "subject": subject, "splits": found})
 
 
 def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:
