@@ -308,7 +308,7 @@ def test_label_rows_are_parsed_or_quarantined_with_a_reason():
 
     from datathon_etl.framework.ingest.assemble import REFUSED_TAG, ParseRowFn
     from datathon_etl.framework.ingest.join import RefusedRow
-    from datathon_etl.framework.ingest.pipeline import LabelRowsByPath
+    from datathon_etl.framework.ingest.tables import LabelRowsByPath
     from datathon_etl.framework.sources.csv_rows import CsvRow
     from datathon_etl.generated.mimic_cxr.ingest import SPEC
 

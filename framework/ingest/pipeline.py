@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
-import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -51,27 +50,21 @@ from datathon_etl.framework.images.options import (
 )
 from datathon_etl.framework.ingest.assemble import (
     ABSENT_LABELS_NOTE,
-    REFUSED_TAG,
     LabelImages,
-    ParseRowFn,
     csv_roles,
     inputs,
-    table_stage,
 )
-from datathon_etl.framework.ingest.compact import JoinCodec, Wheres
+from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.files import ListImageFiles
-from datathon_etl.framework.ingest.join import Group, JoinSpec, Table
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.split_list_options import SplitListOptions
-from datathon_etl.framework.ingest.split_lists import SPLIT_LISTS, ReadSplitLists
 from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
+from datathon_etl.framework.ingest.tables import join_spec, read_tables
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
-    LABEL_ROWS,
-    SKIPPED_TAG,
     KeyImageFn,
     TransformImages,
     WriteImageFileFn,
@@ -80,7 +73,7 @@ from datathon_etl.framework.manifest import PIXEL_SIZES, Outcome, Tally
 from datathon_etl.framework.output_folders import check_apart
 from datathon_etl.framework.preflight import check_cloud_resources
 from datathon_etl.framework.provenance import RunClock, describe_files
-from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason
+from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined
 from datathon_etl.framework.run_layout import OutputOptions, RunLayout, resolve_output_dir
 from datathon_etl.framework.run_records import (
     TallyEach,
@@ -89,7 +82,7 @@ from datathon_etl.framework.run_records import (
     read_run_lines,
 )
 from datathon_etl.framework.shard_formats import WriteShardedOutputs, sharded_outputs
-from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
+from datathon_etl.framework.sources.csv_rows import missing_columns
 from datathon_etl.framework.sources.folders import read_input_folders
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
@@ -115,15 +108,7 @@ from datathon_etl.framework.tfrecords.options import (
 )
 from datathon_etl.framework.tfrecords.shards import WriteShards, staging_dir
 
-__all__ = [
-    "ARCHIVES",
-    "Ingest",
-    "IngestJob",
-    "LabelRowsByPath",
-    "build_pipeline",
-    "join_spec",
-    "run",
-]
+__all__ = ["ARCHIVES", "Ingest", "IngestJob", "build_pipeline", "run"]
 
 ARCHIVES = "archives"
 """Manifest stage: the tar files (input = read to the end + quarantined as damaged)."""
@@ -233,143 +218,18 @@ def _images(
     return keyed, refusals, tallies, notes
 
 
-@attrs.frozen
-class LabelRowsByPath:
-    """A per-image label CSV as a table of the join: rows keyed by their image's canonical path."""
-
-    spec: IngestSpec
-
-    def __call__(self, cells: Mapping[str, str | None], where: str) -> tuple[str, Any]:
-        """(cells, where) -> (canonical path, (key, labels))."""
-        key, labels = self.spec.parse_label_row(cells, where)
-        return self.spec.format_path(key), (key, labels)
-
-    def row_key(self, cells: Mapping[str, str | None]) -> str:
-        """The canonical path of the row's path cell; ValueError if it does not parse.
-
-        A row refused for a cell then still refuses its image, for its own reason.
-        """
-        return str(
-            self.spec.format_path(self.spec.parse_path(cells.get(self.spec.path_column) or ""))
-        )
-
-
-@attrs.frozen
-class _PerImage:
-    """`JoinSpec.assemble` of labels per image: the label row's key and labels, the split."""
-
-    split_field: str | None = None
-    split_type: Any = None
-
-    def __call__(self, _path_key: Any, row: tuple[Any, Any], *split: int) -> tuple[Any, Any]:
-        """(path key, (key, labels)[, split code]) -> (key, labels)."""
-        key, labels = row  # the row's key: it may hold key columns the path does not
-        if self.split_field is not None:
-            key = attrs.evolve(key, **{self.split_field: self.split_type(*split)})
-        return key, labels
-
-
-@attrs.frozen
-class _PerStudy:
-    """`JoinSpec.assemble` of labels per study: the key from the tables; labels come per study."""
-
-    image_key: Any
-
-    def __call__(self, path_key: Any, *values: Any) -> tuple[Any, None]:
-        """(path key, one value per table) -> (full key, None)."""
-        return self.image_key(path_key, *values), None
-
-
-def join_spec(spec: IngestSpec) -> JoinSpec:
-    """The data set's join: its per-image tables, how they build a key, its group (if any)."""
-    study = spec.study_labels
-    if study is not None:
-        return JoinSpec(
-            tuple(Table(t.name, table_stage(t.name), t.missing, t.row_type) for t in study.tables),
-            _PerStudy(study.image_key),
-            study.path_key_type,
-            spec.key_type,
-            Group("study", study.study_of, LABEL_ROWS, spec.labels_type, study.no_labels),
-        )
-    tables = [
-        Table("label", LABEL_ROWS, Reason.IMAGE_WITHOUT_LABELS, (spec.key_type, spec.labels_type))
-    ]
-    assemble = _PerImage()
-    if spec.split_lists is not None:
-        tables.append(Table("split list", SPLIT_LISTS, Reason.MISSING_SPLIT))
-        field = spec.split_lists.field
-        assemble = _PerImage(field, typing.get_type_hints(spec.key_type)[field])
-    return JoinSpec(tuple(tables), assemble, spec.key_type, spec.key_type)
-
-
-def _read_rows(
-    p: beam.Pipeline, name: str, uris: Sequence[str], parse: ParseRowFn, stage: str
-) -> tuple[beam.PCollection, beam.PCollection, list[beam.PCollection]]:
-    """CSV files -> ``(path or group, TableRow | RefusedRow)``, refusals, tallies."""
-    # A handful of files: spreading them is not worth a shuffle's start-up cost.
-    files = p | f"{name}Files" >> beam.Create(list(uris), reshuffle=False)
-    rows = files | f"Read{name}" >> ReadCsvRows()
-    parsed = rows | f"Parse{name}" >> beam.ParDo(parse).with_outputs(
-        REFUSED_TAG, SKIPPED_TAG, main="rows"
-    )
-    tallies = [
-        rows | f"Tally{name}" >> TallyEach(stage, Outcome.INPUT),
-        parsed[SKIPPED_TAG] | f"Tally{name}Skipped" >> TallyEach(stage, Outcome.SKIPPED),
-    ]
-    return parsed.rows, parsed[REFUSED_TAG], tallies
-
-
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
     # Notes: input folders, pixel sizes; per study: leakage, images without labels.
     images, image_inputs_refused, tallies, notes = _images(p, spec, job)
     join = join_spec(spec)
     study = spec.study_labels
-    refused: list[beam.PCollection] = []  # (stage, Quarantined) of rows that did not parse
-    table_rows: list[beam.PCollection] = []
-    group_rows = None
-    if study is None:
-        labels = LabelRowsByPath(spec)
-        parse = ParseRowFn(
-            labels,
-            labels.row_key,
-            LABEL_ROWS,
-            Reason.UNPARSEABLE_PATH,
-            spec.path_column,
-            job.path_match_regex,
-        )
-        rows, refusals, counted = _read_rows(p, "Labels", job.csvs, parse, LABEL_ROWS)
-        table_rows.append(rows)
-        refused.append(refusals)
-        tallies += counted
-        if spec.split_lists is not None:
-            lines = p | "SplitLists" >> ReadSplitLists(
-                job.split_lists, spec.parse_path, spec.format_path, job.path_match_regex
-            )
-            table_rows.append(lines.rows)
-            refused.append(lines.refusals)
-            tallies.append(lines.tallies)
-    else:
-        for table, uris in zip(
-            study.tables, (job.tables[t.name] for t in study.tables), strict=True
-        ):
-            stage = table_stage(table.name)
-            parse = ParseRowFn(table.parse_row, study.row_key, stage)
-            rows, refusals, counted = _read_rows(p, _title(table.name), uris, parse, stage)
-            table_rows.append(rows)
-            refused.append(refusals)
-            tallies += counted
-        parse = ParseRowFn(spec.parse_label_row, study.row_key, LABEL_ROWS)
-        group_rows, refusals, counted = _read_rows(p, "Labels", job.csvs, parse, LABEL_ROWS)
-        refused.append(refusals)
-        tallies += counted
-    wheres = Wheres(
-        (*job.csvs, *(u for uris in job.tables.values() for u in uris), *job.split_lists)
-    )
-    codec = JoinCodec(join.path_key_type, join.key_type, wheres)
+    read = read_tables(p, spec, job.csvs, job.tables, job.split_lists, job.path_match_regex)
+    tallies += read.tallies
     columns = DicomColumns.of(spec.key_type, spec.labels_type)
     transform = TransformImages(f"{spec.dataset} ingest", job.image, job.layout.run_id, columns)
-    labelled = inputs(images, table_rows, group_rows) | "LabelImages" >> LabelImages(
+    codec = JoinCodec(join.path_key_type, join.key_type, read.wheres)
+    labelled = inputs(images, read.table_rows, read.group_rows) | "LabelImages" >> LabelImages(
         join, codec, transform
     )
     examples = labelled.examples
@@ -392,7 +252,7 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     _write_table(examples, spec, job)
 
     image_refusals = image_inputs_refused | "ImageRefusals" >> beam.Flatten()
-    row_refusals = refused | "RowRefusals" >> beam.Flatten()
+    row_refusals = read.refusals | "RowRefusals" >> beam.Flatten()
     refusals = (
         image_refusals,
         row_refusals | "RowRecords" >> beam.Values(),
@@ -407,10 +267,6 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     ]
     all_tallies = tallies | "AllTallies" >> beam.Flatten()
     _ = (refusals, all_tallies, *notes) | "WriteRunRecords" >> WriteRunRecords(job.layout)
-
-
-def _title(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
 
 
 class _Leakage(beam.PTransform):
