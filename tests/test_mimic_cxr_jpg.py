@@ -23,7 +23,7 @@ from PIL import Image
 from datathon_etl.datasets.mimic_cxr_jpg import parsing
 from datathon_etl.datasets.mimic_cxr_jpg.schema import Finding, Labels, Split, View
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import Sample, write_sample
-from datathon_etl.framework.ingest.assemble import csv_roles
+from datathon_etl.framework.ingest.tables import csv_roles
 from datathon_etl.framework.manifest import Manifest
 from datathon_etl.framework.quarantine import Quarantined, Reason
 from datathon_etl.framework.schema import SourceRowError

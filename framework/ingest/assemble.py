@@ -40,7 +40,6 @@ from datathon_etl.framework.ingest.join import (
     join_group,
     join_path,
 )
-from datathon_etl.framework.ingest.spec import StudyLabels
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     SKIPPED_TAG,
@@ -59,7 +58,6 @@ __all__ = [
     "LabelImages",
     "Labelled",
     "ParseRowFn",
-    "csv_roles",
     "inputs",
     "table_stage",
 ]
@@ -448,47 +446,3 @@ class AccountGroupRows(beam.PTransform):
             >> beam.Map(lambda n: json.dumps({"note": ABSENT_LABELS_NOTE, "count": n}))
         )
         return GroupAccounts(accounted.tallies, accounted[REFUSED_TAG], notes)
-
-
-def csv_roles(
-    study: StudyLabels, uris: Iterable[str], labels_source: str | None
-) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-    """Tells the CSVs apart by name: each table's files, and the chosen label files.
-
-    A file belongs to the table (or label source) its name ends with, less
-    ``.csv`` or ``.csv.gz``: ``mimic-cxr-2.0.0-metadata.csv.gz`` is the
-    ``metadata`` table's. Files of the label sources not chosen are left out.
-
-    Args:
-        study: The dataset's study-label declaration.
-        uris: The CSV files.
-        labels_source: The label source to read (None: the first declared).
-
-    Returns:
-        (table name -> its files, the chosen label source's files).
-
-    Raises:
-        ValueError: An unknown label source, a file no role's name ends, or a
-            table or the chosen source without a file.
-    """
-    source = labels_source or study.label_sources[0]
-    if source not in study.label_sources:
-        raise ValueError(
-            f"--labels_source: {source!r} is not one of {', '.join(study.label_sources)}"
-        )
-    names = [t.name for t in study.tables] + list(study.label_sources)
-    found: dict[str, list[str]] = {name: [] for name in names}
-    for uri in sorted(uris):
-        stem = re.sub(r"\.csv(\.gz)?$", "", uri.rsplit("/", 1)[-1].lower())
-        role = next((n for n in names if stem.endswith(n.lower())), None)
-        if role is None:
-            raise ValueError(
-                f"--input_csv: {uri}: its name ends in none of {', '.join(names)} "
-                "(before .csv or .csv.gz)"
-            )
-        found[role].append(uri)
-    for name in [t.name for t in study.tables] + [source]:
-        if not found[name]:
-            raise ValueError(f"--input_csv: no {name} file (a name ending in {name}.csv[.gz])")
-    tables = {t.name: tuple(found[t.name]) for t in study.tables}
-    return tables, tuple(found[source])

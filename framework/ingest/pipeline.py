@@ -51,7 +51,6 @@ from datathon_etl.framework.images.options import (
 from datathon_etl.framework.ingest.assemble import (
     ABSENT_LABELS_NOTE,
     LabelImages,
-    csv_roles,
     inputs,
 )
 from datathon_etl.framework.ingest.compact import JoinCodec
@@ -62,7 +61,7 @@ from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.split_list_options import SplitListOptions
 from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
-from datathon_etl.framework.ingest.tables import join_spec, read_tables
+from datathon_etl.framework.ingest.tables import csv_roles, join_spec, read_tables
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     KeyImageFn,

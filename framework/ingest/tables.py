@@ -15,8 +15,9 @@ what differs is which tables they are joined with, declared by the data set
 
 from __future__ import annotations
 
+import re
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -25,7 +26,7 @@ import attrs
 from datathon_etl.framework.ingest.assemble import REFUSED_TAG, ParseRowFn, table_stage
 from datathon_etl.framework.ingest.compact import Wheres
 from datathon_etl.framework.ingest.join import Group, JoinSpec, Table
-from datathon_etl.framework.ingest.spec import IngestSpec
+from datathon_etl.framework.ingest.spec import IngestSpec, StudyLabels
 from datathon_etl.framework.ingest.split_lists import SPLIT_LISTS, ReadSplitLists
 from datathon_etl.framework.ingest.transforms import LABEL_ROWS, SKIPPED_TAG
 from datathon_etl.framework.manifest import Outcome
@@ -33,7 +34,7 @@ from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.run_records import TallyEach
 from datathon_etl.framework.sources.csv_rows import ReadCsvRows
 
-__all__ = ["LabelRowsByPath", "TableInputs", "join_spec", "read_tables"]
+__all__ = ["LabelRowsByPath", "TableInputs", "csv_roles", "join_spec", "read_tables"]
 
 
 @attrs.frozen
@@ -194,3 +195,47 @@ def _add(
     inputs.table_rows.append(rows)
     inputs.refusals.append(refusals)
     inputs.tallies.extend(tallies)
+
+
+def csv_roles(
+    study: StudyLabels, uris: Iterable[str], labels_source: str | None
+) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """Tells the CSVs apart by name: each table's files, and the chosen label files.
+
+    A file belongs to the table (or label source) its name ends with, less
+    ``.csv`` or ``.csv.gz``: ``mimic-cxr-2.0.0-metadata.csv.gz`` is the
+    ``metadata`` table's. Files of the label sources not chosen are left out.
+
+    Args:
+        study: The dataset's study-label declaration.
+        uris: The CSV files.
+        labels_source: The label source to read (None: the first declared).
+
+    Returns:
+        (table name -> its files, the chosen label source's files).
+
+    Raises:
+        ValueError: An unknown label source, a file no role's name ends, or a
+            table or the chosen source without a file.
+    """
+    source = labels_source or study.label_sources[0]
+    if source not in study.label_sources:
+        raise ValueError(
+            f"--labels_source: {source!r} is not one of {', '.join(study.label_sources)}"
+        )
+    names = [t.name for t in study.tables] + list(study.label_sources)
+    found: dict[str, list[str]] = {name: [] for name in names}
+    for uri in sorted(uris):
+        stem = re.sub(r"\.csv(\.gz)?$", "", uri.rsplit("/", 1)[-1].lower())
+        role = next((n for n in names if stem.endswith(n.lower())), None)
+        if role is None:
+            raise ValueError(
+                f"--input_csv: {uri}: its name ends in none of {', '.join(names)} "
+                "(before .csv or .csv.gz)"
+            )
+        found[role].append(uri)
+    for name in [t.name for t in study.tables] + [source]:
+        if not found[name]:
+            raise ValueError(f"--input_csv: no {name} file (a name ending in {name}.csv[.gz])")
+    tables = {t.name: tuple(found[t.name]) for t in study.tables}
+    return tables, tuple(found[source])
