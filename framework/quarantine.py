@@ -86,7 +86,6 @@ class Reason(StrEnum):
     DUPLICATE_IMAGE = "duplicate_image"
     MISSING_METADATA = "missing_metadata"
     MISSING_SPLIT = "missing_split"
-    NO_LABEL_ROW = "no_label_row"
     # Inference.
     BAD_EXAMPLE = "bad_example"
 

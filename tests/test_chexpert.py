@@ -139,12 +139,15 @@ def test_codes_metadata_and_keys_are_read_as_declared(ingested: Path) -> None:
 def test_unknown_codes_are_quarantined_and_counted(ingested: Path) -> None:
     records = quarantine_records(str(ingested), {})
     refused = sorted((r["path"], r["stage"], r["reason"]) for r in records)
+    # Each row's image is refused for the row's own reason, naming the row.
     assert refused == [
         (f"{PREFIX}/train/patient00004/study1/view1_frontal.jpg", "parse_labels", "unknown_code"),
         (f"{PREFIX}/train/patient00005/study1/view1_frontal.jpg", "parse_labels", "unknown_code"),
-        ("train/patient00004/study1/view1_frontal.jpg", "join", "image_without_labels"),
-        ("train/patient00005/study1/view1_frontal.jpg", "join", "image_without_labels"),
+        ("train/patient00004/study1/view1_frontal.jpg", "join", "unknown_code"),
+        ("train/patient00005/study1/view1_frontal.jpg", "join", "unknown_code"),
     ]
+    joined = [r["detail"] for r in records if r["stage"] == "join"]
+    assert all(d.startswith("its label row ") and " was refused: " in d for d in joined)
     details = " ".join(r["detail"] for r in records)
     assert "No Finding: unknown CheXpert code '2.0'" in details
     assert "Sex: unknown sex 'Other'" in details

@@ -20,7 +20,14 @@ from datathon_etl.framework.cpu_pool import CpuPool, cpu_pool
 from datathon_etl.framework.images import ImageSpec
 from datathon_etl.framework.ingest import transforms
 from datathon_etl.framework.ingest.join import ImageItem, LabelRecord
-from datathon_etl.framework.ingest.transforms import ROWS_TAG, SIZES_TAG, Progress, TransformFn
+from datathon_etl.framework.ingest.transforms import (
+    ROWS_TAG,
+    SIZES_TAG,
+    TALLIES_TAG,
+    Progress,
+    TransformFn,
+)
+from datathon_etl.framework.manifest import Outcome, Tally
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Reason
 from datathon_etl.framework.schema.example import Example
 
@@ -74,7 +81,8 @@ Element = tuple[str, tuple[ImageItem[str], LabelRecord[str, dict[str, str]]]]
 
 
 def _element(path: str, uri: str, where: str) -> Element:
-    return path, (ImageItem(uri, path, ref=uri), LabelRecord(where, path, {"label": where}))
+    record = LabelRecord(path, {"label": where}, (("label_rows", where),))
+    return path, (ImageItem(uri, path, ref=uri), record)
 
 
 def _size(uri: str) -> tuple[int, int]:
@@ -122,11 +130,15 @@ def test_transform_keeps_input_order_and_routes_refusals(
     monkeypatch.setattr(transforms, "transform_and_read", held_last)
     threading.Timer(0.5, release.set).start()
 
-    from_process, (*from_finish, sizes) = _run_bundle(fn, elements)
+    from_process, (*from_finish, rows_written, sizes) = _run_bundle(fn, elements)
 
     # Whatever was still in flight at the end of the bundle comes out of
     # finish_bundle, windowed as a runner needs it; then the bundle's count of
-    # the sources' pixel sizes, one per example.
+    # the rows written with its examples, and of the sources' pixel sizes,
+    # one per example.
+    assert isinstance(rows_written, TaggedOutput)
+    assert rows_written.tag == TALLIES_TAG
+    assert rows_written.value.value == Tally("label_rows", Outcome.WRITTEN, count=4)
     assert isinstance(sizes, TaggedOutput)
     assert sizes.tag == SIZES_TAG
     written = [uris[0], uris[2], uris[3], uris[4]]
@@ -148,7 +160,9 @@ def test_transform_keeps_input_order_and_routes_refusals(
     assert set(refusals) == {QUARANTINE_TAG, ROWS_TAG}
     assert refusals[QUARANTINE_TAG].path == "img1.png"
     assert refusals[QUARANTINE_TAG].reason is Reason.TRUNCATED_IMAGE
-    assert refusals[ROWS_TAG].source == "labels.csv:3"
+    assert refusals[ROWS_TAG] == ("label_rows", refusals[ROWS_TAG][1])
+    assert refusals[ROWS_TAG][1].source == "labels.csv:3"
+    assert refusals[ROWS_TAG][1].reason is Reason.TRUNCATED_IMAGE
     # With a pool the last image (a 512x512 PNG: milliseconds) is still in
     # flight when the input ends; inline, nothing is left for finish_bundle.
     assert bool(from_finish) == bool(threads)

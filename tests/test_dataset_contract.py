@@ -204,8 +204,8 @@ def test_keys_and_paths_come_from_declared_columns(ingested: tuple[Path, Path]) 
     reasons = sorted((q["reason"], q["path"]) for q in quarantined)
     assert reasons == [
         ("bad_label_row", ""),
-        ("image_without_labels", "00000004_000.png"),
-        ("unknown_code", "00000004_000.png"),
+        ("unknown_code", "00000004_000.png"),  # its row
+        ("unknown_code", "00000004_000.png"),  # its image, for its row's reason
     ]
     stages = json.loads((out / "_manifest.json").read_text())["stages"]
     assert [stages[s]["written"] for s in ("images", "label_rows")] == [4, 4]

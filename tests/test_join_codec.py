@@ -12,20 +12,15 @@ from datathon_etl.datasets.mimic_cxr.schema import Finding, ImageKey, Labels, Sp
 from datathon_etl.datasets.mimic_cxr_jpg.parsing import NO_LABELS, ImagePath
 from datathon_etl.framework.archives import MemberRef
 from datathon_etl.framework.images import Transformed
-from datathon_etl.framework.ingest.assemble import (
-    AssemblyCodec,
-    AttachedStudy,
-    RefusedRow,
-    TableRow,
-)
 from datathon_etl.framework.ingest.compact import JoinCodec, Wheres, from_bytes
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
+from datathon_etl.framework.ingest.join import ImageItem, Refused, RefusedRow, TableRow
 from datathon_etl.framework.quarantine import Reason
 
 KEY = ImageKey(10003156, 1, 2, View.LATERAL, Split.VALID)
 LABELS = Labels(*[Finding.UNCERTAIN, Finding.NOT_MENTIONED] * 7)
-CODEC = JoinCodec(ImageKey, Labels, Wheres(("/data/train.csv.gz",)))
-ASSEMBLY = AssemblyCodec(ImagePath, ImageKey, Wheres(("meta.csv", "labels.csv")))
+CODEC = JoinCodec(ImageKey, ImageKey, Wheres(("/data/train.csv.gz",)))
+LABEL_ROW = (ImageKey, Labels)  # a per-image label table's value: (key, labels)
+ASSEMBLY = JoinCodec(ImagePath, ImageKey, Wheres(("meta.csv", "labels.csv")))
 PLAIN = (type(None), bool, int, float, str, bytes, tuple)
 
 
@@ -58,32 +53,30 @@ def test_an_image_packs_to_plain_values_and_back(item: ImageItem[Any]) -> None:
 
 
 def test_a_label_row_packs_to_plain_values_and_back() -> None:
-    record = LabelRecord("/data/train.csv.gz:line 7", KEY, LABELS)
-    _, packed = CODEC.pack_row(("p/x.jpg", record))
-    assert from_bytes(packed) == ((0, 7), (10003156, 1, 2, 1, 1), (2, 0) * 7)
-    unpacked = CODEC.unpack_row(packed)
-    assert unpacked == record
-    assert unpacked.key.view is View.LATERAL  # members, not bare ints
+    row = TableRow("/data/train.csv.gz:line 7", (KEY, LABELS))
+    packed = CODEC.pack_row(row, LABEL_ROW)
+    assert from_bytes(packed) == (0, (0, 7), ((10003156, 1, 2, 1, 1), (2, 0) * 7))
+    unpacked = CODEC.unpack_row(packed, LABEL_ROW)
+    assert unpacked == row
+    assert isinstance(unpacked, TableRow)
+    assert unpacked.value[0].view is View.LATERAL  # members, not bare ints
 
 
 def test_absent_values_stay_absent() -> None:
-    codec = JoinCodec(ImageKey, type(NO_LABELS))  # MIMIC-CXR-JPG's labels may be null
-    _, packed = codec.pack_row(("p", LabelRecord("w", KEY, NO_LABELS)))
-    assert codec.unpack_row(packed).labels == NO_LABELS
+    row = TableRow("w", NO_LABELS)  # MIMIC-CXR-JPG's labels may be null
+    assert CODEC.unpack_row(CODEC.pack_row(row, type(NO_LABELS)), type(NO_LABELS)) == row
 
 
 def test_plain_keys_and_labels_pass_through() -> None:
-    codec = JoinCodec()
-    record = LabelRecord("query row 1", "x/1.png", {"findings": "Edema", "age": 61})
-    _, packed = codec.pack_row(("x/1.png", record))
-    assert codec.unpack_row(packed) == record
+    row = TableRow("query row 1", ("x/1.png", {"findings": "Edema", "age": 61}))
+    assert JoinCodec().unpack_row(JoinCodec().pack_row(row, None), None) == row
 
 
 def test_the_packed_row_is_a_sixth_of_the_pickled_one() -> None:
     coder = coders.FastPrimitivesCoder()
-    record = LabelRecord("/data/train.csv.gz:line 2", KEY, LABELS)
-    packed = CODEC.pack_row(("train/p10003156/s01/view2_lateral.jpg", record))
-    pickled = ("train/p10003156/s01/view2_lateral.jpg", record)
+    row = TableRow("/data/train.csv.gz:line 2", (KEY, LABELS))
+    packed = ("train/p10003156/s01/view2_lateral.jpg", CODEC.pack_row(row, LABEL_ROW))
+    pickled = ("train/p10003156/s01/view2_lateral.jpg", row)
     assert len(coder.encode(packed)) * 5 < len(coder.encode(pickled))
 
 
@@ -102,8 +95,8 @@ def _held_bytes(values: list[Any]) -> int:
 
 
 def test_a_grouping_holds_a_third_of_the_memory_for_packed_rows() -> None:
-    records = [LabelRecord(f"/data/train.csv.gz:line {n}", KEY, LABELS) for n in range(2000)]
-    packed = [CODEC.pack_row(("p/x.jpg", record))[1] for record in records]
+    records = [TableRow(f"/data/train.csv.gz:line {n}", (KEY, LABELS)) for n in range(2000)]
+    packed = [CODEC.pack_row(record, LABEL_ROW) for record in records]
     assert _held_bytes(packed) * 3 < _held_bytes(records)
 
 
@@ -125,12 +118,20 @@ def test_a_table_row_packs_to_bytes_and_back(row: TableRow | RefusedRow, value_t
     assert type(getattr(unpacked, "value", None)) is type(getattr(row, "value", None))
 
 
-def test_a_study_packs_to_bytes_and_back() -> None:
-    study = AttachedStudy(
-        (("files/p10/p1/s5/d1.jpg", (("metadata_rows", "meta.csv:line 2"), ("split_rows", "s"))),),
-        "labels.csv:line 4",
-    )
-    assert ASSEMBLY.unpack_study(ASSEMBLY.pack_study(study)) == study
+def test_a_joined_image_packs_to_bytes_and_back() -> None:
+    item = ImageItem("a.tar#p/x.jpg", KEY, MemberRef("a.tar", "p/x.jpg", 1536, 3400))
+    rows = (("metadata_rows", "meta.csv:line 2"), ("split_rows", "s"))
+    joined = ASSEMBLY.pack_joined("files/p10/p1/s5/d1.jpg", item, rows)
+    assert _plain(from_bytes(joined))
+    assert ASSEMBLY.unpack_joined(joined) == ("files/p10/p1/s5/d1.jpg", item, rows)
+    refused = ASSEMBLY.pack_refused("p/x.jpg", Reason.MISSING_SPLIT, "no split row")
+    assert ASSEMBLY.unpack_joined(refused) == ("p/x.jpg", Reason.MISSING_SPLIT, "no split row")
+
+
+def test_a_group_packs_to_bytes_and_back() -> None:
+    for label_where in ("labels.csv:line 4", None):
+        packed = ASSEMBLY.pack_attached(("files/p10/p1/s5/d1.jpg",), label_where)
+        assert ASSEMBLY.unpack_attached(packed) == (("files/p10/p1/s5/d1.jpg",), label_where)
 
 
 @pytest.mark.parametrize(

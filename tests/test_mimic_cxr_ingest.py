@@ -100,7 +100,8 @@ def test_each_defect_is_quarantined_with_its_reason(run, sample):
     assert by_path[d["labels_without_image"]] == {Reason.LABELS_WITHOUT_IMAGE}
     assert by_path[d["identical_duplicate"]] == {Reason.DUPLICATE_LABEL_ROW}
     assert by_path[d["conflicting_duplicate"]] == {Reason.DUPLICATE_LABEL_ROW}
-    assert by_path[d["unknown_code"]] == {Reason.UNKNOWN_CODE, Reason.IMAGE_WITHOUT_LABELS}
+    # The row's image is refused for the row's own reason, not as an image without labels.
+    assert by_path[d["unknown_code"]] == {Reason.UNKNOWN_CODE}
     assert by_path[d["corrupt_jpeg"]] <= {Reason.TRUNCATED_IMAGE, Reason.UNDECODABLE_IMAGE}
     assert by_path[d["unparseable_path"]] == {Reason.UNPARSEABLE_PATH}
 
@@ -296,13 +297,18 @@ def test_a_cell_over_the_csv_field_limit_quarantines_its_row_only(sample, tmp_pa
 
 
 def test_label_rows_are_parsed_or_quarantined_with_a_reason():
-    """Sound rows key by path; flagged, unknown-code and bad-path rows are refused."""
+    """Sound rows key by path; flagged, unknown-code and bad-path rows are refused.
+
+    A refused row whose path parses also goes on as a marker, so that its image
+    is refused for the row's reason (not as an image without labels).
+    """
     import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from datathon_etl.framework.ingest.transforms import ParseLabelRowFn
-    from datathon_etl.framework.quarantine import QUARANTINE_TAG
+    from datathon_etl.framework.ingest.assemble import REFUSED_TAG, ParseRowFn
+    from datathon_etl.framework.ingest.join import RefusedRow
+    from datathon_etl.framework.ingest.tables import LabelRowsByPath
     from datathon_etl.framework.sources.csv_rows import CsvRow
     from datathon_etl.generated.mimic_cxr.ingest import SPEC
 
@@ -318,14 +324,18 @@ def test_label_rows_are_parsed_or_quarantined_with_a_reason():
         row("train/p3/s01/view1_frontal.jpg", edema="7"),
         row("train/p4/s1/view1_frontal.jpg"),
     ]
+    labels = LabelRowsByPath(SPEC)
+    parse = ParseRowFn(labels, labels.row_key, "label_rows", Reason.UNPARSEABLE_PATH, "path")
     with TestPipeline() as p:
-        out = (
-            p
-            | beam.Create(rows_in)
-            | beam.ParDo(ParseLabelRowFn(SPEC)).with_outputs(QUARANTINE_TAG, main="ok")
-        )
-        assert_that(out.ok | beam.Keys(), equal_to([good]), label="Parsed")
-        reasons = out[QUARANTINE_TAG] | beam.Map(lambda q: (q.path, str(q.reason)))
+        out = p | beam.Create(rows_in) | beam.ParDo(parse).with_outputs(REFUSED_TAG, main="ok")
+        kinds = out.ok | beam.MapTuple(lambda path, r: (path, isinstance(r, RefusedRow)))
+        expected = [
+            (good, False),
+            (rows_in[1].cells["path"], True),
+            (rows_in[2].cells["path"], True),
+        ]
+        assert_that(kinds, equal_to(expected), label="Parsed")
+        reasons = out[REFUSED_TAG] | beam.MapTuple(lambda _, q: (q.path, str(q.reason)))
         assert_that(
             reasons,
             equal_to(

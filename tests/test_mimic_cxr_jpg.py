@@ -23,7 +23,7 @@ from PIL import Image
 from datathon_etl.datasets.mimic_cxr_jpg import parsing
 from datathon_etl.datasets.mimic_cxr_jpg.schema import Finding, Labels, Split, View
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import Sample, write_sample
-from datathon_etl.framework.ingest.assemble import RefusedRow, TableRow, choose, csv_roles
+from datathon_etl.framework.ingest.tables import csv_roles
 from datathon_etl.framework.manifest import Manifest
 from datathon_etl.framework.quarantine import Quarantined, Reason
 from datathon_etl.framework.schema import SourceRowError
@@ -150,26 +150,6 @@ def test_declared_headers_are_the_releases():
     assert ",".join(parsing.LABEL_COLUMNS) == LABEL_HEADER
     assert SPEC.csv_columns == parsing.LABEL_COLUMNS
     assert set(attrs.asdict(parsing.NO_LABELS).values()) == {None}
-
-
-def test_choose_never_multiplies_rows():
-    """One row is used; identical duplicates are extras; conflicts and bad rows refuse."""
-    a, b = TableRow("f:line 2", 1), TableRow("f:line 3", 1)
-    assert choose([b, a], "label", None) == choose([a, b], "label", None)
-    assert choose([a, b], "label", None).extras == (b,)
-    assert choose([], "label", None).refusal is None
-    assert choose([], "split", Reason.MISSING_SPLIT).refusal == (
-        Reason.MISSING_SPLIT,
-        "no split row",
-    )
-    conflict = choose([a, TableRow("f:line 4", 2)], "label", None)
-    assert conflict.used is None
-    assert conflict.refusal is not None
-    assert conflict.refusal[0] is Reason.DUPLICATE_LABEL_ROW
-    bad = choose([a, RefusedRow("f:line 5", Reason.UNKNOWN_CODE, "Edema")], "label", None)
-    assert bad.used is None
-    assert bad.refusal is not None
-    assert bad.refusal[0] is Reason.UNKNOWN_CODE
 
 
 def test_csv_files_are_told_apart_by_name():

@@ -15,13 +15,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
 
-from datathon_etl.framework.ingest.join import LabelRecord
-from datathon_etl.framework.ingest.split_lists import assign_split
 from tests.pipeline_outputs import duckdb_table, manifest_stages, quarantine_records
 
 DATA = Path(__file__).parent / "data"
@@ -122,24 +119,27 @@ def test_every_row_line_and_image_is_counted(ingested: Path) -> None:
         "input": 4,
         "written": 3,
         "skipped": 0,
-        "quarantined": {"image_without_labels": 1},
+        # 00000001_001.png: listed in both lists, refused for it.
+        "quarantined": {"duplicate_label_row": 1},
     }
     assert stages["label_rows"] == {
         "input": rows,
         "written": 3,
         "skipped": 0,
-        # 00000001_001.png: listed in both; the rest: in no list.
         "quarantined": {
             "duplicate_label_row": 1,  # 00000001_001.png: in both lists
-            "labels_without_image": 1,  # 00000005_000.png
-            "missing_split": rows - 5,  # in no list
+            "labels_without_image": rows - 4,  # 00000005_000.png and those in no list
         },
     }
     assert stages["split_lists"] == {
         "input": 9,
-        "written": 4,
+        "written": 3,
         "skipped": 0,
-        "quarantined": {"duplicate_label_row": 3, "no_label_row": 1, "unparseable_path": 1},
+        "quarantined": {
+            "duplicate_label_row": 3,
+            "labels_without_image": 2,
+            "unparseable_path": 1,
+        },
     }
 
 
@@ -148,7 +148,10 @@ def test_list_lines_are_quarantined_with_where_they_are(ingested: Path) -> None:
     lines = sorted(
         (r["source"], r["reason"], r["detail"]) for r in records if ".txt:" in r["source"]
     )
-    conflict = "listed in conflicting splits (test_list.txt:line 4, train_val_list.txt:line 2)"
+    conflict = "conflicting split list rows (test_list.txt:line 4, train_val_list.txt:line 2)"
+    # The image the lists disagree on carries their reason (not image_without_labels).
+    images = [(r["reason"], r["detail"]) for r in records if r["path"] == "00000001_001.png"]
+    assert images == [("duplicate_label_row", conflict)] * 4  # its file, row and two lines
     assert lines == [
         (
             "test_list.txt:line 3",
@@ -156,8 +159,9 @@ def test_list_lines_are_quarantined_with_where_they_are(ingested: Path) -> None:
             "identical to test_list.txt:line 2, which was used",
         ),
         ("test_list.txt:line 4", "duplicate_label_row", conflict),
+        ("test_list.txt:line 5", "labels_without_image", "no image has this path"),
         ("train_val_list.txt:line 2", "duplicate_label_row", conflict),
-        ("train_val_list.txt:line 4", "no_label_row", "no label row names this image"),
+        ("train_val_list.txt:line 4", "labels_without_image", "no image has this path"),
         (
             "train_val_list.txt:line 5",
             "unparseable_path",
@@ -214,40 +218,6 @@ def test_split_lists_that_do_not_fit_the_declaration_are_a_usage_error(
     assert message in done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert not (tmp_path / "out").exists()
-
-
-def _row(where: str) -> LabelRecord[Any, Any]:
-    return LabelRecord(where, "key", "labels")
-
-
-@pytest.mark.parametrize(
-    ("rows", "lines", "code", "rows_refused", "lines_refused"),
-    [
-        ((_row("a:line 2"),), (("l:line 1", 1),), 1, [], []),
-        ((_row("a:line 2"),), (), None, ["missing_split"], []),
-        ((), (("l:line 1", 1),), None, [], ["no_label_row"]),
-        ((_row("a:line 2"),), (("l:line 1", 0), ("m:line 1", 0)), 0, [], ["duplicate_label_row"]),
-        (
-            (_row("a:line 2"),),
-            (("l:line 1", 0), ("m:line 1", 1)),
-            None,
-            ["duplicate_label_row"],
-            ["duplicate_label_row", "duplicate_label_row"],
-        ),
-    ],
-)
-def test_assign_split(
-    rows: tuple[LabelRecord[Any, Any], ...],
-    lines: tuple[tuple[str, int], ...],
-    code: int | None,
-    rows_refused: list[str],
-    lines_refused: list[str],
-) -> None:
-    decision = assign_split("p.png", rows, lines)
-    assert decision.code == code
-    assert [str(r.reason) for r in decision.rows] == rows_refused
-    assert [str(r.reason) for r in decision.lines] == lines_refused
-    assert (decision.used is None) == (code is None)
 
 
 def test_infer_and_evaluate_score_the_14_findings_of_the_test_list(

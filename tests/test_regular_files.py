@@ -199,7 +199,9 @@ def test_a_file_swapped_for_a_fifo_after_listing_is_refused_not_waited_on(tmp_pa
     os.mkfifo(path)  # listed as a regular file a moment ago; nobody will ever write
     fn = TransformFn(ImageSpec(8, 8), Progress("swap", "test"))
     item = ImageItem(str(path), "x.png", str(path))
-    record: LabelRecord[str, dict[str, object]] = LabelRecord("labels.csv:line 2", "x.png", {})
+    record: LabelRecord[str, dict[str, object]] = LabelRecord(
+        "x.png", {}, (("label_rows", "labels.csv:line 2"),)
+    )
     element = ("x.png", (item, record))
     outputs: list[object] = []
 

@@ -22,7 +22,7 @@ from apache_beam.coders import coders
 
 from datathon_etl.framework.archives import MemberRef
 from datathon_etl.framework.images import Transformed
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
+from datathon_etl.framework.ingest.join import ImageItem, Refused, RefusedRow, TableRow
 from datathon_etl.framework.quarantine import Reason
 
 __all__ = ["JoinCodec", "Wheres", "class_codec", "from_bytes", "to_bytes"]
@@ -31,6 +31,8 @@ _CODER = coders.FastPrimitivesCoder()
 
 # An ImageItem's ref, by kind: a tar member, a file URI, a transformed image, a refusal.
 _MEMBER, _URI, _TRANSFORMED, _REFUSED = range(4)
+# A packed row: parsed, or the marker of one refused; a packed joined image: kept, or refused.
+_ROW, _REFUSED_ROW, _JOINED, _REFUSED_IMAGE = range(4)
 
 
 def to_bytes(values: tuple[Any, ...]) -> bytes:
@@ -80,15 +82,22 @@ def _identity(value: Any) -> Any:
 
 
 @functools.cache
-def class_codec(cls: type | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+def class_codec(cls: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """(pack, unpack) for one declared attrs class: a tuple of its fields, enums as ints.
 
     Args:
-        cls: The attrs class, a coded value's enum (packed as its int), or
-            None for values that are plain already (passed through as they are).
+        cls: The attrs class, a coded value's enum (packed as its int), None
+            for values that are plain already (passed through as they are),
+            or a tuple of those for a tuple value (each packed by its own).
     """
     if cls is None:
         return _identity, _identity
+    if isinstance(cls, tuple):
+        codecs = [class_codec(c) for c in cls]
+        return (
+            lambda value: tuple(p(v) for (p, _), v in zip(codecs, value, strict=True)),
+            lambda values: tuple(u(v) for (_, u), v in zip(codecs, values, strict=True)),
+        )
     if issubclass(cls, enum.IntEnum):
         return int, cls
     declared: Any = cls  # an attrs class (mypy cannot tell after the enum test)
@@ -151,45 +160,84 @@ class Wheres:
 
 @attrs.frozen
 class JoinCodec:
-    """Packs ``(path, ImageItem)`` and ``(path, LabelRecord)`` into ``(path, bytes)``, and back.
+    """Packs what the join's groupings hold into bytes, and back.
 
     Attributes:
-        key_type: The attrs class of the keys, or None for keys that are plain
-            values already (a path string).
-        labels_type: The attrs class of the labels, or None for plain values
-            (a dict of a query's row).
-        wheres: Packs the label rows' ``where``.
+        path_key_type: What packs the keys parsed from image paths (`class_codec`).
+        key_type: What packs the images' full keys.
+        wheres: Packs the rows' ``where``.
     """
 
-    key_type: type | None = None
-    labels_type: type | None = None
+    path_key_type: Any = None
+    key_type: Any = None
     wheres: Wheres = Wheres()
 
     def pack_image(self, pair: tuple[str, ImageItem[Any]]) -> tuple[str, bytes]:
-        """``(path, ImageItem)`` -> ``(path, bytes)``."""
+        """``(path, ImageItem)`` as found (its path's key) -> ``(path, bytes)``."""
         path, item = pair
-        pack_key, _ = class_codec(self.key_type)
-        source = None if item.source == _ref_source(item.ref) else item.source
-        return path, to_bytes((source, pack_key(item.key), _pack_ref(item.ref)))
+        return path, to_bytes(_pack_item(item, self.path_key_type))
 
     def unpack_image(self, packed: bytes) -> ImageItem[Any]:
         """What `pack_image` packed -> the `ImageItem`."""
-        source, key, ref = from_bytes(packed)
-        _, unpack_key = class_codec(self.key_type)
-        item_ref = _unpack_ref(ref)
-        return ImageItem(source or _ref_source(item_ref) or "", unpack_key(key), item_ref)
+        return _unpack_item(from_bytes(packed), self.path_key_type)
 
-    def pack_row(self, pair: tuple[str, LabelRecord[Any, Any]]) -> tuple[str, bytes]:
-        """``(path, LabelRecord)`` -> ``(path, bytes)``."""
-        path, record = pair
-        pack_key, _ = class_codec(self.key_type)
-        pack_labels, _ = class_codec(self.labels_type)
-        where = self.wheres.pack(record.where)
-        return path, to_bytes((where, pack_key(record.key), pack_labels(record.labels)))
+    def pack_row(self, row: TableRow | RefusedRow, value_type: Any) -> bytes:
+        """A parsed row (or the marker of one refused) -> bytes, its value by `class_codec`."""
+        where = self.wheres.pack(row.where)
+        if isinstance(row, TableRow):
+            pack_value, _ = class_codec(value_type)
+            return to_bytes((_ROW, where, pack_value(row.value)))
+        return to_bytes((_REFUSED_ROW, where, str(row.reason), row.detail))
 
-    def unpack_row(self, packed: bytes) -> LabelRecord[Any, Any]:
-        """What `pack_row` packed -> the `LabelRecord`."""
-        where, key, labels = from_bytes(packed)
-        _, unpack_key = class_codec(self.key_type)
-        _, unpack_labels = class_codec(self.labels_type)
-        return LabelRecord(self.wheres.unpack(where), unpack_key(key), unpack_labels(labels))
+    def unpack_row(self, packed: bytes, value_type: Any) -> TableRow | RefusedRow:
+        """What `pack_row` packed -> the row."""
+        kind, where, *values = from_bytes(packed)
+        if kind == _ROW:
+            _, unpack_value = class_codec(value_type)
+            return TableRow(self.wheres.unpack(where), unpack_value(values[0]))
+        return RefusedRow(self.wheres.unpack(where), Reason(values[0]), values[1])
+
+    def pack_joined(
+        self, path: str, item: ImageItem[Any], rows: tuple[tuple[str, str], ...]
+    ) -> bytes:
+        """An image joined on its path (full key, its rows as (stage, where)) -> bytes."""
+        packed_rows = tuple((stage, self.wheres.pack(where)) for stage, where in rows)
+        return to_bytes((_JOINED, path, _pack_item(item, self.key_type), packed_rows))
+
+    def pack_refused(self, path: str, reason: Reason, detail: str) -> bytes:
+        """An image the path join refused -> bytes."""
+        return to_bytes((_REFUSED_IMAGE, path, str(reason), detail))
+
+    def unpack_joined(
+        self, packed: bytes
+    ) -> tuple[str, ImageItem[Any], tuple[tuple[str, str], ...]] | tuple[str, Reason, str]:
+        """What `pack_joined` (path, item, rows) or `pack_refused` (path, reason, detail) packed."""
+        kind, path, *values = from_bytes(packed)
+        if kind == _JOINED:
+            item, rows = values
+            unpacked = tuple((stage, self.wheres.unpack(where)) for stage, where in rows)
+            return path, _unpack_item(item, self.key_type), unpacked
+        return path, Reason(values[0]), values[1]
+
+    def pack_attached(self, paths: tuple[str, ...], label_where: str | None) -> bytes:
+        """A group's images that went on, and its label row's ``where`` -> bytes."""
+        where = None if label_where is None else self.wheres.pack(label_where)
+        return to_bytes((paths, where))
+
+    def unpack_attached(self, packed: bytes) -> tuple[tuple[str, ...], str | None]:
+        """What `pack_attached` packed -> (paths, label row's ``where``)."""
+        paths, where = from_bytes(packed)
+        return tuple(paths), None if where is None else self.wheres.unpack(where)
+
+
+def _pack_item(item: ImageItem[Any], key_type: Any) -> tuple[Any, ...]:
+    pack_key, _ = class_codec(key_type)
+    source = None if item.source == _ref_source(item.ref) else item.source
+    return (source, pack_key(item.key), _pack_ref(item.ref))
+
+
+def _unpack_item(packed: tuple[Any, ...], key_type: Any) -> ImageItem[Any]:
+    source, key, ref = packed
+    _, unpack_key = class_codec(key_type)
+    item_ref = _unpack_ref(ref)
+    return ImageItem(source or _ref_source(item_ref) or "", unpack_key(key), item_ref)

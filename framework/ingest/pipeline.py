@@ -9,17 +9,20 @@ table. Every tar member, image file and CSV row ends
 written or in ``<output_dir>/_quarantine/``, and
 ``<output_dir>/_manifest.json`` (written last) counts every stage.
 
-A dataset whose labels come per study (`IngestSpec.study_labels`) has its
-images labelled by `LabelPerStudy` instead: per-image tables and study label
-rows, told apart by name among ``--input_csv`` (``--labels_source`` picks the
-label file); its patient leakage check goes to ``<output_dir>/_leakage.json``.
+Every data set's images are joined by the one mechanism (`assemble`):
+on their path with each per-image table (the label CSV of a data set
+labelled per image, its split lists; or the metadata and split tables), and,
+for labels per study (`IngestSpec.study_labels`), on their study with the
+study label rows, told apart by name among ``--input_csv``
+(``--labels_source`` picks the label file); a per-study data set's patient
+leakage check goes to ``<output_dir>/_leakage.json``.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -47,26 +50,21 @@ from datathon_etl.framework.images.options import (
 )
 from datathon_etl.framework.ingest.assemble import (
     ABSENT_LABELS_NOTE,
-    LEAKAGE_NOTE,
-    LabelPerStudy,
-    csv_roles,
+    LabelImages,
+    inputs,
 )
-from datathon_etl.framework.ingest.compact import JoinCodec, Wheres
+from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.split_list_options import SplitListOptions
-from datathon_etl.framework.ingest.split_lists import ApplySplitLists
 from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
+from datathon_etl.framework.ingest.tables import csv_roles, join_spec, read_tables
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
-    LABEL_ROWS,
-    SKIPPED_TAG,
-    JoinAndTransform,
     KeyImageFn,
-    ParseLabelRowFn,
     TransformImages,
     WriteImageFileFn,
 )
@@ -83,7 +81,7 @@ from datathon_etl.framework.run_records import (
     read_run_lines,
 )
 from datathon_etl.framework.shard_formats import WriteShardedOutputs, sharded_outputs
-from datathon_etl.framework.sources.csv_rows import ReadCsvRows, missing_columns
+from datathon_etl.framework.sources.csv_rows import missing_columns
 from datathon_etl.framework.sources.folders import read_input_folders
 from datathon_etl.framework.sources.options import (
     InputFilesOptions,
@@ -113,6 +111,8 @@ __all__ = ["ARCHIVES", "Ingest", "IngestJob", "build_pipeline", "run"]
 
 ARCHIVES = "archives"
 """Manifest stage: the tar files (input = read to the end + quarantined as damaged)."""
+LEAKAGE_NOTE = "subject_in_several_splits"
+"""Note kind: one subject written in more than one split (``subject``, ``splits``)."""
 LEAKAGE_FILE = "_leakage.json"
 """Per-study ingestion: the subjects found in more than one split, under ``--output_dir``."""
 
@@ -175,7 +175,7 @@ def _tar_stage(record: Quarantined) -> str:
 
 def _images(
     p: beam.Pipeline, spec: IngestSpec, job: IngestJob
-) -> tuple[tuple[beam.PCollection, ...], list[beam.PCollection], list[beam.PCollection], list[Any]]:
+) -> tuple[list[beam.PCollection], list[beam.PCollection], list[beam.PCollection], list[Any]]:
     """Tar members and image files -> ``(path, ImageItem)``s, refusals, tallies, notes."""
     keyed, refusals, tallies, notes = [], [], [], []
     if job.tars:
@@ -214,59 +214,28 @@ def _images(
             files.skipped | "TallySkippedFilesIn" >> TallyEach(IMAGES, Outcome.INPUT),
             files.skipped | "TallySkippedFiles" >> TallyEach(IMAGES, Outcome.SKIPPED),
         ]
-    return tuple(keyed), refusals, tallies, notes
+    return keyed, refusals, tallies, notes
 
 
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
     # Notes: input folders, pixel sizes; per study: leakage, images without labels.
     images, image_inputs_refused, tallies, notes = _images(p, spec, job)
-    list_refusals: list[beam.PCollection] = []  # split lists' lines
-    label = f"{spec.dataset} ingest"
+    join = join_spec(spec)
+    study = spec.study_labels
+    read = read_tables(p, spec, job.csvs, job.tables, job.split_lists, job.path_match_regex)
+    tallies += read.tallies
     columns = DicomColumns.of(spec.key_type, spec.labels_type)
-    if spec.study_labels is None:
-        codec = JoinCodec(spec.key_type, spec.labels_type, Wheres(tuple(job.csvs)))
-        join = JoinAndTransform(label, job.image, job.layout.run_id, codec, columns)
-        # Label rows -> (path, LabelRecord).
-        # A handful of files: spreading them is not worth a shuffle's start-up cost.
-        files = p | "LabelFiles" >> beam.Create(list(job.csvs), reshuffle=False)
-        rows = files | "ReadRows" >> ReadCsvRows()
-        parsed = rows | "ParseRows" >> beam.ParDo(
-            ParseLabelRowFn(spec, job.path_match_regex)
-        ).with_outputs(QUARANTINE_TAG, SKIPPED_TAG, main="records")
-        records, refused = parsed.records, [parsed[QUARANTINE_TAG]]
-        if spec.split_lists is not None:
-            # Each row's split from the list naming its image, before rows meet images.
-            listed = records | "ApplySplitLists" >> ApplySplitLists(
-                spec.split_lists,
-                job.split_lists,
-                codec,
-                spec.parse_path,
-                spec.format_path,
-                job.path_match_regex,
-            )
-            records = listed.records
-            refused.append(listed.row_refusals)
-            tallies.append(listed.tallies)
-            list_refusals.append(listed.line_refusals)
-        labelled = (images, records) | "JoinAndTransform" >> join
-        row_refusals = (*refused, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
-        tallies += [
-            rows | "TallyRows" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
-            row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
-            labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
-            parsed[SKIPPED_TAG] | "TallyRowsSkipped" >> TallyEach(LABEL_ROWS, Outcome.SKIPPED),
-        ]
-    else:
-        # Per-image tables and study label rows -> one label record per image.
-        transform = TransformImages(label, job.image, job.layout.run_id, columns)
-        study = images | "LabelPerStudy" >> LabelPerStudy(spec, job.tables, job.csvs, transform)
-        labelled = study.labelled
-        row_refusals = study.refusals | "StudyRefusals" >> beam.Values()
-        tallies.append(study.tallies)
-        notes.append(study.notes)
+    transform = TransformImages(f"{spec.dataset} ingest", job.image, job.layout.run_id, columns)
+    codec = JoinCodec(join.path_key_type, join.key_type, read.wheres)
+    labelled = inputs(images, read.table_rows, read.group_rows) | "LabelImages" >> LabelImages(
+        join, codec, transform
+    )
     examples = labelled.examples
-    notes.append(labelled.pixel_sizes)
+    tallies.append(labelled.tallies)
+    notes.append(labelled.notes)
+    if study is not None:
+        notes.append(examples | "Leakage" >> _Leakage(study.subject_split))
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
@@ -281,17 +250,48 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
         )
     _write_table(examples, spec, job)
 
-    image_refusals = (
-        *image_inputs_refused,
-        labelled.image_refusals,
-    ) | "ImageRefusals" >> beam.Flatten()
-    refusals = (image_refusals, row_refusals, *list_refusals) | "AllRefusals" >> beam.Flatten()
+    image_refusals = image_inputs_refused | "ImageRefusals" >> beam.Flatten()
+    row_refusals = read.refusals | "RowRefusals" >> beam.Flatten()
+    refusals = (
+        image_refusals,
+        row_refusals | "RowRecords" >> beam.Values(),
+        labelled.refusals | "JoinRecords" >> beam.Values(),
+    ) | "AllRefusals" >> beam.Flatten()
     tallies += [
         image_refusals | "TallyImageRefusals" >> TallyQuarantine(_tar_stage),
+        row_refusals
+        | "TallyRowRefusals"
+        >> beam.MapTuple(lambda stage, q: Tally(stage, Outcome.QUARANTINED, str(q.reason))),
         examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
     ]
     all_tallies = tallies | "AllTallies" >> beam.Flatten()
     _ = (refusals, all_tallies, *notes) | "WriteRunRecords" >> WriteRunRecords(job.layout)
+
+
+class _Leakage(beam.PTransform):
+    """Examples -> a JSON note per subject written in more than one split."""
+
+    def __init__(self, subject_split: Callable[[Any], tuple[str, str]]) -> None:
+        super().__init__()
+        self._subject_split = subject_split
+
+    def expand(self, examples: beam.PCollection) -> beam.PCollection:
+        """Groups the (subject, split) pairs by subject."""
+        subject_split = self._subject_split
+        return (
+            examples
+            | "SubjectSplit" >> beam.Map(lambda e: subject_split(e.key))
+            | "DistinctSubjectSplits" >> beam.Distinct()
+            | "SplitsPerSubject" >> beam.GroupByKey()
+            | "Leaks" >> beam.FlatMap(_leakage)
+        )
+
+
+def _leakage(element: tuple[str, Iterable[str]]) -> Iterator[str]:
+    subject, splits = element
+    found = sorted(set(splits))
+    if len(found) > 1:
+        yield json.dumps({"note": LEAKAGE_NOTE, "subject": subject, "splits": found})
 
 
 def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:

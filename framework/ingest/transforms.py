@@ -1,7 +1,7 @@
-"""The ingestion's Beam steps: parse rows, key images, join, transform, write.
+"""The ingestion's Beam steps around the join: key images, transform, write.
 
-Bytes never go through a shuffle: the join sees member refs and parsed label
-rows; bytes are read by range after it, on whichever worker has the pair.
+Bytes never go through a shuffle: the join (`assemble`) sees member refs and
+parsed rows; bytes are read by range after it, on whichever worker has the image.
 Members of compressed tars cannot be read by range, so they are resized
 where they are streamed and only the small result joins.
 """
@@ -9,11 +9,10 @@ where they are streamed and only the small result joins.
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any, ClassVar, NamedTuple
 
@@ -35,27 +34,24 @@ from datathon_etl.framework.images import ImageError, ImageSpec, Transformed, tr
 from datathon_etl.framework.images.formats import ImageFormat, tree_path
 from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.dicom_columns import DicomColumns
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused, decide
+from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
 from datathon_etl.framework.ingest.pixel_sizes import CombinePixelSizes, PixelSizes
 from datathon_etl.framework.ingest.spec import IngestSpec
-from datathon_etl.framework.manifest import IMAGES
+from datathon_etl.framework.manifest import IMAGES, Outcome, Tally
 from datathon_etl.framework.quarantine import QUARANTINE_TAG, Quarantined, Reason, Stage
-from datathon_etl.framework.schema import SourceRowError
 from datathon_etl.framework.schema.example import Example
-from datathon_etl.framework.sources.csv_rows import CsvRow
 from datathon_etl.framework.sources.regular_files import NotARegularFileError, read_regular_file
 
 __all__ = [
+    "GROUP_TAG",
     "IMAGES",
     "LABEL_ROWS",
     "ROWS_TAG",
     "SIZES_TAG",
     "SKIPPED_TAG",
-    "DecideFn",
-    "JoinAndTransform",
+    "TALLIES_TAG",
     "KeyImageFn",
     "LabelledImages",
-    "ParseLabelRowFn",
     "Progress",
     "TransformFn",
     "TransformImages",
@@ -66,50 +62,15 @@ __all__ = [
 LABEL_ROWS = "label_rows"
 """Manifest stage: the data rows of the label CSVs."""
 ROWS_TAG = "refused_rows"
-"""Tagged output of label rows refused after the join (main quarantine: images)."""
+"""Tagged output of ``(stage, Quarantined)``: rows refused after the join with their image."""
 SKIPPED_TAG = "skipped"
-"""Tagged output of label rows whose image ``--path_match_regex`` leaves out."""
+"""Tagged output of rows whose image ``--path_match_regex`` leaves out."""
+TALLIES_TAG = "tallies"
+"""Tagged output of `TransformFn`: per bundle, a `Tally` of the rows written per stage."""
+GROUP_TAG = "group_refusals"
+"""Tagged output of `TransformFn`: ``(group, Quarantined)`` per refused image labelled per group."""
 SIZES_TAG = "source_sizes"
 """Tagged output of `TransformFn`: a `PixelSizes` per bundle, the sources of its examples."""
-
-
-class ParseLabelRowFn(beam.DoFn):
-    """`CsvRow` -> ``(path, LabelRecord)``; a row that does not parse is quarantined.
-
-    The row of an image that ``--path_match_regex`` leaves out goes to
-    `SKIPPED_TAG` (its path): it is skipped with its image, not quarantined
-    as a label row without an image.
-    """
-
-    def __init__(self, spec: IngestSpec, path_match_regex: str | None = None) -> None:
-        super().__init__()
-        self._spec = spec
-        self._regex = path_match_regex
-
-    def setup(self) -> None:
-        """Compiles the path filter once per worker."""
-        self._pattern = re.compile(self._regex) if self._regex is not None else None
-
-    def process(self, row: CsvRow) -> Iterator[Any]:
-        """Parses one row."""
-        path = row.cells.get(self._spec.path_column) or ""
-        if self._pattern is not None and not self._pattern.fullmatch(path):
-            yield beam.pvalue.TaggedOutput(SKIPPED_TAG, path)
-            return
-        if row.problem is not None:
-            yield _refuse(path, Stage.PARSE_LABELS, Reason.BAD_LABEL_ROW, row.problem, row.where)
-            return
-        try:
-            key, labels = self._spec.parse_label_row(row.cells, row.where)
-        except SourceRowError as e:
-            reason = Reason.UNKNOWN_CODE if e.unknown_code else Reason.BAD_LABEL_ROW
-            yield _refuse(path, Stage.PARSE_LABELS, reason, str(e), row.where)
-            return
-        except ValueError as e:
-            yield _refuse(path, Stage.PARSE_LABELS, Reason.UNPARSEABLE_PATH, str(e), row.where)
-            return
-        canonical = self._spec.format_path(key)
-        yield canonical, LabelRecord(row.where, key, labels)
 
 
 def _refuse(path: str, stage: Stage, reason: Reason, detail: str, source: str) -> Any:
@@ -208,33 +169,6 @@ def pack_found(pair: tuple[str, ImageItem[Any]], codec: JoinCodec, progress: Pro
     return codec.pack_image(pair)
 
 
-class DecideFn(beam.DoFn):
-    """``(path, ([images], [rows]))``, packed -> the pairs that make examples.
-
-    Refused images go to the quarantine output, refused rows to `ROWS_TAG`.
-    """
-
-    def __init__(self, codec: JoinCodec, progress: Progress) -> None:
-        super().__init__()
-        self._codec = codec
-        self._progress = progress
-
-    def process(self, element: tuple[str, Sequence[Iterable[Any]]]) -> Iterator[Any]:
-        """Applies `decide` to one path."""
-        path, (packed_images, packed_rows) = element
-        images = [self._codec.unpack_image(packed) for packed in packed_images]
-        rows = [self._codec.unpack_row(packed) for packed in packed_rows]
-        decision = decide(path, images, rows)
-        if decision.images:
-            self._progress.done(len(decision.images))
-        for record in decision.images:
-            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, record)
-        for record in decision.rows:
-            yield beam.pvalue.TaggedOutput(ROWS_TAG, record)
-        if decision.example is not None:
-            yield path, decision.example
-
-
 class TransformFn(beam.DoFn):
     """``(path, (ImageItem, LabelRecord))`` -> `Example`, reading the bytes here.
 
@@ -242,11 +176,12 @@ class TransformFn(beam.DoFn):
     (read whole), an already-transformed image (`Transformed`), or a `Refused` marker.
 
     An image that does not decode is quarantined (main quarantine output) and
-    so is its label row (`ROWS_TAG`), with the same reason. So is one whose
-    declared DICOM attributes (`columns`) do not fit their columns; those that
-    do are set in the example's key and labels. The sources' pixel sizes of
-    the examples of each bundle are counted, and the count emitted at its end
-    (`SIZES_TAG`).
+    so is each table row it used (`ROWS_TAG`), with the same reason; one
+    labelled per group also goes to `GROUP_TAG`, keyed by its group. So is one
+    whose declared DICOM attributes (`columns`) do not fit their columns;
+    those that do are set in the example's key and labels. The sources' pixel
+    sizes of the examples of each bundle, and the rows written with them per
+    stage, are counted and emitted at its end (`SIZES_TAG`, `TALLIES_TAG`).
 
     Bytes are read here; the transform itself goes to the process's
     `cpu_pool` (when it has more than one CPU), so that the workers of a
@@ -276,6 +211,7 @@ class TransformFn(beam.DoFn):
         """Nothing is in flight at the start of a bundle, nor counted."""
         self._pending.clear()
         self._sizes = PixelSizes()
+        self._rows_written: Counter[str] = Counter()
 
     def process(
         self, element: tuple[str, tuple[ImageItem[Any], LabelRecord[Any, Any]]]
@@ -314,13 +250,15 @@ class TransformFn(beam.DoFn):
                     )
                 else:
                     yield GlobalWindows.windowed_value(output)
+        for stage, count in sorted(self._rows_written.items()):
+            tally = Tally(stage, Outcome.WRITTEN, count=count)
+            yield beam.pvalue.TaggedOutput(TALLIES_TAG, GlobalWindows.windowed_value(tally))
         if self._sizes.counts:
             yield beam.pvalue.TaggedOutput(SIZES_TAG, GlobalWindows.windowed_value(self._sizes))
         self._handles.close()
 
     def _emit(self, pending: _Pending) -> Iterator[Any]:
         path, item, record, result = pending
-        # The row's key: it may hold key columns the image's path does not.
         key, labels = record.key, record.labels
         try:
             done = result if isinstance(result, Transformed) else result.result()
@@ -332,6 +270,7 @@ class TransformFn(beam.DoFn):
         self._written.inc()
         self._progress.done()
         self._sizes.add(done.width, done.height)
+        self._rows_written.update(stage for stage, _ in record.rows)
         yield Example(image=done.image, path=path, key=key, labels=labels)
 
     def _refuse(
@@ -339,10 +278,14 @@ class TransformFn(beam.DoFn):
     ) -> Iterator[Any]:
         self._refused.inc()
         self._progress.done()
-        yield _refuse(path, Stage.DECODE, e.reason, e.detail, item.source)
+        image = Quarantined(path, Stage.DECODE, e.reason, e.detail, item.source)
+        yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, image)
+        if record.group is not None:
+            yield beam.pvalue.TaggedOutput(GROUP_TAG, (record.group, image))
         detail = f"its image {item.source} was refused: {e.detail}"
-        row = Quarantined(path, Stage.DECODE, e.reason, detail, record.where)
-        yield beam.pvalue.TaggedOutput(ROWS_TAG, row)
+        for stage, where in record.rows:
+            row = Quarantined(path, Stage.DECODE, e.reason, detail, where)
+            yield beam.pvalue.TaggedOutput(ROWS_TAG, (stage, row))
 
     def _read(self, ref: MemberRef | str) -> bytes:
         if isinstance(ref, MemberRef):
@@ -369,14 +312,18 @@ def _done(result: Future[Transformed] | Transformed) -> bool:
 
 
 class LabelledImages(NamedTuple):
-    """What `JoinAndTransform` and `TransformImages` return."""
+    """What `TransformImages` returns."""
 
     examples: beam.PCollection
-    """`Example` per image with exactly one label row, resized."""
+    """`Example` per image, resized."""
     image_refusals: beam.PCollection
-    """`Quarantined` images (no labels, duplicates, undecodable, ...)."""
+    """`Quarantined` images (undecodable, ...)."""
     row_refusals: beam.PCollection
-    """`Quarantined` label rows (no image, duplicates, image refused, ...)."""
+    """``(stage, Quarantined)``: the rows those images used."""
+    group_refusals: beam.PCollection
+    """``(group, Quarantined)``: those of the images labelled per group."""
+    tallies: beam.PCollection
+    """`Tally` of the rows written with the examples."""
     pixel_sizes: beam.PCollection
     """One JSON note: the examples' source pixel sizes (`CombinePixelSizes`)."""
 
@@ -406,72 +353,15 @@ class TransformImages(beam.PTransform):
     def expand(self, pairs: beam.PCollection) -> LabelledImages:
         """Reads each image's bytes and transforms it."""
         transformed = pairs | "Transform" >> beam.ParDo(self._transform).with_outputs(
-            QUARANTINE_TAG, ROWS_TAG, SIZES_TAG, main="examples"
+            QUARANTINE_TAG, ROWS_TAG, GROUP_TAG, TALLIES_TAG, SIZES_TAG, main="examples"
         )
         return LabelledImages(
             transformed.examples,
             transformed[QUARANTINE_TAG],
             transformed[ROWS_TAG],
+            transformed[GROUP_TAG],
+            transformed[TALLIES_TAG],
             transformed[SIZES_TAG] | "PixelSizes" >> CombinePixelSizes(),
-        )
-
-
-class JoinAndTransform(beam.PTransform):
-    """``(images, rows)`` keyed by path -> resized examples and every refusal.
-
-    Args:
-        label: Names the run in progress lines.
-        image: The image transform.
-        run_id: Identifies the run (progress counters are per run).
-        codec: Packs the records that the join holds (by default: keys and
-            labels that are plain values already).
-        columns: The data set's declared DICOM header columns, if any.
-    """
-
-    def __init__(
-        self,
-        label: str,
-        image: ImageSpec,
-        run_id: str,
-        codec: JoinCodec | None = None,
-        columns: DicomColumns | None = None,
-    ) -> None:
-        super().__init__()
-        self._transform = TransformImages(label, image, run_id, columns)
-        self._progress = self._transform.progress
-        self._codec = codec or JoinCodec()
-
-    def expand(
-        self, inputs: tuple[beam.PCollection | Sequence[beam.PCollection], beam.PCollection]
-    ) -> LabelledImages:
-        """Joins on path (small packed references only), decides, then reads and transforms.
-
-        Images may come as several collections (tar members, files): each is
-        packed before they meet, since the local runner holds a Flatten of
-        several inputs in memory whole.
-        """
-        images, rows = inputs
-        parts = [images] if isinstance(images, beam.PCollection) else list(images)
-        packed = [
-            part | f"PackImages{i or ''}" >> beam.Map(pack_found, self._codec, self._progress)
-            for i, part in enumerate(parts)
-        ]
-        # A tuple, not a dict: Beam tags each value held with its input's name,
-        # and a one-character name ("0", "1") is a string CPython shares.
-        joined = (
-            packed[0] if len(packed) == 1 else packed | "AllImages" >> beam.Flatten(),
-            rows | "PackRows" >> beam.Map(self._codec.pack_row),
-        ) | "JoinOnPath" >> beam.CoGroupByKey()
-        decided = joined | "Decide" >> beam.ParDo(
-            DecideFn(self._codec, self._progress)
-        ).with_outputs(QUARANTINE_TAG, ROWS_TAG, main="pairs")
-        transformed = decided.pairs | "Transform" >> self._transform
-        return LabelledImages(
-            transformed.examples,
-            (decided[QUARANTINE_TAG], transformed.image_refusals)
-            | "ImageRefusals" >> beam.Flatten(),
-            (decided[ROWS_TAG], transformed.row_refusals) | "RowRefusals" >> beam.Flatten(),
-            transformed.pixel_sizes,
         )
 
 

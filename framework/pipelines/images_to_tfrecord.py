@@ -62,12 +62,14 @@ from datathon_etl.framework.images.options import (
     ImageTreeOptions,
     image_spec_from_options,
 )
-from datathon_etl.framework.ingest.join import ImageItem, LabelRecord, Refused
+from datathon_etl.framework.ingest.assemble import LabelImages, inputs
+from datathon_etl.framework.ingest.compact import JoinCodec
+from datathon_etl.framework.ingest.join import ImageItem, JoinSpec, Refused, Table, TableRow
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
     LABEL_ROWS,
-    JoinAndTransform,
+    TransformImages,
     WriteImageFileFn,
 )
 from datathon_etl.framework.manifest import PARQUET_SHARDS, PIXEL_SIZES, WEBDATASET_SHARDS, Outcome
@@ -228,7 +230,7 @@ def _key_files(
 
 def _key_rows(
     labels: pa.Table, roots: Sequence[str], regex: str | None
-) -> tuple[list[tuple[str, LabelRecord[str, Any]]], list[str]]:
+) -> tuple[list[tuple[str, TableRow]], list[str]]:
     """Returns the label rows keyed by relative path, and the paths --path_match_regex skips.
 
     The rows of images that --path_match_regex leaves out are skipped with
@@ -240,7 +242,7 @@ def _key_rows(
         if regex is not None and not re.fullmatch(regex, path):
             skipped.append(path)
         else:
-            keyed.append((path, LabelRecord(f"query row {number}", path, row)))
+            keyed.append((path, TableRow(f"query row {number}", (path, row))))
     return keyed, skipped
 
 
@@ -250,6 +252,14 @@ def _null_paths(labels: pa.Table) -> list[Quarantined]:
         for n, path in enumerate(labels.column(PATH_COLUMN).to_pylist(), start=1)
         if path is None
     ]
+
+
+def _row_labels(_path: str, row: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    return row
+
+
+_JOIN = JoinSpec((Table("label", LABEL_ROWS, Reason.IMAGE_WITHOUT_LABELS),), _row_labels)
+"""Each image joined on its relative path with one query row: its labels."""
 
 
 def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
@@ -268,8 +278,9 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
     rows = p | "LabelRows" >> beam.Create(keyed)
     skipped_rows = p | "SkippedLabelRows" >> beam.Create(skipped)
     bad_rows = p | "NullPaths" >> beam.Create(_null_paths(job.labels))
-    labelled = (files.images, rows) | "JoinAndTransform" >> JoinAndTransform(
-        PIPELINE, job.image, job.layout.run_id
+    transform = TransformImages(PIPELINE, job.image, job.layout.run_id)
+    labelled = inputs([files.images], [rows]) | "LabelImages" >> LabelImages(
+        _JOIN, JoinCodec(), transform
     )
     image_feature = f"{'jpg' if job.image.format is ImageFormat.JPEG else 'png'}_bytes"
     _ = (
@@ -305,8 +316,10 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
                 bigquery_method=job.bigquery_method,
             )
         )
-    row_refusals = (bad_rows, labelled.row_refusals) | "RowRefusals" >> beam.Flatten()
-    refusals = (labelled.image_refusals, row_refusals) | "AllRefusals" >> beam.Flatten()
+    refusals = (
+        bad_rows,
+        labelled.refusals | "JoinRecords" >> beam.Values(),
+    ) | "AllRefusals" >> beam.Flatten()
     tallies = (
         files.images | "TallyImages" >> TallyEach(IMAGES, Outcome.INPUT),
         files.skipped | "TallyImagesSkippedIn" >> TallyEach(IMAGES, Outcome.INPUT),
@@ -315,12 +328,11 @@ def build_pipeline(p: beam.Pipeline, job: _Job, roots: Sequence[str]) -> None:
         skipped_rows | "TallySkippedRowsIn" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
         skipped_rows | "TallySkippedRows" >> TallyEach(LABEL_ROWS, Outcome.SKIPPED),
         bad_rows | "TallyBadRowsIn" >> TallyEach(LABEL_ROWS, Outcome.INPUT),
-        labelled.image_refusals | "TallyImageRefusals" >> TallyQuarantine(IMAGES),
-        row_refusals | "TallyRowRefusals" >> TallyQuarantine(LABEL_ROWS),
+        bad_rows | "TallyBadRows" >> TallyQuarantine(LABEL_ROWS),
+        labelled.tallies,
         labelled.examples | "TallyImagesWritten" >> TallyEach(IMAGES, Outcome.WRITTEN),
-        labelled.examples | "TallyRowsWritten" >> TallyEach(LABEL_ROWS, Outcome.WRITTEN),
     ) | "AllTallies" >> beam.Flatten()
-    notes = (folders, labelled.pixel_sizes)
+    notes = (folders, labelled.notes)
     _ = (refusals, tallies, *notes) | "WriteRunRecords" >> WriteRunRecords(job.layout)
 
 
