@@ -4,8 +4,8 @@ MIMIC-CXR-JPG's synthetic sample (`datathon_etl.datasets.mimic_cxr_jpg.synthetic
 without its defects or tars) with ``.dcm`` files for ``.jpg``: uncompressed
 8-bit MONOCHROME2 DICOM whose headers carry the attributes the data set
 declares (ViewPosition, Rows, Columns, PixelSpacing, PatientSex, Manufacturer)
-and no identifying attribute. The data set reads the split and label CSVs;
-the sample's metadata CSV is left unread (the view comes from each header).
+and no identifying attribute. Of the CSVs, those the data set reads: the
+split and the two label files (no metadata CSV: the view comes from each header).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
@@ -74,7 +75,7 @@ def write_sample(
     Returns:
         What was written (``images`` paths end in ``.dcm``; no tars).
     """
-    return jpg.write_sample(
+    sample = jpg.write_sample(
         out_dir,
         images=images,
         seed=seed,
@@ -83,3 +84,6 @@ def write_sample(
         tars=False,
         format_path=format_path,
     )
+    csvs = dict(sample.csvs)
+    csvs.pop("metadata").unlink()
+    return attrs.evolve(sample, csvs=csvs)
