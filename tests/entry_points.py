@@ -2,7 +2,8 @@
 
 The argument lists name the files the Dataflow and pre-flight tests put
 under ``inputs``: ``*.tar`` and ``*.csv.gz`` (a MIMIC-CXR sample),
-``jpg/*.tar`` and ``jpg/*.csv.gz`` (a MIMIC-CXR-JPG sample), ``a.tar``,
+``jpg/*.tar`` and ``jpg/*.csv.gz`` (a MIMIC-CXR-JPG sample),
+``dicom/files/...`` and ``dicom/*.csv.gz`` (a MIMIC-CXR DICOM sample), ``a.tar``,
 ``*.png``, ``*.txt.gz``, ``*.tfrecord`` and ``model.keras``.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from datathon_etl.framework.pipelines import decompress, images_to_tfrecord, untar
 from datathon_etl.generated.mimic_cxr import infer, ingest
+from datathon_etl.generated.mimic_cxr_dicom import ingest as dicom_ingest
 from datathon_etl.generated.mimic_cxr_jpg import infer as jpg_infer
 from datathon_etl.generated.mimic_cxr_jpg import ingest as jpg_ingest
 
@@ -28,6 +30,7 @@ ENTRY_POINTS: dict[str, Main] = {
     "mimic_cxr infer": infer.main,
     "mimic_cxr_jpg ingest": jpg_ingest.main,
     "mimic_cxr_jpg infer": jpg_infer.main,
+    "mimic_cxr_dicom ingest": dicom_ingest.main,
 }
 """The name each prints its errors under -> its ``main(argv)``."""
 
@@ -37,6 +40,7 @@ TABLE_FLAGS = {
     "mimic_cxr infer": "--predictions_table",
     "mimic_cxr_jpg ingest": "--output_table",
     "mimic_cxr_jpg infer": "--predictions_table",
+    "mimic_cxr_dicom ingest": "--output_table",
 }
 """The commands that take a table, and the flag that names it."""
 
@@ -59,6 +63,13 @@ def argv_for(command: str, inputs: str, output: str, table: str | None = None) -
         folder = inputs if command == "mimic_cxr ingest" else f"{inputs}/jpg"
         return [
             *("--input_tars", f"{folder}/*.tar", "--input_csv", f"{folder}/*.csv.gz"),
+            *("--output_dir", output, "--output_jpg_dir", f"{output}/jpg"),
+            *("--output_tfrecord_dir", f"{output}/tfrecords", *named),
+        ]
+    if command == "mimic_cxr_dicom ingest":
+        return [
+            *("--input_prefix", f"{inputs}/dicom/files/"),
+            *("--input_csv", f"{inputs}/dicom/*.csv.gz"),
             *("--output_dir", output, "--output_jpg_dir", f"{output}/jpg"),
             *("--output_tfrecord_dir", f"{output}/tfrecords", *named),
         ]

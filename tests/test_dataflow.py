@@ -25,6 +25,7 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
+from datathon_etl.datasets.mimic_cxr_dicom.synthetic import write_sample as write_dicom_sample
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample as write_jpg_sample
 from datathon_etl.generated.mimic_cxr import rows
 from datathon_etl.generated.mimic_cxr.ingest import main as ingest
@@ -52,11 +53,13 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Small real inputs of each kind, by their path under the inputs' prefix.
 
     A MIMIC-CXR sample (tars + CSVs), a MIMIC-CXR-JPG one under ``jpg/``, a
-    PNG, a tar, a .gz, a TFRecord and a Keras model.
+    MIMIC-CXR DICOM one (tree + CSVs) under ``dicom/``, a PNG, a tar, a .gz,
+    a TFRecord and a Keras model.
     """
     root = tmp_path_factory.mktemp("inputs")
     sample: Sample = write_sample(root / "sample", images=2, full_size=0)
     jpg = write_jpg_sample(root / "jpg", images=2, defects=False)
+    dicom = write_dicom_sample(root / "dicom", images=2)
     tar = root / "a.tar"
     with tarfile.open(tar, "w") as archive:
         info = tarfile.TarInfo("x/1.txt")
@@ -81,6 +84,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ]
     found = {path.name: path for path in files}
     found.update({f"jpg/{path.name}": path for path in (*jpg.tars, *jpg.csvs.values())})
+    found.update({f"dicom/{path}": dicom.root / path for path in dicom.images})
+    found.update({f"dicom/{path.name}": path for path in dicom.csvs.values()})
     return found
 
 

@@ -27,6 +27,7 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
+from datathon_etl.datasets.mimic_cxr_dicom.synthetic import write_sample as write_dicom_sample
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample as write_jpg_sample
 from datathon_etl.framework.command import finish_run
 from datathon_etl.framework.errors import EXIT_FAILED, UsageError
@@ -38,9 +39,9 @@ from tests.entry_points import ENTRY_POINTS, argv_for
 from tests.pipeline_outputs import read_tree, upload
 
 DATA = Path(__file__).parent / "data"
-COMMANDS = ["decompress", "images-to-tfrecord", "mimic_cxr ingest", "mimic_cxr_jpg ingest", "untar"]
+INGESTS = ["mimic_cxr ingest", "mimic_cxr_jpg ingest", "mimic_cxr_dicom ingest"]
+COMMANDS = ["decompress", "images-to-tfrecord", *INGESTS, "untar"]
 """The commands that write output folders (inference is covered by issue 18's work)."""
-INGESTS = ["mimic_cxr ingest", "mimic_cxr_jpg ingest"]
 
 
 def _write_inputs(root: Path) -> Path:
@@ -55,6 +56,7 @@ def _write_inputs(root: Path) -> Path:
         shutil.copy(path, root / "jpg" / path.name)
     shutil.rmtree(root / "sample")
     shutil.rmtree(root / "jpg-sample")
+    write_dicom_sample(root / "dicom", images=2)
     shutil.copy(DATA / "images" / "00000001_000.png", root)
     with tarfile.open(root / "a.tar", "w") as archive:
         info = tarfile.TarInfo("x/1.txt")

@@ -196,6 +196,7 @@ def write_sample(
     images_per_tar: int = 20,
     jpeg: Callable[[int, int, int], bytes] = synthetic_cxr_jpeg,
     tars: bool = True,
+    format_path: Callable[[ImagePath], str] = format_path,
 ) -> Sample:
     """Writes a synthetic MIMIC-CXR-JPG 2.x sample.
 
@@ -214,6 +215,8 @@ def write_sample(
         jpeg: Makes an image's bytes from (seed, height, width); a bench at
             scale passes one that cycles through a few made in advance.
         tars: Also pack the images in tars (the folder tree is always written).
+        format_path: An image's path in the tree from its ids; the DICOM
+            release's sample passes its own (``.dcm``).
 
     Returns:
         What was written.
