@@ -3,7 +3,9 @@
 The argument lists name the files the Dataflow and pre-flight tests put
 under ``inputs``: ``*.tar`` and ``*.csv.gz`` (a MIMIC-CXR sample),
 ``jpg/*.tar`` and ``jpg/*.csv.gz`` (a MIMIC-CXR-JPG sample),
-``dicom/files/...`` and ``dicom/*.csv.gz`` (a MIMIC-CXR DICOM sample), ``a.tar``,
+``dicom/files/...`` and ``dicom/*.csv.gz`` (a MIMIC-CXR DICOM sample),
+``nih/images/*.png``, ``nih/*.csv`` and ``nih/*_list.txt`` (an NIH
+ChestX-ray14 sample), ``chexpert/CheXpert-v1.0-small/...`` (a CheXpert one), ``a.tar``,
 ``*.png``, ``*.txt.gz``, ``*.tfrecord`` and ``model.keras``.
 """
 
@@ -13,10 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datathon_etl.framework.pipelines import decompress, images_to_tfrecord, untar
+from datathon_etl.generated.chexpert import ingest as chexpert_ingest
 from datathon_etl.generated.mimic_cxr import infer, ingest
 from datathon_etl.generated.mimic_cxr_dicom import ingest as dicom_ingest
 from datathon_etl.generated.mimic_cxr_jpg import infer as jpg_infer
 from datathon_etl.generated.mimic_cxr_jpg import ingest as jpg_ingest
+from datathon_etl.generated.nih_cxr14 import ingest as nih_ingest
 
 __all__ = ["ENTRY_POINTS", "TABLE_FLAGS", "argv_for"]
 
@@ -31,6 +35,8 @@ ENTRY_POINTS: dict[str, Main] = {
     "mimic_cxr_jpg ingest": jpg_ingest.main,
     "mimic_cxr_jpg infer": jpg_infer.main,
     "mimic_cxr_dicom ingest": dicom_ingest.main,
+    "nih_cxr14 ingest": nih_ingest.main,
+    "chexpert ingest": chexpert_ingest.main,
 }
 """The name each prints its errors under -> its ``main(argv)``."""
 
@@ -41,6 +47,8 @@ TABLE_FLAGS = {
     "mimic_cxr_jpg ingest": "--output_table",
     "mimic_cxr_jpg infer": "--predictions_table",
     "mimic_cxr_dicom ingest": "--output_table",
+    "nih_cxr14 ingest": "--output_table",
+    "chexpert ingest": "--output_table",
 }
 """The commands that take a table, and the flag that names it."""
 
@@ -70,6 +78,22 @@ def argv_for(command: str, inputs: str, output: str, table: str | None = None) -
         return [
             *("--input_prefix", f"{inputs}/dicom/files/"),
             *("--input_csv", f"{inputs}/dicom/*.csv.gz"),
+            *("--output_dir", output, "--output_jpg_dir", f"{output}/jpg"),
+            *("--output_tfrecord_dir", f"{output}/tfrecords", *named),
+        ]
+    if command == "nih_cxr14 ingest":
+        return [
+            *("--input_prefix", f"{inputs}/nih/images/"),
+            *("--input_csv", f"{inputs}/nih/Data_Entry_2017_v2020.csv"),
+            *("--split_lists", f"{inputs}/nih/*_list.txt"),
+            *("--output_dir", output, "--output_jpg_dir", f"{output}/jpg"),
+            *("--output_tfrecord_dir", f"{output}/tfrecords", *named),
+        ]
+    if command == "chexpert ingest":
+        folder = f"{inputs}/chexpert/CheXpert-v1.0-small"
+        return [
+            *("--input_prefix", f"{folder}/", "--path_match_regex", r".*\.jpg"),
+            *("--input_csv", f"{folder}/*.csv"),
             *("--output_dir", output, "--output_jpg_dir", f"{output}/jpg"),
             *("--output_tfrecord_dir", f"{output}/tfrecords", *named),
         ]

@@ -24,9 +24,12 @@ import keras
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
+from datathon_etl.datasets.chexpert.synthetic import FOLDER as CHEXPERT
+from datathon_etl.datasets.chexpert.synthetic import write_sample as write_chexpert_sample
 from datathon_etl.datasets.mimic_cxr.synthetic import Sample, write_sample
 from datathon_etl.datasets.mimic_cxr_dicom.synthetic import write_sample as write_dicom_sample
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample as write_jpg_sample
+from datathon_etl.datasets.nih_cxr14.synthetic import write_sample as write_nih_sample
 from datathon_etl.generated.mimic_cxr import rows
 from datathon_etl.generated.mimic_cxr.ingest import main as ingest
 from tests.emulators import BigQueryHandle, GcsHandle
@@ -53,13 +56,16 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Small real inputs of each kind, by their path under the inputs' prefix.
 
     A MIMIC-CXR sample (tars + CSVs), a MIMIC-CXR-JPG one under ``jpg/``, a
-    MIMIC-CXR DICOM one (tree + CSVs) under ``dicom/``, a PNG, a tar, a .gz,
+    MIMIC-CXR DICOM one (tree + CSVs) under ``dicom/``, NIH ChestX-ray14 and
+    CheXpert ones under ``nih/`` and ``chexpert/``, a PNG, a tar, a .gz,
     a TFRecord and a Keras model.
     """
     root = tmp_path_factory.mktemp("inputs")
     sample: Sample = write_sample(root / "sample", images=2, full_size=0)
     jpg = write_jpg_sample(root / "jpg", images=2, defects=False)
     dicom = write_dicom_sample(root / "dicom", images=2)
+    nih = write_nih_sample(root / "nih", images=2, side=32)
+    chexpert = write_chexpert_sample(root / "chexpert", images=2, side=32)
     tar = root / "a.tar"
     with tarfile.open(tar, "w") as archive:
         info = tarfile.TarInfo("x/1.txt")
@@ -86,6 +92,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     found.update({f"jpg/{path.name}": path for path in (*jpg.tars, *jpg.csvs.values())})
     found.update({f"dicom/{path}": dicom.root / path for path in dicom.images})
     found.update({f"dicom/{path.name}": path for path in dicom.csvs.values()})
+    nih_files = [f"images/{name}" for name in nih.images]
+    nih_files += ["Data_Entry_2017_v2020.csv", "train_val_list.txt", "test_list.txt"]
+    found.update({f"nih/{name}": root / "nih" / name for name in nih_files})
+    chexpert_files = [*chexpert, f"{CHEXPERT}/train.csv", f"{CHEXPERT}/valid.csv"]
+    found.update({f"chexpert/{name}": root / "chexpert" / name for name in chexpert_files})
     return found
 
 

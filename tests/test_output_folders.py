@@ -26,9 +26,11 @@ from pathlib import Path
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
+from datathon_etl.datasets.chexpert.synthetic import write_sample as write_chexpert_sample
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
 from datathon_etl.datasets.mimic_cxr_dicom.synthetic import write_sample as write_dicom_sample
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample as write_jpg_sample
+from datathon_etl.datasets.nih_cxr14.synthetic import write_sample as write_nih_sample
 from datathon_etl.framework.command import finish_run
 from datathon_etl.framework.errors import EXIT_FAILED, UsageError
 from datathon_etl.framework.manifest import Manifest, Outcome, Tally
@@ -39,7 +41,13 @@ from tests.entry_points import ENTRY_POINTS, argv_for
 from tests.pipeline_outputs import read_tree, upload
 
 DATA = Path(__file__).parent / "data"
-INGESTS = ["mimic_cxr ingest", "mimic_cxr_jpg ingest", "mimic_cxr_dicom ingest"]
+INGESTS = [
+    "mimic_cxr ingest",
+    "mimic_cxr_jpg ingest",
+    "mimic_cxr_dicom ingest",
+    "nih_cxr14 ingest",
+    "chexpert ingest",
+]
 COMMANDS = ["decompress", "images-to-tfrecord", *INGESTS, "untar"]
 """The commands that write output folders (inference is covered by issue 18's work)."""
 
@@ -57,6 +65,8 @@ def _write_inputs(root: Path) -> Path:
     shutil.rmtree(root / "sample")
     shutil.rmtree(root / "jpg-sample")
     write_dicom_sample(root / "dicom", images=2)
+    write_nih_sample(root / "nih", images=2, side=32)
+    write_chexpert_sample(root / "chexpert", images=2, side=32)
     shutil.copy(DATA / "images" / "00000001_000.png", root)
     with tarfile.open(root / "a.tar", "w") as archive:
         info = tarfile.TarInfo("x/1.txt")
