@@ -13,9 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
-
 from datathon_etl.datasets.chexpert.synthetic import FOLDER, write_sample
+from datathon_etl.framework.demo import run_command, show_query
 
 QUERY = """
 SELECT CASE split WHEN 0 THEN 'train' ELSE 'valid' END AS split,
@@ -52,15 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         *("--output_dir", str(out), "--output_tfrecord_dir", str(out / "tfrecords")),
         *("--output_image_shape", "224", "224"),
     ]
-    print("demo: datathon-etl chexpert ingest " + " ".join(command), flush=True)
-    code = ingest(command)
+    code = run_command("chexpert ingest", ingest, command, "ingestion")
     if code != 0:
-        print(f"demo: ingestion failed with exit code {code}", file=sys.stderr)
         return code
-    database = out / "tables.duckdb"
-    print(f"\ndemo: one SQL query on the labels table ({database}):{QUERY}")
-    with duckdb.connect(str(database), read_only=True) as db:
-        db.sql(QUERY).show()
+    show_query(out / "tables.duckdb", QUERY)
     print(f"demo: TFRecords in {out / 'tfrecords'}/<train|valid>/<view>/, card {out}/_card.html")
     return 0
 

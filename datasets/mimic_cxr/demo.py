@@ -29,9 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from datathon_etl.datasets.mimic_cxr.synthetic import write_sample
+from datathon_etl.framework.demo import run_command, show_query
 
 QUERY = """
 SELECT view, dataset AS split,
@@ -66,16 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = args.out / "ingest"
     command = ingest_args(sample_dir, out, args.workers)
-    print("demo: datathon-etl mimic_cxr ingest " + " ".join(command), flush=True)
-    code = ingest(command)
+    code = run_command("mimic_cxr ingest", ingest, command, "ingestion")
     if code != 0:
-        print(f"demo: ingestion failed with exit code {code}", file=sys.stderr)
         return code
 
     database = out / "tables.duckdb"
-    print(f"\ndemo: one SQL query on the labels table's decoded view ({database}):{QUERY}")
-    with duckdb.connect(str(database), read_only=True) as db:
-        db.sql(QUERY).show()
+    show_query(database, QUERY, "the labels table's decoded view")
 
     model = args.out / "model" / "mimic_cxr_small_cnn.keras"
     code = _train(out / "tfrecords", model)
@@ -93,10 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The sample is small: a label needs only 2 positives and 2 negatives to be ranked.
     command = ["--submissions", str(teams), "--labels_db", str(database), "--split", "valid"]
     command += ["--min_positives", "2"]
-    print("\ndemo: datathon-etl mimic_cxr evaluate " + " ".join(command), flush=True)
-    code = evaluate(command)
+    print()
+    code = run_command("mimic_cxr evaluate", evaluate, command, "evaluation")
     if code != 0:
-        print(f"demo: evaluation failed with exit code {code}", file=sys.stderr)
         return code
     from datathon_etl.framework.card import CardError
     from datathon_etl.framework.card.command import write_leaderboard_page
@@ -195,11 +189,8 @@ def _infer(tfrecords: Path, model: Path, out: Path, table: str, workers: int) ->
         "--direct_num_workers",
         str(workers),
     ]
-    print("\ndemo: datathon-etl mimic_cxr infer " + " ".join(command), flush=True)
-    code = infer(command)
-    if code != 0:
-        print(f"demo: inference failed with exit code {code}", file=sys.stderr)
-    return code
+    print()
+    return run_command("mimic_cxr infer", infer, command, "inference")
 
 
 if __name__ == "__main__":

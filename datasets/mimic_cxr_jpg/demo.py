@@ -17,9 +17,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
-
 from datathon_etl.datasets.mimic_cxr_jpg.synthetic import write_sample
+from datathon_etl.framework.demo import run_command, show_query
 
 QUERY = """
 SELECT CASE split WHEN 0 THEN 'train' WHEN 1 THEN 'validate' ELSE 'test' END AS split,
@@ -82,19 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--direct_num_workers",
         str(args.workers),
     ]
-    print("demo: datathon-etl mimic_cxr_jpg ingest " + " ".join(command), flush=True)
-    code = ingest(command)
+    code = run_command("mimic_cxr_jpg ingest", ingest, command, "ingestion")
     if code != 0:
-        print(f"demo: ingestion failed with exit code {code}", file=sys.stderr)
         return code
 
     leakage = json.loads((out / "_leakage.json").read_text())
     print(f"\ndemo: patient leakage report ({out / '_leakage.json'}):")
     print(json.dumps(leakage, indent=2))
     database = out / "tables.duckdb"
-    print(f"\ndemo: one SQL query on the labels table ({database}):{QUERY}")
-    with duckdb.connect(str(database), read_only=True) as db:
-        db.sql(QUERY).show()
+    show_query(database, QUERY)
     print(
         "demo: outputs\n"
         f"  resized JPGs   {out / 'jpg'}/files/...\n"

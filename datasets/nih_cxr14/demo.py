@@ -14,9 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import duckdb
-
 from datathon_etl.datasets.nih_cxr14.synthetic import write_sample
+from datathon_etl.framework.demo import run_command, show_query
 
 QUERY = """
 SELECT CASE split WHEN 0 THEN 'train_val' ELSE 'test' END AS split,
@@ -53,15 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         *("--output_dir", str(out), "--output_tfrecord_dir", str(out / "tfrecords")),
         *("--output_image_shape", "224", "224"),
     ]
-    print("demo: datathon-etl nih_cxr14 ingest " + " ".join(command), flush=True)
-    code = ingest(command)
+    code = run_command("nih_cxr14 ingest", ingest, command, "ingestion")
     if code != 0:
-        print(f"demo: ingestion failed with exit code {code}", file=sys.stderr)
         return code
-    database = out / "tables.duckdb"
-    print(f"\ndemo: one SQL query on the labels table ({database}):{QUERY}")
-    with duckdb.connect(str(database), read_only=True) as db:
-        db.sql(QUERY).show()
+    show_query(out / "tables.duckdb", QUERY)
     print(f"demo: TFRecords in {out / 'tfrecords'}/<train_val|test>/, data card {out}/_card.html")
     return 0
 
