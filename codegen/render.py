@@ -72,10 +72,10 @@ def _ingest(ir: DatasetIR, kind: LayoutKind) -> dict[str, Any]:
     # A multi-valued column feeds several labels; the CSV needs it once.
     # Header (dicom=) columns are read from each image, not from the CSV.
     sources = [c.source or c.name for c in ir.labels.columns if not c.dicom]
-    if not kind.per_study:  # per study, the layout's LABEL_KEY_COLUMNS come first
+    if not kind.per_group:  # per group, the layout's LABEL_KEY_COLUMNS come first
         sources = [ir.path_source, *(c.source for c in ir.key.columns if c.source), *sources]
     declared: dict[str, Any] = {
-        "labels_per": "study" if kind.per_study else "image",
+        "labels_per": kind.labels_per,
         "parses_rows": kind.parses_rows,
         "path_column": ir.path_source,
         "csv_columns": list(dict.fromkeys(sources)),
@@ -146,7 +146,7 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         "describe": describe,
         "scored": scored,
         "not_evaluated": [f"`{c.name}`" for c in ir.targets if c.name not in scored_names],
-        "labels_per_study": kind is not None and kind.per_study,
+        "labels_per_group": kind is not None and kind.per_group,
         "layout_protocol": kind.protocol.__name__ if kind else None,
         "csv_columns": declared.get("ingest", {}).get("csv_columns", []),
         "metadata_labels": [c for c in ir.labels.columns if not c.target],

@@ -13,7 +13,7 @@ from datathon_etl.codegen.generate import load_dataset_ir
 from datathon_etl.datasets import BUILTIN
 from datathon_etl.datasets.nih_cxr14.schema import DATASET as NIH
 from datathon_etl.framework.schema import read_dataset
-from datathon_etl.framework.schema.layout import Layout, RowParser, StudyLayout, check_layout
+from datathon_etl.framework.schema.layout import GroupLayout, Layout, RowParser, check_layout
 
 GOOD = """
 PARTITIONS = ("train_val", "test")
@@ -52,10 +52,11 @@ def layout_module() -> Iterator[types.ModuleType]:
         ),
         (GOOD.replace('("train_val", "test")', '"train_val"'), "PARTITIONS must be a non-empty"),
         (GOOD.replace('("train_val", "test")', "()"), "PARTITIONS must be a non-empty tuple"),
-        (GOOD + "LABELS_PER = 'patient'\n", "LABELS_PER must be 'image' or 'study'"),
+        (GOOD + "LABELS_PER = 'Patient id'\n", "LABELS_PER must be 'image' or a group's name"),
+        (GOOD + "LABELS_PER = ('study',)\n", "LABELS_PER must be 'image' or a group's name"),
         (
-            GOOD + "LABELS_PER = 'study'\n",
-            "lacks parse_label_row, image_key, study_of, row_key, subject_split, "
+            GOOD + "LABELS_PER = 'patient'\n",
+            "lacks parse_label_row, image_key, group_of, row_key, subject_split, "
             "LABEL_KEY_COLUMNS, LABEL_SOURCES, NO_LABELS, TABLES, ImagePath",
         ),
     ],
@@ -71,13 +72,13 @@ def test_a_layout_that_breaks_its_protocol_is_named_in_one_line(
     assert "\n" not in str(raised.value)
 
 
-def test_split_lists_are_refused_for_labels_per_study(layout_module: types.ModuleType) -> None:
+def test_split_lists_are_refused_for_labels_per_group(layout_module: types.ModuleType) -> None:
     import datathon_etl.datasets.mimic_cxr_jpg.parsing as study
 
     # Its names, not its identity (``__name__``...): the real module stays as imported.
     vars(layout_module).update({k: v for k, v in vars(study).items() if not k.startswith("__")})
     ir = attrs.evolve(read_dataset(NIH, "scratch"), layout="scratch_layout")
-    with pytest.raises(ValueError, match="split_lists are for labels per image"):
+    with pytest.raises(ValueError, match="split_lists are for labels per image, not per study"):
         check_layout(ir)
 
 
@@ -85,8 +86,8 @@ def test_split_lists_are_refused_for_labels_per_study(layout_module: types.Modul
     ("module", "protocol"),
     [
         ("datathon_etl.datasets.mimic_cxr", RowParser),
-        ("datathon_etl.datasets.mimic_cxr_jpg", StudyLayout),
-        ("datathon_etl.datasets.mimic_cxr_dicom", StudyLayout),
+        ("datathon_etl.datasets.mimic_cxr_jpg", GroupLayout),
+        ("datathon_etl.datasets.mimic_cxr_dicom", GroupLayout),
         ("datathon_etl.datasets.nih_cxr14", Layout),
         ("datathon_etl.datasets.chexpert", Layout),
     ],

@@ -24,8 +24,8 @@ from datathon_etl.datasets.mimic_cxr_jpg.parsing import (
     ImagePath,
     PathError,
     Split,
+    group_of,
     partition,
-    study_of,
     study_path,
     subject_split,
 )
@@ -41,13 +41,13 @@ __all__ = [
     "TABLES",
     "ImagePath",
     "format_path",
+    "group_of",
     "image_key",
     "parse_label_row",
     "parse_path",
     "parse_split_row",
     "partition",
     "row_key",
-    "study_of",
     "subject_split",
 ]
 

@@ -2,7 +2,7 @@
 
 Labels come per study (``LABELS_PER = "study"``): the ingestion joins each
 image on its path with its metadata row and its split row, builds its key
-with `image_key`, then joins it on `study_of` with its study's label row
+with `image_key`, then joins it on `group_of` with its study's label row
 (CheXpert or NegBio, same header). Every function here is pure.
 """
 
@@ -37,6 +37,7 @@ __all__ = [
     "Split",
     "SplitRow",
     "format_path",
+    "group_of",
     "image_key",
     "normalise_view",
     "parse_label_row",
@@ -46,7 +47,6 @@ __all__ = [
     "parse_study_labels",
     "partition",
     "row_key",
-    "study_of",
     "study_path",
     "subject_split",
 ]
@@ -228,7 +228,7 @@ def parse_label_row(row: Mapping[str, str | None], where: str) -> tuple[str, Lab
     absent (None) only for studies without a row, never for a blank cell.
 
     Returns:
-        The study's folder (see `study_of`) and its labels.
+        The study's folder (see `group_of`) and its labels.
 
     Raises:
         SourceRowError: An id is not an integer, a column is missing, or a
@@ -282,7 +282,7 @@ def image_key(path: ImagePath, view_position: str, split: Split) -> ImageKey:
     )
 
 
-def study_of(key: ImageKey) -> str:
+def group_of(key: ImageKey) -> str:
     """Returns the study an image's labels come from (what `parse_label_row` keys by)."""
     return study_path(key.subject_id, key.study_id)
 

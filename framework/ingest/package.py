@@ -11,20 +11,21 @@ from typing import Any, cast
 
 from datathon_etl.framework.ingest.label_rows import DeclaredLabelRows
 from datathon_etl.framework.ingest.pipeline import run
-from datathon_etl.framework.ingest.spec import IngestSpec, SplitLists, StudyLabels
-from datathon_etl.framework.schema.layout import Layout, RowParser, StudyLayout
+from datathon_etl.framework.ingest.spec import GroupLabels, IngestSpec, SplitLists
+from datathon_etl.framework.schema.layout import GroupLayout, Layout, RowParser
 from datathon_etl.framework.schema.package import DatasetPackage, Main, entry_point, load_package
 from datathon_etl.framework.schema.rows import labels_row
 
 __all__ = ["command", "ingest_spec"]
 
 
-def _study_labels(layout: StudyLayout) -> StudyLabels:
-    """The `StudyLabels` of a `StudyLayout` (its fields in order)."""
-    return StudyLabels(
+def _group_labels(layout: GroupLayout) -> GroupLabels:
+    """The `GroupLabels` of a `GroupLayout` (its fields in order)."""
+    return GroupLabels(
+        layout.LABELS_PER,
         layout.TABLES,
         layout.image_key,
-        layout.study_of,
+        layout.group_of,
         layout.row_key,
         layout.NO_LABELS,
         layout.LABEL_SOURCES,
@@ -43,13 +44,12 @@ def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
     declared = package.ingest
     assert declared is not None, f"{package.name}: no layout, no ingest"
     features = package.features
-    per_study = declared["labels_per"] == "study"
     csv_columns: tuple[str, ...] = tuple(declared["csv_columns"])
-    study_labels = None
-    if per_study:
-        study = cast(StudyLayout, layout)
-        csv_columns = (*study.LABEL_KEY_COLUMNS, *csv_columns)
-        study_labels = _study_labels(study)
+    group_labels = None
+    if declared["labels_per"] != "image":
+        grouped = cast(GroupLayout, layout)
+        csv_columns = (*grouped.LABEL_KEY_COLUMNS, *csv_columns)
+        group_labels = _group_labels(grouped)
     parse_label_row: Any
     if declared["parses_rows"]:
         parse_label_row = cast(RowParser, layout).parse_label_row
@@ -86,7 +86,7 @@ def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
         )
         if split_lists
         else None,
-        study_labels=study_labels,
+        group_labels=group_labels,
     )
 
 

@@ -12,10 +12,10 @@ written or in ``<output_dir>/_quarantine/``, and
 Every data set's images are joined by the one mechanism (`assemble`):
 on their path with each per-image table (the label CSV of a data set
 labelled per image, its split lists; or the metadata and split tables), and,
-for labels per study (`IngestSpec.study_labels`), on their study with the
-study label rows, told apart by name among ``--input_csv``
-(``--labels_source`` picks the label file); a per-study data set's patient
-leakage check goes to ``<output_dir>/_leakage.json``.
+for labels per group of images (`IngestSpec.group_labels`: a study, a
+patient), on their group with the group label rows, told apart by name among
+``--input_csv`` (``--labels_source`` picks the label file); such a data set's
+patient leakage check goes to ``<output_dir>/_leakage.json``.
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ from datathon_etl.framework.ingest.assemble import (
 from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.files import ListImageFiles
+from datathon_etl.framework.ingest.label_source_options import LabelSourceOptions
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.split_list_options import SplitListOptions
-from datathon_etl.framework.ingest.study_options import StudyLabelsOptions
 from datathon_etl.framework.ingest.tables import csv_roles, join_spec, read_tables
 from datathon_etl.framework.ingest.transforms import (
     IMAGES,
@@ -114,7 +114,7 @@ ARCHIVES = "archives"
 LEAKAGE_NOTE = "subject_in_several_splits"
 """Note kind: one subject written in more than one split (``subject``, ``splits``)."""
 LEAKAGE_FILE = "_leakage.json"
-"""Per-study ingestion: the subjects found in more than one split, under ``--output_dir``."""
+"""Labels per group: the subjects found in more than one split, under ``--output_dir``."""
 
 
 @attrs.frozen
@@ -123,7 +123,7 @@ class IngestJob:
 
     Attributes:
         tars: Tar URIs.
-        csvs: Label CSV URIs (per study: the chosen label source's).
+        csvs: Label CSV URIs (per group: the chosen label source's).
         layout: Where the manifest, quarantine and scratch files go.
         image: The image transform.
         jpg_dir: Root of the resized JPG tree, if wanted.
@@ -135,7 +135,7 @@ class IngestJob:
         path_match_regex: Only matching tar members are read.
         max_member_bytes: Larger tar members are quarantined.
         prefixes: Folders or globs of image files (``--input_prefix``).
-        tables: Per study: each per-image table's CSV URIs, by table name.
+        tables: Per group: each per-image table's CSV URIs, by table name.
         card: Whether the run ends with its data card.
         card_images: Whether the card shows thumbnails.
         split_lists: The split's list files, each with its split's code.
@@ -219,10 +219,10 @@ def _images(
 
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
-    # Notes: input folders, pixel sizes; per study: leakage, images without labels.
+    # Notes: input folders, pixel sizes; per group: leakage, images without labels.
     images, image_inputs_refused, tallies, notes = _images(p, spec, job)
     join = join_spec(spec)
-    study = spec.study_labels
+    grouped = spec.group_labels
     read = read_tables(p, spec, job.csvs, job.tables, job.split_lists, job.path_match_regex)
     tallies += read.tallies
     columns = DicomColumns.of(spec.key_type, spec.labels_type)
@@ -234,8 +234,8 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     examples = labelled.examples
     tallies.append(labelled.tallies)
     notes.append(labelled.notes)
-    if study is not None:
-        notes.append(examples | "Leakage" >> _Leakage(study.subject_split))
+    if grouped is not None:
+        notes.append(examples | "Leakage" >> _Leakage(grouped.subject_split))
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
@@ -356,20 +356,20 @@ def _check_columns(uris: Sequence[str], columns: Sequence[str]) -> None:
             raise UsageError(f"--input_csv: {uri} lacks the column(s) {', '.join(missing)}")
 
 
-def _study_csvs(
+def _group_csvs(
     spec: IngestSpec, csv_files: list[str], labels_source: str | None
 ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
     """Returns (label CSVs, per-image tables' CSVs), checked."""
-    if spec.study_labels is None:
+    if spec.group_labels is None:
         if labels_source is not None:
             raise UsageError(f"--labels_source: {spec.dataset} has one kind of label file")
         _check_columns(csv_files, spec.csv_columns)
         return csv_files, {}
     try:
-        tables, labels = csv_roles(spec.study_labels, csv_files, labels_source)
+        tables, labels = csv_roles(spec.group_labels, csv_files, labels_source)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    for table in spec.study_labels.tables:
+    for table in spec.group_labels.tables:
         _check_columns(tables[table.name], table.columns)
     _check_columns(labels, spec.csv_columns)
     return list(labels), tables
@@ -430,10 +430,10 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         tars = match_inputs(tar_options.input_tars or [], "--input_tars")
     _check_prefixes(prefixes)
     csvs = match_inputs(ingest.input_csv or [], "--input_csv")
-    csv_files, tables = _study_csvs(
+    csv_files, tables = _group_csvs(
         spec,
         sorted({path for paths in csvs.values() for path in paths}),
-        options.view_as(StudyLabelsOptions).labels_source,
+        options.view_as(LabelSourceOptions).labels_source,
     )
     split_lists = _split_lists(spec, options)
     regex = path_match_regex(options)
@@ -510,7 +510,7 @@ class Ingest(PipelineCommand[IngestJob]):
             InputFilesOptions,
             IngestOptions,
             ImageTreeOptions,
-            *([StudyLabelsOptions] if spec.study_labels is not None else []),
+            *([LabelSourceOptions] if spec.group_labels is not None else []),
             *([SplitListOptions] if spec.split_lists is not None else []),
             MatchOptions,
             TFRecordOptions,
@@ -565,7 +565,7 @@ class Ingest(PipelineCommand[IngestJob]):
         build_pipeline(p, self.spec, job)
 
     def parameters(self, options: PipelineOptions, job: IngestJob, counted: bool) -> dict[str, Any]:
-        """The inputs and outputs, the sources' pixel sizes; per study, the notes' figures."""
+        """The inputs and outputs, the sources' pixel sizes; per group, the notes' figures."""
         parameters: dict[str, Any] = {
             "input_tars": list(options.view_as(TarOptions).input_tars or []),
             "input_prefix": list(job.prefixes),
@@ -591,8 +591,8 @@ class Ingest(PipelineCommand[IngestJob]):
             parameters["inputs"] += read_input_folders(job.layout.notes_prefix)
         if job.split_lists:
             parameters["split_lists"] = sorted(job.split_lists)
-        if self.spec.study_labels is not None and counted:
-            parameters.update(_study_report(job, self.prog))
+        if self.spec.group_labels is not None and counted:
+            parameters.update(_group_report(job, self.prog, self.spec.group_labels.name))
         parameters["run"] = self._clock.record()
         return parameters
 
@@ -608,8 +608,8 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     return Ingest(spec).main(argv)
 
 
-def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:
-    """Reads a per-study run's notes, writes ``_leakage.json``; returns manifest parameters."""
+def _group_report(job: IngestJob, prog: str, group: str) -> dict[str, Any]:
+    """Reads a run's notes on labels per ``group``, writes ``_leakage.json``; returns parameters."""
     notes = [json.loads(line) for line in read_run_lines(job.layout.notes_prefix)]
     absent = sum(note["count"] for note in notes if note["note"] == ABSENT_LABELS_NOTE)
     leaks = sorted(
@@ -624,7 +624,7 @@ def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:
     leakage_uri = f"{job.layout.output_dir}/{LEAKAGE_FILE}"
     with FileSystems.create(leakage_uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.write((json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    print(f"{prog}: {absent} image(s) written without study labels (labels null)", flush=True)
+    print(f"{prog}: {absent} image(s) written without {group} labels (labels null)", flush=True)
     if leaks:
         shown = ", ".join(f"{leak['subject']} ({'/'.join(leak['splits'])})" for leak in leaks[:5])
         more = f" and {len(leaks) - 5} more" if len(leaks) > 5 else ""
@@ -636,7 +636,8 @@ def _study_report(job: IngestJob, prog: str) -> dict[str, Any]:
     return {
         "labels_files": list(job.csvs),
         "table_files": {name: list(uris) for name, uris in job.tables.items()},
-        "images_without_study_labels": absent,
+        "labels_per": group,
+        f"images_without_{group}_labels": absent,
         "subjects_in_several_splits": len(leaks),
         "leakage_report": leakage_uri,
     }

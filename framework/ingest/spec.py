@@ -18,7 +18,7 @@ from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.tfrecords import FeatureSpec
 
-__all__ = ["ImageTable", "IngestSpec", "SplitLists", "StudyLabels"]
+__all__ = ["GroupLabels", "ImageTable", "IngestSpec", "SplitLists"]
 
 
 @attrs.frozen
@@ -46,26 +46,28 @@ class ImageTable:
 
 
 @attrs.frozen
-class StudyLabels:
-    """Labels per study, assembled with per-image tables (MIMIC-CXR-JPG 2.x).
+class GroupLabels:
+    """Labels per group of images (a study, a patient), assembled with per-image tables.
 
     Images key by path as usual, but their path holds only part of their key
     (`IngestSpec.parse_path` returns the ids in it). Each image is joined on
     its path with exactly one row of every table, `image_key` builds its full
-    key, and the image is joined on `study_of` with the label rows, parsed by
-    `IngestSpec.parse_label_row` as ``(study, labels)`` (`IngestSpec.csv_columns`
-    are then the label CSVs' columns). An image whose study has no label row
+    key, and the image is joined on `group_of` with the label rows, parsed by
+    `IngestSpec.parse_label_row` as ``(group, labels)`` (`IngestSpec.csv_columns`
+    are then the label CSVs' columns). An image whose group has no label row
     gets `no_labels`.
 
     Attributes:
+        name: What a group is (``study``, ``patient``): it names the group in
+            details, messages and the manifest.
         tables: The per-image tables, in the order `image_key` takes them.
         image_key: (path key, one value per table) -> the image's full key.
-        study_of: Key -> its study, as `IngestSpec.parse_label_row` keys it;
+        group_of: Key -> its group, as `IngestSpec.parse_label_row` keys it;
             given the full key, or the path's partial key of a refused image.
         row_key: A CSV row's join key (an image's path for a table row, a
-            study for a label row) from its id cells alone; raises ValueError.
+            group for a label row) from its id cells alone; raises ValueError.
             A row that fails to parse then still refuses its images.
-        no_labels: The labels of an image whose study has no label row.
+        no_labels: The labels of an image whose group has no label row.
         label_sources: The alternative label files, told apart by name like
             the tables' (``chexpert``, ``negbio``); ``--labels_source`` picks
             one, the first by default.
@@ -74,9 +76,10 @@ class StudyLabels:
             packs keys by its fields), or None for plain values.
     """
 
+    name: str
     tables: tuple[ImageTable, ...]
     image_key: Callable[..., Any]
-    study_of: Callable[[Any], str]
+    group_of: Callable[[Any], str]
     row_key: Callable[[Mapping[str, str | None]], str]
     no_labels: Any
     label_sources: tuple[str, ...]
@@ -124,11 +127,11 @@ class IngestSpec:
     Attributes:
         dataset: The dataset's name.
         parse_path: Image path (a tar member name) -> key; raises ValueError.
-            With `study_labels`, the part of the key the path holds.
+            With `group_labels`, the part of the key the path holds.
         format_path: Key -> the canonical relative path (outputs use it).
         parse_label_row: (CSV row, ``file:line N``) -> (key, labels); raises
-            ValueError (`SourceRowError` for a bad cell). With `study_labels`:
-            -> (study, labels).
+            ValueError (`SourceRowError` for a bad cell). With `group_labels`:
+            -> (group, labels).
         csv_columns: Columns every label CSV must have.
         path_column: The label CSV's column holding the image's path (rows
             ``--path_match_regex`` leaves out, quarantine records).
@@ -144,7 +147,7 @@ class IngestSpec:
             shards as ``features.json``.
         features_module: The generated module that reads the TFRecords back,
             named in ``features.json``.
-        study_labels: Set when labels come per study and keys from per-image
+        group_labels: Set when labels come per group and keys from per-image
             tables; None (the default) when each label row names its image's path.
         key_type: The declared key class (the join packs keys by its fields).
         labels_type: The declared labels class (likewise).
@@ -168,7 +171,7 @@ class IngestSpec:
     labels_bigquery_schema: Mapping[str, Any]
     feature_specs: tuple[FeatureSpec, ...]
     features_module: str
-    study_labels: StudyLabels | None = None
+    group_labels: GroupLabels | None = None
     path_column: str = "path"
     key_type: type | None = None
     labels_type: type | None = None

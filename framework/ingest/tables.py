@@ -8,9 +8,9 @@ what differs is which tables they are joined with, declared by the data set
   one per-image table keyed by the image's canonical path, its rows' value
   the (key, labels) they parse into; a data set with split lists has their
   lines as a second table, setting the key's split field;
-- labels per study (MIMIC-CXR-JPG, MIMIC-CXR DICOM): the declared per-image
-  tables (metadata, split) build the key (`StudyLabels.image_key`); the label
-  rows are the group's, keyed by study (`StudyLabels.study_of`).
+- labels per group (per study: MIMIC-CXR-JPG, MIMIC-CXR DICOM): the declared
+  per-image tables (metadata, split) build the key (`GroupLabels.image_key`);
+  the label rows are the group's, keyed by `GroupLabels.group_of`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import attrs
 from datathon_etl.framework.ingest.assemble import REFUSED_TAG, ParseRowFn, table_stage
 from datathon_etl.framework.ingest.compact import Wheres
 from datathon_etl.framework.ingest.join import Group, JoinSpec, Table
-from datathon_etl.framework.ingest.spec import IngestSpec, StudyLabels
+from datathon_etl.framework.ingest.spec import GroupLabels, IngestSpec
 from datathon_etl.framework.ingest.split_lists import SPLIT_LISTS, ReadSplitLists
 from datathon_etl.framework.ingest.transforms import LABEL_ROWS, SKIPPED_TAG
 from datathon_etl.framework.manifest import Outcome
@@ -74,8 +74,8 @@ class _PerImage:
 
 
 @attrs.frozen
-class _PerStudy:
-    """`JoinSpec.assemble` of labels per study: the key from the tables; labels come per study."""
+class _PerGroup:
+    """`JoinSpec.assemble` of labels per group: the key from the tables; labels come per group."""
 
     image_key: Any
 
@@ -86,14 +86,16 @@ class _PerStudy:
 
 def join_spec(spec: IngestSpec) -> JoinSpec:
     """The data set's join: its per-image tables, how they build a key, its group (if any)."""
-    study = spec.study_labels
-    if study is not None:
+    grouped = spec.group_labels
+    if grouped is not None:
         return JoinSpec(
-            tuple(Table(t.name, table_stage(t.name), t.missing, t.row_type) for t in study.tables),
-            _PerStudy(study.image_key),
-            study.path_key_type,
+            tuple(
+                Table(t.name, table_stage(t.name), t.missing, t.row_type) for t in grouped.tables
+            ),
+            _PerGroup(grouped.image_key),
+            grouped.path_key_type,
             spec.key_type,
-            Group("study", study.study_of, LABEL_ROWS, spec.labels_type, study.no_labels),
+            Group(grouped.name, grouped.group_of, LABEL_ROWS, spec.labels_type, grouped.no_labels),
         )
     tables = [
         Table("label", LABEL_ROWS, Reason.IMAGE_WITHOUT_LABELS, (spec.key_type, spec.labels_type))
@@ -129,7 +131,7 @@ class TableInputs(NamedTuple):
     table_rows: list[beam.PCollection]
     """Per table of `join_spec`, ``(path, TableRow | RefusedRow)``."""
     group_rows: beam.PCollection | None
-    """With labels per study, ``(study, TableRow | RefusedRow)``."""
+    """With labels per group, ``(group, TableRow | RefusedRow)``."""
     refusals: list[beam.PCollection]
     """``(stage, Quarantined)``: rows and lines that did not parse."""
     tallies: list[beam.PCollection]
@@ -151,16 +153,16 @@ def read_tables(
     Args:
         p: The pipeline.
         spec: The data set.
-        csvs: Its label CSVs (per study: the chosen label source's).
-        tables: Per study: each per-image table's CSVs, by name.
+        csvs: Its label CSVs (per group: the chosen label source's).
+        tables: Per group: each per-image table's CSVs, by name.
         split_lists: The split lists, each with its split's code.
         path_match_regex: Rows and lines of the images it leaves out are skipped.
     """
-    study = spec.study_labels
+    grouped = spec.group_labels
     inputs = TableInputs(
         [], None, [], [], Wheres((*csvs, *(u for us in tables.values() for u in us), *split_lists))
     )
-    if study is None:
+    if grouped is None:
         labels = LabelRowsByPath(spec)
         parse = ParseRowFn(
             labels,
@@ -177,11 +179,11 @@ def read_tables(
             )
             _add(inputs, (lines.rows, lines.refusals, [lines.tallies]))
         return inputs
-    for table in study.tables:
+    for table in grouped.tables:
         stage = table_stage(table.name)
-        parse = ParseRowFn(table.parse_row, study.row_key, stage)
+        parse = ParseRowFn(table.parse_row, grouped.row_key, stage)
         _add(inputs, _read_rows(p, table.name.capitalize(), tables[table.name], parse, stage))
-    parse = ParseRowFn(spec.parse_label_row, study.row_key, LABEL_ROWS)
+    parse = ParseRowFn(spec.parse_label_row, grouped.row_key, LABEL_ROWS)
     group_rows, refusals, tallies = _read_rows(p, "Labels", csvs, parse, LABEL_ROWS)
     inputs.refusals.append(refusals)
     inputs.tallies.extend(tallies)
@@ -198,7 +200,7 @@ def _add(
 
 
 def csv_roles(
-    study: StudyLabels, uris: Iterable[str], labels_source: str | None
+    grouped: GroupLabels, uris: Iterable[str], labels_source: str | None
 ) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
     """Tells the CSVs apart by name: each table's files, and the chosen label files.
 
@@ -207,7 +209,7 @@ def csv_roles(
     ``metadata`` table's. Files of the label sources not chosen are left out.
 
     Args:
-        study: The dataset's study-label declaration.
+        grouped: The data set's group-label declaration.
         uris: The CSV files.
         labels_source: The label source to read (None: the first declared).
 
@@ -218,12 +220,12 @@ def csv_roles(
         ValueError: An unknown label source, a file no role's name ends, or a
             table or the chosen source without a file.
     """
-    source = labels_source or study.label_sources[0]
-    if source not in study.label_sources:
+    source = labels_source or grouped.label_sources[0]
+    if source not in grouped.label_sources:
         raise ValueError(
-            f"--labels_source: {source!r} is not one of {', '.join(study.label_sources)}"
+            f"--labels_source: {source!r} is not one of {', '.join(grouped.label_sources)}"
         )
-    names = [t.name for t in study.tables] + list(study.label_sources)
+    names = [t.name for t in grouped.tables] + list(grouped.label_sources)
     found: dict[str, list[str]] = {name: [] for name in names}
     for uri in sorted(uris):
         stem = re.sub(r"\.csv(\.gz)?$", "", uri.rsplit("/", 1)[-1].lower())
@@ -234,8 +236,8 @@ def csv_roles(
                 "(before .csv or .csv.gz)"
             )
         found[role].append(uri)
-    for name in [t.name for t in study.tables] + [source]:
+    for name in [t.name for t in grouped.tables] + [source]:
         if not found[name]:
             raise ValueError(f"--input_csv: no {name} file (a name ending in {name}.csv[.gz])")
-    tables = {t.name: tuple(found[t.name]) for t in study.tables}
+    tables = {t.name: tuple(found[t.name]) for t in grouped.tables}
     return tables, tuple(found[source])

@@ -2,9 +2,10 @@
 
 A layout module is a plain module of functions and constants. `Layout` types
 what every one defines; `RowParser` adds the optional ``parse_label_row``
-(without it, label rows are read as declared); `StudyLayout` is what a
-module declaring ``LABELS_PER = "study"`` (labels per study, joined with
-per-image tables such as metadata and split, as MIMIC-CXR-JPG 2.x) defines.
+(without it, label rows are read as declared); `GroupLayout` is what a
+module whose labels come per group of images defines (``LABELS_PER =
+"study"`` as MIMIC-CXR-JPG 2.x, ``"patient"``...), with per-image tables
+such as metadata and split joined in.
 `check_layout` holds a module to its protocol when codegen runs, so that a
 missing or misshapen piece is one line then, not an AttributeError mid-run;
 the generated ``ingest.py`` assigns the module to the same protocol, so
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,7 +27,7 @@ from datathon_etl.framework.schema.ir import DatasetIR
 if TYPE_CHECKING:
     from datathon_etl.framework.ingest.spec import ImageTable
 
-__all__ = ["Layout", "LayoutKind", "RowParser", "StudyLayout", "check_layout"]
+__all__ = ["GroupLayout", "Layout", "LayoutKind", "RowParser", "check_layout"]
 
 
 class Layout(Protocol):
@@ -64,22 +66,22 @@ class RowParser(Layout, Protocol):
         ...
 
 
-class StudyLayout(RowParser, Protocol):
-    """Labels per study (``LABELS_PER = "study"``), with tables per image (`TABLES`).
+class GroupLayout(RowParser, Protocol):
+    """Labels per group (``LABELS_PER = "study"``, ``"patient"``), with tables per image (`TABLES`).
 
-    See `datathon_etl.framework.ingest.spec.StudyLabels` for what each piece does.
+    See `datathon_etl.framework.ingest.spec.GroupLabels` for what each piece does.
     """
 
     def image_key(self, path: Any, /, *values: Any) -> Any:
         """(the path's partial key, each table's value, in `TABLES` order) -> the full key."""
         ...
 
-    def study_of(self, key: Any, /) -> str:
-        """A key -> its study, as ``parse_label_row`` keys the labels."""
+    def group_of(self, key: Any, /) -> str:
+        """A key -> its group (its study, its patient), as ``parse_label_row`` keys the labels."""
         ...
 
     def row_key(self, row: Mapping[str, str | None], /) -> str:
-        """A row's join key from its id cells alone; raises ValueError."""
+        """A row's join key from its id cells alone (a path, a group); raises ValueError."""
         ...
 
     def subject_split(self, key: Any, /) -> tuple[str, str]:
@@ -89,7 +91,7 @@ class StudyLayout(RowParser, Protocol):
     # Constants, read-only (a module's tuple of two names is a tuple of names).
     @property
     def LABELS_PER(self) -> str:
-        """``"study"``."""
+        """The group's name (``"study"``, ``"patient"``): it names the group in details."""
         ...
 
     @property
@@ -104,7 +106,7 @@ class StudyLayout(RowParser, Protocol):
 
     @property
     def NO_LABELS(self) -> Any:
-        """The labels of an image whose study has no label row."""
+        """The labels of an image whose group has no label row."""
         ...
 
     @property
@@ -123,18 +125,23 @@ class LayoutKind:
     """Which protocol a layout module follows, as codegen writes its ``ingest.py`` for it.
 
     Attributes:
-        per_study: Labels per study (`StudyLayout`).
+        labels_per: ``"image"``, or the group labels come per (`GroupLayout`).
         parses_rows: It defines ``parse_label_row`` (`RowParser`).
     """
 
-    per_study: bool
+    labels_per: str
     parses_rows: bool
+
+    @property
+    def per_group(self) -> bool:
+        """Labels come per group of images."""
+        return self.labels_per != "image"
 
     @property
     def protocol(self) -> type:
         """The protocol the module follows."""
-        if self.per_study:
-            return StudyLayout
+        if self.per_group:
+            return GroupLayout
         return RowParser if self.parses_rows else Layout
 
 
@@ -143,7 +150,7 @@ def _members(protocol: type) -> tuple[list[str], list[str]]:
     functions: list[str] = []
     constants: list[str] = []
     for cls in reversed(protocol.__mro__):
-        if cls in (Layout, RowParser, StudyLayout):
+        if cls in (Layout, RowParser, GroupLayout):
             for name, value in vars(cls).items():
                 if isinstance(value, property):
                     constants.append(name)
@@ -175,14 +182,17 @@ def check_layout(ir: DatasetIR) -> LayoutKind:
     Raises:
         ValueError: One line: the names it lacks, a function that does not
             take the protocol's arguments, a constant of the wrong shape, or
-            a declaration the layout cannot serve (split lists per study).
+            a declaration the layout cannot serve (split lists per group).
     """
     assert ir.layout is not None
     module = importlib.import_module(ir.layout)
     per = getattr(module, "LABELS_PER", "image")
-    if per not in ("image", "study"):
-        raise ValueError(f"{ir.layout}: LABELS_PER must be 'image' or 'study', not {per!r}")
-    kind = LayoutKind(per == "study", hasattr(module, "parse_label_row"))
+    if not (isinstance(per, str) and re.fullmatch(r"[a-z][a-z0-9_]*", per)):
+        raise ValueError(
+            f"{ir.layout}: LABELS_PER must be 'image' or a group's name in lower case "
+            f"('study', 'patient'), not {per!r}"
+        )
+    kind = LayoutKind(per, hasattr(module, "parse_label_row"))
     functions, constants = _members(kind.protocol)
     missing = [n for n in (*functions, *constants) if not hasattr(module, n)]
     if missing:
@@ -207,6 +217,6 @@ def check_layout(ir: DatasetIR) -> LayoutKind:
             )
         ):
             raise ValueError(f"{ir.layout}: {name} must be a non-empty tuple of names")
-    if kind.per_study and ir.split_lists:
-        raise ValueError(f"{ir.layout}: split_lists are for labels per image, not per study")
+    if kind.per_group and ir.split_lists:
+        raise ValueError(f"{ir.layout}: split_lists are for labels per image, not per {per}")
     return kind

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datathon_etl.datasets.mimic_cxr_jpg.parsing as _layout
 from datathon_etl.framework.cli import exit_process
 from datathon_etl.framework.ingest.package import command
-from datathon_etl.framework.schema.layout import StudyLayout
+from datathon_etl.framework.schema.layout import GroupLayout
 
-layout: StudyLayout = _layout  # the contract, checked by mypy (and by codegen)
+layout: GroupLayout = _layout  # the contract, checked by mypy (and by codegen)
 SPEC, main = command(__package__, layout)
 
 if __name__ == "__main__":

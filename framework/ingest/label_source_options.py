@@ -1,4 +1,4 @@
-"""`StudyLabelsOptions`: which label file a per-study ingestion reads."""
+"""`LabelSourceOptions`: which label file an ingestion of labels per group reads."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-__all__ = ["StudyLabelsOptions"]
+__all__ = ["LabelSourceOptions"]
 
 
-class StudyLabelsOptions(PipelineOptions):
-    """``--labels_source``, for data sets with labels per study from several labelers."""
+class LabelSourceOptions(PipelineOptions):
+    """``--labels_source``, for data sets with labels per group from several labelers."""
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        group = parser.add_argument_group("study labels")
+        group = parser.add_argument_group("group labels")
         group.add_argument(
             "--labels_source",
             default=None,
