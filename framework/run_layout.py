@@ -137,7 +137,7 @@ class RunLayout:
 
     @property
     def notes_prefix(self) -> str:
-        """The notes' file prefix (per-study ingestion: leakage, absent labels)."""
+        """The notes' file prefix (labels per group: leakage, absent labels)."""
         return f"{self.temp_dir}/notes"
 
     def relative(self, uri: str) -> str:

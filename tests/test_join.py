@@ -287,3 +287,25 @@ def test_join_group(
     if refused and not images:
         (only,) = decided.refusals
         assert only[1].detail == "no image of this study was used (s1/a.jpg: no split row)"
+
+
+def test_an_optional_table_without_a_row_gives_none() -> None:
+    """A table whose missing row is fine: the image goes on, its value there None."""
+    optional = Table("metadata", "metadata_rows", None)
+    joined = join_path(P, A, [[row("t.csv:line 2", "labels")], []], (LABEL, optional))
+    assert joined.refused is None
+    assert joined.refusals == ()
+    assert joined.values == ("labels", None)
+    assert joined.rows == (("label_rows", "t.csv:line 2"),)
+    both = join_path(
+        P, A, [[row("t.csv:line 2", "labels")], [row("m.csv:line 3", "PA")]], (LABEL, optional)
+    )
+    assert both.values == ("labels", "PA")
+    # Conflicting or refused rows still refuse the image.
+    conflicting = join_path(
+        P, A, [[row("t.csv:line 2")], [row("m:line 2"), row("m:line 3", "B")]], (LABEL, optional)
+    )
+    assert conflicting.refused == (
+        Reason.DUPLICATE_LABEL_ROW,
+        "conflicting metadata rows (m:line 2, m:line 3)",
+    )

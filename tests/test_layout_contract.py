@@ -56,8 +56,14 @@ def layout_module() -> Iterator[types.ModuleType]:
         (GOOD + "LABELS_PER = ('study',)\n", "LABELS_PER must be 'image' or a group's name"),
         (
             GOOD + "LABELS_PER = 'patient'\n",
-            "lacks parse_label_row, image_key, group_of, row_key, subject_split, "
-            "LABEL_KEY_COLUMNS, LABEL_SOURCES, NO_LABELS, TABLES, ImagePath",
+            "lacks image_key, row_key, parse_label_row, group_of, subject_split, "
+            "TABLES, LABEL_KEY_COLUMNS, LABEL_SOURCES, NO_LABELS, ImagePath",
+        ),
+        (GOOD + "TABLES = ()\n", "the layout module lacks image_key, row_key"),
+        (
+            GOOD + "TABLES = ()\ndef row_key(row):\n    return ''\n"
+            "def image_key(key, view):\n    return key\n",
+            "image_key must take (key) (see TablesLayout)",
         ),
     ],
 )
@@ -102,7 +108,7 @@ def test_image_key_takes_one_value_per_table(layout_module: types.ModuleType) ->
 
     vars(layout_module).update({k: v for k, v in vars(study).items() if not k.startswith("__")})
     ir = attrs.evolve(read_dataset(NIH, "scratch"), layout="scratch_layout", split_lists=())
-    check_layout(ir)  # one table (split): image_key(path, split)
+    check_layout(ir)  # one table (split): image_key(key, split)
     vars(layout_module)["image_key"] = lambda path, view, split: None
-    with pytest.raises(ValueError, match=r"image_key must take \(path, values\[0\]\)"):
+    with pytest.raises(ValueError, match=r"image_key must take \(key, values\[0\]\)"):
         check_layout(ir)

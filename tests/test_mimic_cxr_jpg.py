@@ -156,16 +156,16 @@ def test_csv_files_are_told_apart_by_name():
     """Metadata, split and the chosen label source are picked by the end of their names."""
     assert SPEC.group_labels is not None
     names = [f"d/mimic-cxr-2.0.0-{n}.csv.gz" for n in ("metadata", "split", "chexpert", "negbio")]
-    tables, labels = csv_roles(SPEC.group_labels, names, None)
+    tables, labels = csv_roles(SPEC, names, None)
     assert tables == {"metadata": (names[0],), "split": (names[1],)}
     assert labels == (names[2],)
-    assert csv_roles(SPEC.group_labels, names, "negbio")[1] == (names[3],)
+    assert csv_roles(SPEC, names, "negbio")[1] == (names[3],)
     with pytest.raises(ValueError, match="not one of chexpert, negbio"):
-        csv_roles(SPEC.group_labels, names, "radiologist")
+        csv_roles(SPEC, names, "radiologist")
     with pytest.raises(ValueError, match="no split file"):
-        csv_roles(SPEC.group_labels, [names[0], names[2]], None)
+        csv_roles(SPEC, [names[0], names[2]], None)
     with pytest.raises(ValueError, match="ends in none of"):
-        csv_roles(SPEC.group_labels, [*names, "d/test-set-labeled.csv"], None)
+        csv_roles(SPEC, [*names, "d/test-set-labeled.csv"], None)
 
 
 # End to end: one sample, ingested from the files/ tree (gzipped CSVs, CheXpert) and

@@ -100,7 +100,8 @@ class Table:
     Attributes:
         name: Names it in details (``no split list row``).
         stage: The manifest stage of its rows (``label_rows``, ``split_lists``).
-        missing: Why an image without a row in it is refused.
+        missing: Why an image without a row in it is refused; None: such an
+            image goes on, its value in this table None (an optional table).
         value_type: What packs a row's value (`compact.class_codec`): an
             attrs class, an enum, None for plain values, or a tuple of those
             for a tuple value.
@@ -108,7 +109,7 @@ class Table:
 
     name: str
     stage: str
-    missing: Reason
+    missing: Reason | None
     value_type: Any = None
 
 
@@ -231,7 +232,7 @@ class PathJoin(Generic[K]):
     Attributes:
         image: The image found (the first by source, if several): it goes on
             with its path's key unless `refused`.
-        values: Its row's value in each table.
+        values: Its row's value in each table (None: no row in an optional one).
         rows: (stage, where) of those rows.
         refused: (reason, detail) when images were found but none goes on.
         refusals: Every image and row that does not go on.
@@ -294,11 +295,14 @@ def join_path(
     refusal = next((c.refusal for c in choices if c.refusal is not None), None)
     if refusal is not None:
         return PathJoin(image, refused=refusal, refusals=refuse(*refusal))
-    used = [c.used for c in choices if c.used is not None]
     return PathJoin(
         image,
-        tuple(row.value for row in used),
-        tuple((t.stage, row.where) for t, row in zip(tables, used, strict=True)),
+        tuple(c.used.value if c.used is not None else None for c in choices),
+        tuple(
+            (t.stage, c.used.where)
+            for t, c in zip(tables, choices, strict=True)
+            if c.used is not None
+        ),
         refusals=tuple(
             r for t, c in zip(tables, choices, strict=True) for r in _extras(path, t.stage, c)
         ),

@@ -11,8 +11,8 @@ from typing import Any, cast
 
 from datathon_etl.framework.ingest.label_rows import DeclaredLabelRows
 from datathon_etl.framework.ingest.pipeline import run
-from datathon_etl.framework.ingest.spec import GroupLabels, IngestSpec, SplitLists
-from datathon_etl.framework.schema.layout import GroupLayout, Layout, RowParser
+from datathon_etl.framework.ingest.spec import GroupLabels, ImageTables, IngestSpec, SplitLists
+from datathon_etl.framework.schema.layout import GroupLayout, Layout, RowParser, TablesLayout
 from datathon_etl.framework.schema.package import DatasetPackage, Main, entry_point, load_package
 from datathon_etl.framework.schema.rows import labels_row
 
@@ -23,10 +23,7 @@ def _group_labels(layout: GroupLayout) -> GroupLabels:
     """The `GroupLabels` of a `GroupLayout` (its fields in order)."""
     return GroupLabels(
         layout.LABELS_PER,
-        layout.TABLES,
-        layout.image_key,
         layout.group_of,
-        layout.row_key,
         layout.NO_LABELS,
         layout.LABEL_SOURCES,
         layout.subject_split,
@@ -50,6 +47,10 @@ def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
         grouped = cast(GroupLayout, layout)
         csv_columns = (*grouped.LABEL_KEY_COLUMNS, *csv_columns)
         group_labels = _group_labels(grouped)
+    image_tables = None
+    if hasattr(layout, "TABLES"):
+        tabled = cast(TablesLayout, layout)
+        image_tables = ImageTables(tabled.TABLES, tabled.image_key, tabled.row_key)
     parse_label_row: Any
     if declared["parses_rows"]:
         parse_label_row = cast(RowParser, layout).parse_label_row
@@ -87,6 +88,7 @@ def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
         if split_lists
         else None,
         group_labels=group_labels,
+        image_tables=image_tables,
     )
 
 

@@ -135,7 +135,7 @@ class IngestJob:
         path_match_regex: Only matching tar members are read.
         max_member_bytes: Larger tar members are quarantined.
         prefixes: Folders or globs of image files (``--input_prefix``).
-        tables: Per group: each per-image table's CSV URIs, by table name.
+        tables: Each of the layout's per-image tables' CSV URIs, by table name.
         card: Whether the run ends with its data card.
         card_images: Whether the card shows thumbnails.
         split_lists: The split's list files, each with its split's code.
@@ -356,20 +356,20 @@ def _check_columns(uris: Sequence[str], columns: Sequence[str]) -> None:
             raise UsageError(f"--input_csv: {uri} lacks the column(s) {', '.join(missing)}")
 
 
-def _group_csvs(
+def _csv_roles(
     spec: IngestSpec, csv_files: list[str], labels_source: str | None
 ) -> tuple[list[str], dict[str, tuple[str, ...]]]:
     """Returns (label CSVs, per-image tables' CSVs), checked."""
-    if spec.group_labels is None:
-        if labels_source is not None:
-            raise UsageError(f"--labels_source: {spec.dataset} has one kind of label file")
+    if spec.group_labels is None and labels_source is not None:
+        raise UsageError(f"--labels_source: {spec.dataset} has one kind of label file")
+    if spec.image_tables is None:
         _check_columns(csv_files, spec.csv_columns)
         return csv_files, {}
     try:
-        tables, labels = csv_roles(spec.group_labels, csv_files, labels_source)
+        tables, labels = csv_roles(spec, csv_files, labels_source)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    for table in spec.group_labels.tables:
+    for table in spec.image_tables.tables:
         _check_columns(tables[table.name], table.columns)
     _check_columns(labels, spec.csv_columns)
     return list(labels), tables
@@ -430,7 +430,7 @@ def _job_from_options(spec: IngestSpec, prog: str, options: PipelineOptions) -> 
         tars = match_inputs(tar_options.input_tars or [], "--input_tars")
     _check_prefixes(prefixes)
     csvs = match_inputs(ingest.input_csv or [], "--input_csv")
-    csv_files, tables = _group_csvs(
+    csv_files, tables = _csv_roles(
         spec,
         sorted({path for paths in csvs.values() for path in paths}),
         options.view_as(LabelSourceOptions).labels_source,

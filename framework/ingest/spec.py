@@ -18,12 +18,12 @@ from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.tfrecords import FeatureSpec
 
-__all__ = ["GroupLabels", "ImageTable", "IngestSpec", "SplitLists"]
+__all__ = ["GroupLabels", "ImageTable", "ImageTables", "IngestSpec", "SplitLists"]
 
 
 @attrs.frozen
 class ImageTable:
-    """A per-image CSV table (MIMIC-CXR-JPG's metadata, split): one row per image.
+    """A per-image CSV table (MIMIC-CXR-JPG's metadata, split; ISIC's metadata): one row per image.
 
     Attributes:
         name: The table's name. Its files are the ``--input_csv`` files whose
@@ -33,7 +33,8 @@ class ImageTable:
         columns: Columns each of its CSVs must have.
         parse_row: (CSV row, ``file:line N``) -> (the image's canonical path,
             the row's value); raises ValueError (`SourceRowError` for a bad cell).
-        missing: Why an image without a row in this table is quarantined.
+        missing: Why an image without a row in this table is quarantined;
+            None for an optional table (the image goes on, its value None).
         row_type: The attrs class of a row's value (the join packs rows by
             its fields), the enum of a coded value, or None for plain values.
     """
@@ -41,32 +42,47 @@ class ImageTable:
     name: str
     columns: tuple[str, ...]
     parse_row: Callable[[Mapping[str, str | None], str], tuple[str, Any]]
-    missing: Reason = attrs.field(converter=Reason)
+    missing: Reason | None = attrs.field(converter=attrs.converters.optional(Reason))
     row_type: type | None = None
 
 
 @attrs.frozen
+class ImageTables:
+    """Per-image tables joined in on each image's path, each giving part of its key.
+
+    Each image is joined with exactly one row of every table, then
+    `image_key` builds its full key from the key it had (its path's, or its
+    label row's with labels per image) and the rows' values.
+
+    Attributes:
+        tables: The tables, in the order `image_key` takes their values.
+        image_key: (key so far, one value per table) -> the image's full key.
+        row_key: A CSV row's join key (an image's path for a table row, a
+            group for a label row per group) from its id cells alone; raises
+            ValueError. A row that fails to parse then still refuses its images.
+    """
+
+    tables: tuple[ImageTable, ...]
+    image_key: Callable[..., Any]
+    row_key: Callable[[Mapping[str, str | None]], str]
+
+
+@attrs.frozen
 class GroupLabels:
-    """Labels per group of images (a study, a patient), assembled with per-image tables.
+    """Labels per group of images (a study, a patient), joined after `ImageTables`.
 
     Images key by path as usual, but their path holds only part of their key
-    (`IngestSpec.parse_path` returns the ids in it). Each image is joined on
-    its path with exactly one row of every table, `image_key` builds its full
-    key, and the image is joined on `group_of` with the label rows, parsed by
-    `IngestSpec.parse_label_row` as ``(group, labels)`` (`IngestSpec.csv_columns`
-    are then the label CSVs' columns). An image whose group has no label row
-    gets `no_labels`.
+    (`IngestSpec.parse_path` returns the ids in it): the per-image tables
+    (`IngestSpec.image_tables`) build the rest, and the image is joined on
+    `group_of` with the label rows, parsed by `IngestSpec.parse_label_row` as
+    ``(group, labels)`` (`IngestSpec.csv_columns` are then the label CSVs'
+    columns). An image whose group has no label row gets `no_labels`.
 
     Attributes:
         name: What a group is (``study``, ``patient``): it names the group in
             details, messages and the manifest.
-        tables: The per-image tables, in the order `image_key` takes them.
-        image_key: (path key, one value per table) -> the image's full key.
         group_of: Key -> its group, as `IngestSpec.parse_label_row` keys it;
             given the full key, or the path's partial key of a refused image.
-        row_key: A CSV row's join key (an image's path for a table row, a
-            group for a label row) from its id cells alone; raises ValueError.
-            A row that fails to parse then still refuses its images.
         no_labels: The labels of an image whose group has no label row.
         label_sources: The alternative label files, told apart by name like
             the tables' (``chexpert``, ``negbio``); ``--labels_source`` picks
@@ -77,10 +93,7 @@ class GroupLabels:
     """
 
     name: str
-    tables: tuple[ImageTable, ...]
-    image_key: Callable[..., Any]
     group_of: Callable[[Any], str]
-    row_key: Callable[[Mapping[str, str | None]], str]
     no_labels: Any
     label_sources: tuple[str, ...]
     subject_split: Callable[[Any], tuple[str, str]]
@@ -147,8 +160,9 @@ class IngestSpec:
             shards as ``features.json``.
         features_module: The generated module that reads the TFRecords back,
             named in ``features.json``.
-        group_labels: Set when labels come per group and keys from per-image
-            tables; None (the default) when each label row names its image's path.
+        group_labels: Set when labels come per group (then `image_tables` is
+            set); None (the default) when each label row names its image's path.
+        image_tables: The per-image tables joined in, if any.
         key_type: The declared key class (the join packs keys by its fields).
         labels_type: The declared labels class (likewise).
         declaration: Import path of the module declaring the data set
@@ -172,6 +186,7 @@ class IngestSpec:
     feature_specs: tuple[FeatureSpec, ...]
     features_module: str
     group_labels: GroupLabels | None = None
+    image_tables: ImageTables | None = None
     path_column: str = "path"
     key_type: type | None = None
     labels_type: type | None = None

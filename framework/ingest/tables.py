@@ -6,11 +6,12 @@ what differs is which tables they are joined with, declared by the data set
 
 - labels per image (MIMIC-CXR, CheXpert, NIH ChestX-ray14): the label CSV is
   one per-image table keyed by the image's canonical path, its rows' value
-  the (key, labels) they parse into; a data set with split lists has their
-  lines as a second table, setting the key's split field;
-- labels per group (per study: MIMIC-CXR-JPG, MIMIC-CXR DICOM): the declared
-  per-image tables (metadata, split) build the key (`GroupLabels.image_key`);
-  the label rows are the group's, keyed by `GroupLabels.group_of`.
+  the (key, labels) they parse into; the layout's own tables (`ImageTables`)
+  follow, their values completing the key (`ImageTables.image_key`); a data
+  set with split lists has their lines as a last table, setting the split;
+- labels per group (per study: MIMIC-CXR-JPG, MIMIC-CXR DICOM): the layout's
+  tables (metadata, split) build the key from the path's; the label rows are
+  the group's, keyed by `GroupLabels.group_of`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import attrs
 from datathon_etl.framework.ingest.assemble import REFUSED_TAG, ParseRowFn, table_stage
 from datathon_etl.framework.ingest.compact import Wheres
 from datathon_etl.framework.ingest.join import Group, JoinSpec, Table
-from datathon_etl.framework.ingest.spec import GroupLabels, IngestSpec
+from datathon_etl.framework.ingest.spec import IngestSpec
 from datathon_etl.framework.ingest.split_lists import SPLIT_LISTS, ReadSplitLists
 from datathon_etl.framework.ingest.transforms import LABEL_ROWS, SKIPPED_TAG
 from datathon_etl.framework.manifest import Outcome
@@ -60,16 +61,20 @@ class LabelRowsByPath:
 
 @attrs.frozen
 class _PerImage:
-    """`JoinSpec.assemble` of labels per image: the label row's key and labels, the split."""
+    """`JoinSpec.assemble` of labels per image: the label row's, the tables', the split."""
 
+    image_key: Any = None
     split_field: str | None = None
     split_type: Any = None
 
-    def __call__(self, _path_key: Any, row: tuple[Any, Any], *split: int) -> tuple[Any, Any]:
-        """(path key, (key, labels)[, split code]) -> (key, labels)."""
+    def __call__(self, _path_key: Any, row: tuple[Any, Any], *values: Any) -> tuple[Any, Any]:
+        """(path key, (key, labels), one value per layout table[, split code]) -> (key, labels)."""
         key, labels = row  # the row's key: it may hold key columns the path does not
         if self.split_field is not None:
-            key = attrs.evolve(key, **{self.split_field: self.split_type(*split)})
+            key = attrs.evolve(key, **{self.split_field: self.split_type(values[-1])})
+            values = values[:-1]
+        if self.image_key is not None:
+            key = self.image_key(key, *values)
         return key, labels
 
 
@@ -84,27 +89,33 @@ class _PerGroup:
         return self.image_key(path_key, *values), None
 
 
+def _layout_tables(spec: IngestSpec) -> list[Table]:
+    tables = spec.image_tables.tables if spec.image_tables is not None else ()
+    return [Table(t.name, table_stage(t.name), t.missing, t.row_type) for t in tables]
+
+
 def join_spec(spec: IngestSpec) -> JoinSpec:
     """The data set's join: its per-image tables, how they build a key, its group (if any)."""
     grouped = spec.group_labels
     if grouped is not None:
+        assert spec.image_tables is not None, "labels per group come with per-image tables"
         return JoinSpec(
-            tuple(
-                Table(t.name, table_stage(t.name), t.missing, t.row_type) for t in grouped.tables
-            ),
-            _PerGroup(grouped.image_key),
+            tuple(_layout_tables(spec)),
+            _PerGroup(spec.image_tables.image_key),
             grouped.path_key_type,
             spec.key_type,
             Group(grouped.name, grouped.group_of, LABEL_ROWS, spec.labels_type, grouped.no_labels),
         )
-    tables = [
-        Table("label", LABEL_ROWS, Reason.IMAGE_WITHOUT_LABELS, (spec.key_type, spec.labels_type))
-    ]
-    assemble = _PerImage()
+    label = Table(
+        "label", LABEL_ROWS, Reason.IMAGE_WITHOUT_LABELS, (spec.key_type, spec.labels_type)
+    )
+    tables = [label, *_layout_tables(spec)]
+    image_key = spec.image_tables.image_key if spec.image_tables is not None else None
+    assemble = _PerImage(image_key)
     if spec.split_lists is not None:
         tables.append(Table("split list", SPLIT_LISTS, Reason.MISSING_SPLIT))
         field = spec.split_lists.field
-        assemble = _PerImage(field, typing.get_type_hints(spec.key_type)[field])
+        assemble = _PerImage(image_key, field, typing.get_type_hints(spec.key_type)[field])
     return JoinSpec(tuple(tables), assemble, spec.key_type, spec.key_type)
 
 
@@ -154,7 +165,7 @@ def read_tables(
         p: The pipeline.
         spec: The data set.
         csvs: Its label CSVs (per group: the chosen label source's).
-        tables: Per group: each per-image table's CSVs, by name.
+        tables: Each of the layout's per-image tables' CSVs, by name.
         split_lists: The split lists, each with its split's code.
         path_match_regex: Rows and lines of the images it leaves out are skipped.
     """
@@ -173,17 +184,21 @@ def read_tables(
             path_match_regex,
         )
         _add(inputs, _read_rows(p, "Labels", csvs, parse, LABEL_ROWS))
-        if spec.split_lists is not None:
-            lines = p | "SplitLists" >> ReadSplitLists(
-                dict(split_lists), spec.parse_path, spec.format_path, path_match_regex
-            )
-            _add(inputs, (lines.rows, lines.refusals, [lines.tallies]))
-        return inputs
-    for table in grouped.tables:
+    image_tables = spec.image_tables
+    for table in image_tables.tables if image_tables is not None else ():
+        assert image_tables is not None
         stage = table_stage(table.name)
-        parse = ParseRowFn(table.parse_row, grouped.row_key, stage)
+        parse = ParseRowFn(table.parse_row, image_tables.row_key, stage)
         _add(inputs, _read_rows(p, table.name.capitalize(), tables[table.name], parse, stage))
-    parse = ParseRowFn(spec.parse_label_row, grouped.row_key, LABEL_ROWS)
+    if spec.split_lists is not None:
+        lines = p | "SplitLists" >> ReadSplitLists(
+            dict(split_lists), spec.parse_path, spec.format_path, path_match_regex
+        )
+        _add(inputs, (lines.rows, lines.refusals, [lines.tallies]))
+    if grouped is None:
+        return inputs
+    assert image_tables is not None, "labels per group come with per-image tables"
+    parse = ParseRowFn(spec.parse_label_row, image_tables.row_key, LABEL_ROWS)
     group_rows, refusals, tallies = _read_rows(p, "Labels", csvs, parse, LABEL_ROWS)
     inputs.refusals.append(refusals)
     inputs.tallies.extend(tallies)
@@ -200,16 +215,17 @@ def _add(
 
 
 def csv_roles(
-    grouped: GroupLabels, uris: Iterable[str], labels_source: str | None
+    spec: IngestSpec, uris: Iterable[str], labels_source: str | None
 ) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
-    """Tells the CSVs apart by name: each table's files, and the chosen label files.
+    """Tells the CSVs apart by name: each per-image table's files, and the label files.
 
     A file belongs to the table (or label source) its name ends with, less
     ``.csv`` or ``.csv.gz``: ``mimic-cxr-2.0.0-metadata.csv.gz`` is the
     ``metadata`` table's. Files of the label sources not chosen are left out.
+    With labels per image (no label sources), every other file is a label file.
 
     Args:
-        grouped: The data set's group-label declaration.
+        spec: The data set (its `IngestSpec.image_tables` are set).
         uris: The CSV files.
         labels_source: The label source to read (None: the first declared).
 
@@ -217,27 +233,32 @@ def csv_roles(
         (table name -> its files, the chosen label source's files).
 
     Raises:
-        ValueError: An unknown label source, a file no role's name ends, or a
-            table or the chosen source without a file.
+        ValueError: An unknown label source, a file no role's name ends (with
+            labels per group), or a table or the labels without a file.
     """
-    source = labels_source or grouped.label_sources[0]
-    if source not in grouped.label_sources:
-        raise ValueError(
-            f"--labels_source: {source!r} is not one of {', '.join(grouped.label_sources)}"
-        )
-    names = [t.name for t in grouped.tables] + list(grouped.label_sources)
-    found: dict[str, list[str]] = {name: [] for name in names}
+    assert spec.image_tables is not None
+    table_names = [t.name for t in spec.image_tables.tables]
+    sources = list(spec.group_labels.label_sources) if spec.group_labels is not None else []
+    source = labels_source or (sources[0] if sources else "label")
+    if sources and source not in sources:
+        raise ValueError(f"--labels_source: {source!r} is not one of {', '.join(sources)}")
+    names = table_names + sources
+    found: dict[str, list[str]] = {name: [] for name in [*names, source]}
     for uri in sorted(uris):
         stem = re.sub(r"\.csv(\.gz)?$", "", uri.rsplit("/", 1)[-1].lower())
-        role = next((n for n in names if stem.endswith(n.lower())), None)
+        role = next((n for n in names if stem.endswith(n.lower())), None if sources else source)
         if role is None:
             raise ValueError(
                 f"--input_csv: {uri}: its name ends in none of {', '.join(names)} "
                 "(before .csv or .csv.gz)"
             )
         found[role].append(uri)
-    for name in [t.name for t in grouped.tables] + [source]:
+    for name in [*table_names, source]:
         if not found[name]:
-            raise ValueError(f"--input_csv: no {name} file (a name ending in {name}.csv[.gz])")
-    tables = {t.name: tuple(found[t.name]) for t in grouped.tables}
-    return tables, tuple(found[source])
+            ending = (
+                f"ending in {name}.csv[.gz]"
+                if sources or name != source
+                else (f"ending in none of {', '.join(table_names)}")
+            )
+            raise ValueError(f"--input_csv: no {name} file (a name {ending})")
+    return {name: tuple(found[name]) for name in table_names}, tuple(found[source])

@@ -2,10 +2,10 @@
 
 A layout module is a plain module of functions and constants. `Layout` types
 what every one defines; `RowParser` adds the optional ``parse_label_row``
-(without it, label rows are read as declared); `GroupLayout` is what a
-module whose labels come per group of images defines (``LABELS_PER =
-"study"`` as MIMIC-CXR-JPG 2.x, ``"patient"``...), with per-image tables
-such as metadata and split joined in.
+(without it, label rows are read as declared); `TablesLayout` the optional
+per-image tables (metadata, split) joined in on each image's path; and
+`GroupLayout` is what a module whose labels come per group of images
+defines (``LABELS_PER = "study"`` as MIMIC-CXR-JPG 2.x, ``"patient"``...).
 `check_layout` holds a module to its protocol when codegen runs, so that a
 missing or misshapen piece is one line then, not an AttributeError mid-run;
 the generated ``ingest.py`` assigns the module to the same protocol, so
@@ -27,7 +27,7 @@ from datathon_etl.framework.schema.ir import DatasetIR
 if TYPE_CHECKING:
     from datathon_etl.framework.ingest.spec import ImageTable
 
-__all__ = ["GroupLayout", "Layout", "LayoutKind", "RowParser", "check_layout"]
+__all__ = ["GroupLayout", "Layout", "LayoutKind", "RowParser", "TablesLayout", "check_layout"]
 
 
 class Layout(Protocol):
@@ -61,27 +61,43 @@ class RowParser(Layout, Protocol):
     def parse_label_row(self, row: Mapping[str, str | None], where: str, /) -> tuple[Any, Any]:
         """A CSV row and ``file:line N`` -> (key, labels); raises ValueError.
 
-        Per study: -> (study, labels). A bad cell raises `SourceRowError`.
+        Per group: -> (group, labels). A bad cell raises `SourceRowError`.
         """
         ...
 
 
-class GroupLayout(RowParser, Protocol):
+class TablesLayout(Layout, Protocol):
+    """A layout with per-image tables (`TABLES`: metadata, split) joined in on each path.
+
+    See `datathon_etl.framework.ingest.spec.ImageTables` for what each piece does.
+    """
+
+    def image_key(self, key: Any, /, *values: Any) -> Any:
+        """(the key so far, each table's value, in `TABLES` order) -> the full key.
+
+        The key so far is the label row's (labels per image) or the path's
+        partial key (labels per group, `GroupLayout.ImagePath`).
+        """
+        ...
+
+    def row_key(self, row: Mapping[str, str | None], /) -> str:
+        """A row's join key from its id cells alone (a path, a group); raises ValueError."""
+        ...
+
+    @property
+    def TABLES(self) -> tuple[ImageTable, ...]:
+        """The per-image tables (name, columns, row parser, reason if missing)."""
+        ...
+
+
+class GroupLayout(RowParser, TablesLayout, Protocol):
     """Labels per group (``LABELS_PER = "study"``, ``"patient"``), with tables per image (`TABLES`).
 
     See `datathon_etl.framework.ingest.spec.GroupLabels` for what each piece does.
     """
 
-    def image_key(self, path: Any, /, *values: Any) -> Any:
-        """(the path's partial key, each table's value, in `TABLES` order) -> the full key."""
-        ...
-
     def group_of(self, key: Any, /) -> str:
         """A key -> its group (its study, its patient), as ``parse_label_row`` keys the labels."""
-        ...
-
-    def row_key(self, row: Mapping[str, str | None], /) -> str:
-        """A row's join key from its id cells alone (a path, a group); raises ValueError."""
         ...
 
     def subject_split(self, key: Any, /) -> tuple[str, str]:
@@ -110,11 +126,6 @@ class GroupLayout(RowParser, Protocol):
         ...
 
     @property
-    def TABLES(self) -> tuple[ImageTable, ...]:
-        """The per-image tables (name, columns, row parser, reason if missing)."""
-        ...
-
-    @property
     def ImagePath(self) -> type[Any]:
         """The attrs class `parse_path` returns (the path's part of the key)."""
         ...
@@ -127,10 +138,12 @@ class LayoutKind:
     Attributes:
         labels_per: ``"image"``, or the group labels come per (`GroupLayout`).
         parses_rows: It defines ``parse_label_row`` (`RowParser`).
+        has_tables: It defines ``TABLES`` (`TablesLayout`; always per group).
     """
 
     labels_per: str
     parses_rows: bool
+    has_tables: bool
 
     @property
     def per_group(self) -> bool:
@@ -138,24 +151,32 @@ class LayoutKind:
         return self.labels_per != "image"
 
     @property
-    def protocol(self) -> type:
-        """The protocol the module follows."""
+    def protocols(self) -> tuple[type, ...]:
+        """Every protocol the module follows, the most specific last."""
         if self.per_group:
-            return GroupLayout
-        return RowParser if self.parses_rows else Layout
+            return (Layout, TablesLayout, RowParser, GroupLayout)
+        return (
+            Layout,
+            *([RowParser] if self.parses_rows else []),
+            *([TablesLayout] if self.has_tables else []),
+        )
+
+    @property
+    def protocol(self) -> type:
+        """The protocol the generated ``ingest.py`` types the module by."""
+        return self.protocols[-1]
 
 
-def _members(protocol: type) -> tuple[list[str], list[str]]:
-    """A protocol's (functions, constants: its properties), in declaration order."""
-    functions: list[str] = []
+def _members(protocols: tuple[type, ...]) -> tuple[dict[str, type], list[str]]:
+    """The protocols' (functions -> the protocol declaring each, constants), in order."""
+    functions: dict[str, type] = {}
     constants: list[str] = []
-    for cls in reversed(protocol.__mro__):
-        if cls in (Layout, RowParser, GroupLayout):
-            for name, value in vars(cls).items():
-                if isinstance(value, property):
-                    constants.append(name)
-                elif inspect.isfunction(value) and not name.startswith("_"):
-                    functions.append(name)
+    for protocol in protocols:
+        for name, value in vars(protocol).items():
+            if isinstance(value, property):
+                constants.append(name)
+            elif inspect.isfunction(value) and not name.startswith("_"):
+                functions[name] = protocol
     return functions, constants
 
 
@@ -192,20 +213,20 @@ def check_layout(ir: DatasetIR) -> LayoutKind:
             f"{ir.layout}: LABELS_PER must be 'image' or a group's name in lower case "
             f"('study', 'patient'), not {per!r}"
         )
-    kind = LayoutKind(per, hasattr(module, "parse_label_row"))
-    functions, constants = _members(kind.protocol)
+    kind = LayoutKind(per, hasattr(module, "parse_label_row"), hasattr(module, "TABLES"))
+    functions, constants = _members(kind.protocols)
     missing = [n for n in (*functions, *constants) if not hasattr(module, n)]
     if missing:
         raise ValueError(f"{ir.layout}: the layout module lacks {', '.join(missing)}")
-    for name in functions:
-        wanted = _arguments(getattr(kind.protocol, name), module)
+    for name, protocol in functions.items():
+        wanted = _arguments(getattr(protocol, name), module)
         found = getattr(module, name)
         try:
             inspect.signature(found).bind(*wanted)
         except (TypeError, ValueError):
             shown = ", ".join(wanted)
             raise ValueError(
-                f"{ir.layout}: {name} must take ({shown}) (see {kind.protocol.__name__})"
+                f"{ir.layout}: {name} must take ({shown}) (see {protocol.__name__})"
             ) from None
     for name in constants:
         value = getattr(module, name)
