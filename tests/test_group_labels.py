@@ -147,10 +147,6 @@ def group_of(key: ImagePath | Key) -> str:
     return f"P{key.patient}"
 
 
-def subject_split(key: Key) -> tuple[str, str]:
-    return str(key.patient), key.split.name.lower()
-
-
 def partition(key: Key) -> str:
     return key.split.name.lower()
 '''

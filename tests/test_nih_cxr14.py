@@ -11,6 +11,7 @@ which image is in which list is this test's choice, not the release's.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -167,6 +168,29 @@ def test_list_lines_are_quarantined_with_where_they_are(ingested: Path) -> None:
             "unparseable_path",
             "nih_cxr14: readme.txt: not <8 digits>_<3 digits>.png",
         ),
+    ]
+
+
+def test_a_patient_in_both_split_lists_is_reported(inputs: Path, tmp_path: Path) -> None:
+    """The official split is by patient: one in both lists is listed, not dropped."""
+    (tmp_path / "train_val_list.txt").write_text("00000001_000.png\n")
+    (tmp_path / "test_list.txt").write_text("00000001_001.png\n00027426_000.png\n")
+    done = _ingest(
+        inputs,
+        *("--input_prefix", "images/", "--input_csv", "Data_Entry_2017_v2020.csv"),
+        *("--split_lists", f"{tmp_path}/train_val_list.txt", f"{tmp_path}/test_list.txt"),
+        *("--output_dir", str(tmp_path / "out"), "--output_image_shape", str(SIZE), str(SIZE)),
+        *("--max_bad_fraction", "1"),
+    )
+    assert done.returncode == 0, done.stderr
+    leakage = json.loads((tmp_path / "out" / "_leakage.json").read_text())
+    assert leakage["subjects"] == [{"subject": "1", "splits": ["test", "train_val"]}]
+    assert "LEAKAGE: 1 subject(s) in more than one split: 1 (test/train_val)" in done.stdout
+    written = duckdb_table(tmp_path / "out" / "tables.duckdb", "nih_cxr14_labels").to_pylist()
+    assert sorted(row["path"] for row in written) == [
+        "00000001_000.png",
+        "00000001_001.png",
+        "00027426_000.png",
     ]
 
 

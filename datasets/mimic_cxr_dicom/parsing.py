@@ -27,7 +27,6 @@ from datathon_etl.datasets.mimic_cxr_jpg.parsing import (
     group_of,
     partition,
     study_path,
-    subject_split,
 )
 from datathon_etl.framework.ingest.spec import ImageTable
 from datathon_etl.framework.quarantine import Reason
@@ -48,7 +47,6 @@ __all__ = [
     "parse_split_row",
     "partition",
     "row_key",
-    "subject_split",
 ]
 
 LABELS_PER = "study"

@@ -48,7 +48,6 @@ __all__ = [
     "partition",
     "row_key",
     "study_path",
-    "subject_split",
 ]
 
 T = TypeVar("T")
@@ -285,11 +284,6 @@ def image_key(path: ImagePath, view_position: str, split: Split) -> ImageKey:
 def group_of(key: ImageKey) -> str:
     """Returns the study an image's labels come from (what `parse_label_row` keys by)."""
     return study_path(key.subject_id, key.study_id)
-
-
-def subject_split(key: ImageKey) -> tuple[str, str]:
-    """Returns (subject, split) for the patient leakage check."""
-    return str(key.subject_id), key.split.name.lower()
 
 
 PARTITIONS = tuple(f"{s.name.lower()}/{v.name.lower()}" for s in Split for v in View)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from datathon_etl.framework.ingest.label_rows import DeclaredLabelRows
+from datathon_etl.framework.ingest.leakage import SubjectSplit
 from datathon_etl.framework.ingest.pipeline import run
 from datathon_etl.framework.ingest.spec import GroupLabels, ImageTables, IngestSpec, SplitLists
 from datathon_etl.framework.schema.layout import GroupLayout, Layout, RowParser, TablesLayout
@@ -26,7 +27,6 @@ def _group_labels(layout: GroupLayout) -> GroupLabels:
         layout.group_of,
         layout.NO_LABELS,
         layout.LABEL_SOURCES,
-        layout.subject_split,
         layout.ImagePath,
     )
 
@@ -89,6 +89,7 @@ def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
         else None,
         group_labels=group_labels,
         image_tables=image_tables,
+        subject_split=SubjectSplit(**declared["leakage"]) if "leakage" in declared else None,
     )
 
 

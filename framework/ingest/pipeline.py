@@ -14,20 +14,20 @@ on their path with each per-image table (the label CSV of a data set
 labelled per image, its split lists; or the metadata and split tables), and,
 for labels per group of images (`IngestSpec.group_labels`: a study, a
 patient), on their group with the group label rows, told apart by name among
-``--input_csv`` (``--labels_source`` picks the label file); such a data set's
-patient leakage check goes to ``<output_dir>/_leakage.json``.
+``--input_csv`` (``--labels_source`` picks the label file). A data set
+declaring its patient and split is checked for patient leakage (`leakage`).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import apache_beam as beam
 import attrs
-from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -57,6 +57,7 @@ from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.label_source_options import LabelSourceOptions
+from datathon_etl.framework.ingest.leakage import Leakage, report_leakage
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
@@ -111,10 +112,6 @@ __all__ = ["ARCHIVES", "Ingest", "IngestJob", "build_pipeline", "run"]
 
 ARCHIVES = "archives"
 """Manifest stage: the tar files (input = read to the end + quarantined as damaged)."""
-LEAKAGE_NOTE = "subject_in_several_splits"
-"""Note kind: one subject written in more than one split (``subject``, ``splits``)."""
-LEAKAGE_FILE = "_leakage.json"
-"""Labels per group: the subjects found in more than one split, under ``--output_dir``."""
 
 
 @attrs.frozen
@@ -219,10 +216,9 @@ def _images(
 
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
-    # Notes: input folders, pixel sizes; per group: leakage, images without labels.
+    # Notes: input folders, pixel sizes, leakage; per group: images without labels.
     images, image_inputs_refused, tallies, notes = _images(p, spec, job)
     join = join_spec(spec)
-    grouped = spec.group_labels
     read = read_tables(p, spec, job.csvs, job.tables, job.split_lists, job.path_match_regex)
     tallies += read.tallies
     columns = DicomColumns.of(spec.key_type, spec.labels_type)
@@ -234,8 +230,8 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     examples = labelled.examples
     tallies.append(labelled.tallies)
     notes.append(labelled.notes)
-    if grouped is not None:
-        notes.append(examples | "Leakage" >> _Leakage(grouped.subject_split))
+    if spec.subject_split is not None:
+        notes.append(examples | "Leakage" >> Leakage(spec.subject_split))
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
@@ -266,32 +262,6 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     ]
     all_tallies = tallies | "AllTallies" >> beam.Flatten()
     _ = (refusals, all_tallies, *notes) | "WriteRunRecords" >> WriteRunRecords(job.layout)
-
-
-class _Leakage(beam.PTransform):
-    """Examples -> a JSON note per subject written in more than one split."""
-
-    def __init__(self, subject_split: Callable[[Any], tuple[str, str]]) -> None:
-        super().__init__()
-        self._subject_split = subject_split
-
-    def expand(self, examples: beam.PCollection) -> beam.PCollection:
-        """Groups the (subject, split) pairs by subject."""
-        subject_split = self._subject_split
-        return (
-            examples
-            | "SubjectSplit" >> beam.Map(lambda e: subject_split(e.key))
-            | "DistinctSubjectSplits" >> beam.Distinct()
-            | "SplitsPerSubject" >> beam.GroupByKey()
-            | "Leaks" >> beam.FlatMap(_leakage)
-        )
-
-
-def _leakage(element: tuple[str, Iterable[str]]) -> Iterator[str]:
-    subject, splits = element
-    found = sorted(set(splits))
-    if len(found) > 1:
-        yield json.dumps({"note": LEAKAGE_NOTE, "subject": subject, "splits": found})
 
 
 def _write_tfrecords(examples: beam.PCollection, spec: IngestSpec, job: IngestJob) -> None:
@@ -591,8 +561,8 @@ class Ingest(PipelineCommand[IngestJob]):
             parameters["inputs"] += read_input_folders(job.layout.notes_prefix)
         if job.split_lists:
             parameters["split_lists"] = sorted(job.split_lists)
-        if self.spec.group_labels is not None and counted:
-            parameters.update(_group_report(job, self.prog, self.spec.group_labels.name))
+        if counted:
+            parameters.update(_notes_report(job, self.spec, self.prog))
         parameters["run"] = self._clock.record()
         return parameters
 
@@ -608,36 +578,23 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     return Ingest(spec).main(argv)
 
 
-def _group_report(job: IngestJob, prog: str, group: str) -> dict[str, Any]:
-    """Reads a run's notes on labels per ``group``, writes ``_leakage.json``; returns parameters."""
+def _notes_report(job: IngestJob, spec: IngestSpec, prog: str) -> dict[str, Any]:
+    """Reads the run's notes: the leakage check's, images without group labels; says them."""
     notes = [json.loads(line) for line in read_run_lines(job.layout.notes_prefix)]
-    absent = sum(note["count"] for note in notes if note["note"] == ABSENT_LABELS_NOTE)
-    leaks = sorted(
-        (
-            {"subject": note["subject"], "splits": note["splits"]}
-            for note in notes
-            if note["note"] == LEAKAGE_NOTE
-        ),
-        key=lambda leak: str(leak["subject"]),
-    )
-    report = {"subjects_in_several_splits": len(leaks), "subjects": leaks}
-    leakage_uri = f"{job.layout.output_dir}/{LEAKAGE_FILE}"
-    with FileSystems.create(leakage_uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write((json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    print(f"{prog}: {absent} image(s) written without {group} labels (labels null)", flush=True)
-    if leaks:
-        shown = ", ".join(f"{leak['subject']} ({'/'.join(leak['splits'])})" for leak in leaks[:5])
-        more = f" and {len(leaks) - 5} more" if len(leaks) > 5 else ""
-        print(
-            f"{prog}: LEAKAGE: {len(leaks)} subject(s) in more than one split: {shown}{more}; "
-            f"see {leakage_uri}",
-            flush=True,
+    parameters: dict[str, Any] = {}
+    if job.tables:
+        parameters["table_files"] = {name: list(uris) for name, uris in job.tables.items()}
+    if spec.group_labels is not None:
+        group = spec.group_labels.name
+        absent = sum(note["count"] for note in notes if note["note"] == ABSENT_LABELS_NOTE)
+        print(f"{prog}: {absent} image(s) written without {group} labels (labels null)", flush=True)
+        parameters.update(
+            {
+                "labels_files": list(job.csvs),
+                "labels_per": group,
+                f"images_without_{group}_labels": absent,
+            }
         )
-    return {
-        "labels_files": list(job.csvs),
-        "table_files": {name: list(uris) for name, uris in job.tables.items()},
-        "labels_per": group,
-        f"images_without_{group}_labels": absent,
-        "subjects_in_several_splits": len(leaks),
-        "leakage_report": leakage_uri,
-    }
+    if spec.subject_split is not None:
+        parameters.update(report_leakage(notes, job.layout.output_dir, prog))
+    return parameters

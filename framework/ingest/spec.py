@@ -87,7 +87,6 @@ class GroupLabels:
         label_sources: The alternative label files, told apart by name like
             the tables' (``chexpert``, ``negbio``); ``--labels_source`` picks
             one, the first by default.
-        subject_split: Full key -> (subject, split) for the patient leakage check.
         path_key_type: The attrs class of the path's partial key (the join
             packs keys by its fields), or None for plain values.
     """
@@ -96,7 +95,6 @@ class GroupLabels:
     group_of: Callable[[Any], str]
     no_labels: Any
     label_sources: tuple[str, ...]
-    subject_split: Callable[[Any], tuple[str, str]]
     path_key_type: type | None = None
 
 
@@ -163,6 +161,8 @@ class IngestSpec:
         group_labels: Set when labels come per group (then `image_tables` is
             set); None (the default) when each label row names its image's path.
         image_tables: The per-image tables joined in, if any.
+        subject_split: Key -> (subject, split), when the data set declares
+            its patient and split: the patient leakage check.
         key_type: The declared key class (the join packs keys by its fields).
         labels_type: The declared labels class (likewise).
         declaration: Import path of the module declaring the data set
@@ -187,6 +187,7 @@ class IngestSpec:
     features_module: str
     group_labels: GroupLabels | None = None
     image_tables: ImageTables | None = None
+    subject_split: Callable[[Any], tuple[str, str]] | None = None
     path_column: str = "path"
     key_type: type | None = None
     labels_type: type | None = None

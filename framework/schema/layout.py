@@ -100,10 +100,6 @@ class GroupLayout(RowParser, TablesLayout, Protocol):
         """A key -> its group (its study, its patient), as ``parse_label_row`` keys the labels."""
         ...
 
-    def subject_split(self, key: Any, /) -> tuple[str, str]:
-        """A key -> (subject, split), for the leakage check."""
-        ...
-
     # Constants, read-only (a module's tuple of two names is a tuple of names).
     @property
     def LABELS_PER(self) -> str:
