@@ -5,7 +5,8 @@ per-image split table (``ward-split.csv``) and one label row per patient
 (``ward-diagnoses.csv``). Its layout module follows `GroupLayout` with
 ``LABELS_PER = "patient"``; it is generated and ingested through the
 generated entry point, and every image and row ends written or quarantined
-with a detail naming the patient.
+with a detail naming the patient. Its rows are read as declared: the layout
+parses paths and id cells (``row_key``), nothing else.
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ import attrs
 
 from datathon_etl.framework.ingest.spec import ImageTable
 from datathon_etl.framework.quarantine import Reason
-from datathon_etl.framework.schema import parse_source_row
 from ward_cxr.declaration import Key, Labels, Split
 
 LABELS_PER = "patient"
@@ -126,21 +126,11 @@ def row_key(row):
     return f"P{int(patient)}"
 
 
-def parse_split_row(row, where):
-    split = parse_source_row(SplitRow, row, f"ward_cxr: {where}")
-    return format_path(ImagePath(split.patient, split.image)), split.split
+TABLES = (ImageTable.declared("split", SplitRow, Reason.MISSING_SPLIT),)
 
 
-def parse_label_row(row, where):
-    return row_key(row), parse_source_row(Labels, row, f"ward_cxr: {where}")
-
-
-SPLIT_COLUMNS = ("image", "patient", "split")
-TABLES = (ImageTable("split", SPLIT_COLUMNS, parse_split_row, Reason.MISSING_SPLIT, Split),)
-
-
-def image_key(path: ImagePath, split: Split) -> Key:
-    return Key(path.patient, path.image, split)
+def image_key(path: ImagePath, split: SplitRow) -> Key:
+    return Key(path.patient, path.image, split.split)
 
 
 def group_of(key: ImagePath | Key) -> str:

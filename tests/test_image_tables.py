@@ -110,15 +110,13 @@ def row_key(row):
 
 
 def parse_metadata_row(row, where):
+    """Only the site travels to the join, not the whole row."""
     metadata = parse_source_row(MetadataRow, row, f"lesions: {where}")
     return format_path(parse_path(metadata.image)), metadata.site
 
 
-TABLES = (
-    ImageTable(
-        "metadata", ("image", "anatom_site_general"), parse_metadata_row, Reason.MISSING_METADATA
-    ),
-)
+COLUMNS = ("image", "anatom_site_general")
+TABLES = (ImageTable("metadata", COLUMNS, parse_metadata_row, Reason.MISSING_METADATA, Site),)
 
 
 def image_key(key: Key, site: Site) -> Key:

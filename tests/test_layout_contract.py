@@ -56,7 +56,7 @@ def layout_module() -> Iterator[types.ModuleType]:
         (GOOD + "LABELS_PER = ('study',)\n", "LABELS_PER must be 'image' or a group's name"),
         (
             GOOD + "LABELS_PER = 'patient'\n",
-            "lacks image_key, row_key, parse_label_row, group_of, "
+            "lacks image_key, row_key, group_of, "
             "TABLES, LABEL_KEY_COLUMNS, LABEL_SOURCES, NO_LABELS, ImagePath",
         ),
         (GOOD + "TABLES = ()\n", "the layout module lacks image_key, row_key"),

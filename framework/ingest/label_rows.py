@@ -1,11 +1,14 @@
-"""Label CSV rows read as a data set declares them, with no hand-written parser.
+"""CSV rows read as a data set declares them, with no hand-written parser.
 
-The image's path comes from the declared path column (`Dataset.path_source`),
-its key from the layout's ``parse_path`` of that path, except key fields
-declared with ``source=``, which are read from their own columns; the labels
-come from their declared columns (those read from DICOM headers, ``dicom=``,
-later). A layout module that defines its own
-``parse_label_row`` (extra checks between columns) replaces this.
+A label row per image (`DeclaredLabelRows`): the image's path comes from the
+declared path column (`Dataset.path_source`), its key from the layout's
+``parse_path`` of that path, except key fields declared with ``source=``,
+which are read from their own columns; the labels come from their declared
+columns (those read from DICOM headers, ``dicom=``, later). A label row per
+group and a per-image table's row (`DeclaredKeyedRows`): the layout's
+``row_key`` joins it, its class's declared columns make its value. A layout
+module that defines its own ``parse_label_row`` (extra checks between
+columns), or a table with its own ``parse_row``, replaces these.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import attrs
 from datathon_etl.framework.schema import SourceRowError, parse_source_fields, parse_source_row
 from datathon_etl.framework.schema.fields import DICOM, SOURCE
 
-__all__ = ["DeclaredLabelRows"]
+__all__ = ["DeclaredKeyedRows", "DeclaredLabelRows"]
 
 
 @attrs.frozen
@@ -55,7 +58,42 @@ class DeclaredLabelRows:
         sourced = [f.name for f in attrs.fields(self.key_type) if f.metadata.get(SOURCE)]
         if sourced:
             key = attrs.evolve(key, **parse_source_fields(self.key_type, row, context, sourced))
-        # Labels read from DICOM headers keep their defaults here, whatever the CSV holds.
-        header = {f.name for f in attrs.fields(self.labels_type) if f.metadata.get(DICOM)}
-        cells = {name: text for name, text in row.items() if name not in header}
-        return key, parse_source_row(self.labels_type, cells, context)
+        return key, parse_source_row(
+            self.labels_type, _without_header(self.labels_type, row), context
+        )
+
+
+@attrs.frozen
+class DeclaredKeyedRows:
+    """Rows read as their class declares, keyed by the layout's ``row_key``.
+
+    What a per-image table declared with `ImageTable.declared` and the label
+    rows of a data set labelled per group without its own ``parse_label_row``
+    are parsed by: ``(row_key(row), the row_type instance)``.
+
+    Attributes:
+        dataset: The data set's name, for messages.
+        row_key: The layout's row -> join key (an image's path, a group).
+        row_type: The attrs class a row is read into.
+    """
+
+    dataset: str
+    row_key: Callable[[Mapping[str, str | None]], str]
+    row_type: type
+
+    def __call__(self, row: Mapping[str, str | None], where: str) -> tuple[str, Any]:
+        """Parses one row into (its join key, its value).
+
+        Raises:
+            ValueError: The id cells do not give a key (from ``row_key``).
+            SourceRowError: A cell does not parse.
+        """
+        key = self.row_key(row)
+        cells = _without_header(self.row_type, row)
+        return key, parse_source_row(self.row_type, cells, f"{self.dataset}: {where}: {key}")
+
+
+def _without_header(cls: type, row: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The row less the cells of fields read from DICOM headers: those keep their defaults."""
+    header = {f.name for f in attrs.fields(cls) if f.metadata.get(DICOM)}
+    return {name: text for name, text in row.items() if name not in header}

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from datathon_etl.framework.ingest.label_rows import DeclaredLabelRows
+import attrs
+
+from datathon_etl.framework.ingest.label_rows import DeclaredKeyedRows, DeclaredLabelRows
 from datathon_etl.framework.ingest.leakage import SubjectSplit
 from datathon_etl.framework.ingest.pipeline import run
-from datathon_etl.framework.ingest.spec import GroupLabels, ImageTables, IngestSpec, SplitLists
+from datathon_etl.framework.ingest.spec import (
+    GroupLabels,
+    ImageTable,
+    ImageTables,
+    IngestSpec,
+    SplitLists,
+)
 from datathon_etl.framework.schema.layout import GroupLayout, Layout, RowParser, TablesLayout
 from datathon_etl.framework.schema.package import DatasetPackage, Main, entry_point, load_package
 from datathon_etl.framework.schema.rows import labels_row
@@ -29,6 +37,14 @@ def _group_labels(layout: GroupLayout) -> GroupLabels:
         layout.LABEL_SOURCES,
         layout.ImagePath,
     )
+
+
+def _parsed(dataset: str, row_key: Any, table: ImageTable) -> ImageTable:
+    """The table, with `DeclaredKeyedRows` as its parser if it declares none."""
+    if table.parse_row is not None:
+        return table
+    assert table.row_type is not None, f"{dataset}: table {table.name}: no parser, no row type"
+    return attrs.evolve(table, parse_row=DeclaredKeyedRows(dataset, row_key, table.row_type))
 
 
 def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
@@ -50,10 +66,17 @@ def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
     image_tables = None
     if hasattr(layout, "TABLES"):
         tabled = cast(TablesLayout, layout)
-        image_tables = ImageTables(tabled.TABLES, tabled.image_key, tabled.row_key)
+        image_tables = ImageTables(
+            tuple(_parsed(package.name, tabled.row_key, t) for t in tabled.TABLES),
+            tabled.image_key,
+            tabled.row_key,
+        )
     parse_label_row: Any
     if declared["parses_rows"]:
         parse_label_row = cast(RowParser, layout).parse_label_row
+    elif group_labels is not None:
+        row_key = cast(GroupLayout, layout).row_key
+        parse_label_row = DeclaredKeyedRows(package.name, row_key, features.labels_type)
     else:
         parse_label_row = DeclaredLabelRows(
             package.name,

@@ -15,6 +15,7 @@ import attrs
 import pyarrow as pa
 
 from datathon_etl.framework.quarantine import Reason
+from datathon_etl.framework.schema.convert import source_columns
 from datathon_etl.framework.schema.example import Example
 from datathon_etl.framework.tfrecords import FeatureSpec
 
@@ -33,6 +34,7 @@ class ImageTable:
         columns: Columns each of its CSVs must have.
         parse_row: (CSV row, ``file:line N``) -> (the image's canonical path,
             the row's value); raises ValueError (`SourceRowError` for a bad cell).
+            None: the row is read as `row_type` declares (`declared`).
         missing: Why an image without a row in this table is quarantined;
             None for an optional table (the image goes on, its value None).
         row_type: The attrs class of a row's value (the join packs rows by
@@ -41,9 +43,19 @@ class ImageTable:
 
     name: str
     columns: tuple[str, ...]
-    parse_row: Callable[[Mapping[str, str | None], str], tuple[str, Any]]
+    parse_row: Callable[[Mapping[str, str | None], str], tuple[str, Any]] | None
     missing: Reason | None = attrs.field(converter=attrs.converters.optional(Reason))
     row_type: type | None = None
+
+    @classmethod
+    def declared(cls, name: str, row_type: type, missing: Reason | None) -> ImageTable:
+        """A table whose rows are read as ``row_type`` declares them, with no parser.
+
+        Each field comes from its source column (`column`'s ``source=``, else
+        its name); a row's value is the ``row_type`` instance, and its image
+        the layout's ``row_key`` of the row.
+        """
+        return cls(name, source_columns(row_type), None, missing, row_type)
 
 
 @attrs.frozen
@@ -55,7 +67,8 @@ class ImageTables:
     label row's with labels per image) and the rows' values.
 
     Attributes:
-        tables: The tables, in the order `image_key` takes their values.
+        tables: The tables, in the order `image_key` takes their values, each
+            with its parser (`ImageTable.declared` ones: `DeclaredKeyedRows`).
         image_key: (key so far, one value per table) -> the image's full key.
         row_key: A CSV row's join key (an image's path for a table row, a
             group for a label row per group) from its id cells alone; raises

@@ -187,6 +187,7 @@ def read_tables(
     image_tables = spec.image_tables
     for table in image_tables.tables if image_tables is not None else ():
         assert image_tables is not None
+        assert table.parse_row is not None, "ingest_spec gives every table its parser"
         stage = table_stage(table.name)
         parse = ParseRowFn(table.parse_row, image_tables.row_key, stage)
         _add(inputs, _read_rows(p, table.name.capitalize(), tables[table.name], parse, stage))

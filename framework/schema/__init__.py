@@ -7,6 +7,7 @@ from datathon_etl.framework.schema.convert import (
     from_row,
     parse_source_fields,
     parse_source_row,
+    source_columns,
     to_row,
 )
 from datathon_etl.framework.schema.dataset import Dataset
@@ -44,5 +45,6 @@ __all__ = [
     "parse_source_fields",
     "parse_source_row",
     "read_dataset",
+    "source_columns",
     "to_row",
 ]

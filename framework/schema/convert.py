@@ -23,6 +23,7 @@ __all__ = [
     "from_row",
     "parse_source_fields",
     "parse_source_row",
+    "source_columns",
     "to_row",
 ]
 
@@ -253,6 +254,11 @@ def _source_fields(cls: type) -> Mapping[str, tuple[str, Resolved]]:
             for f in attrs.fields(cls)
         }
     )
+
+
+def source_columns(cls: type) -> tuple[str, ...]:
+    """The columns `parse_source_row` reads for ``cls``: each field's source, once, in order."""
+    return tuple(dict.fromkeys(column for column, _ in _source_fields(cls).values()))
 
 
 @functools.cache

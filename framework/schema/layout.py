@@ -90,14 +90,21 @@ class TablesLayout(Layout, Protocol):
         ...
 
 
-class GroupLayout(RowParser, TablesLayout, Protocol):
+class GroupLayout(TablesLayout, Protocol):
     """Labels per group (``LABELS_PER = "study"``, ``"patient"``), with tables per image (`TABLES`).
+
+    Label rows are read as the labels class declares, keyed by ``row_key``,
+    unless the module defines ``parse_label_row`` (`RowParser`).
 
     See `datathon_etl.framework.ingest.spec.GroupLabels` for what each piece does.
     """
 
     def group_of(self, key: Any, /) -> str:
-        """A key -> its group (its study, its patient), as ``parse_label_row`` keys the labels."""
+        """A key -> its group (its study, its patient), as the label rows are keyed.
+
+        A label row's group is ``row_key(row)``, or what ``parse_label_row``
+        returns where the module defines one (`RowParser`).
+        """
         ...
 
     # Constants, read-only (a module's tuple of two names is a tuple of names).
@@ -149,12 +156,11 @@ class LayoutKind:
     @property
     def protocols(self) -> tuple[type, ...]:
         """Every protocol the module follows, the most specific last."""
-        if self.per_group:
-            return (Layout, TablesLayout, RowParser, GroupLayout)
         return (
             Layout,
             *([RowParser] if self.parses_rows else []),
-            *([TablesLayout] if self.has_tables else []),
+            *([TablesLayout] if self.has_tables or self.per_group else []),
+            *([GroupLayout] if self.per_group else []),
         )
 
     @property
