@@ -53,6 +53,7 @@ class Key:
     patient: int = column("Patient number.")
     image: str = column("The image's name in the patient's folder.")
     split: Split = column("The split, from the split table.")
+    portable: bool | None = column("Taken with a portable unit, where the device table says.")
 
 
 @attrs.frozen
@@ -106,6 +107,13 @@ class SplitRow:
     split: Split
 
 
+@attrs.frozen
+class DeviceRow:
+    image: str
+    patient: int
+    portable: bool
+
+
 def format_path(key: ImagePath | Key) -> str:
     return f"P{key.patient}/{key.image}.png"
 
@@ -126,11 +134,15 @@ def row_key(row):
     return f"P{int(patient)}"
 
 
-TABLES = (ImageTable.declared("split", SplitRow, Reason.MISSING_SPLIT),)
+TABLES = (
+    ImageTable.declared("split", SplitRow, Reason.MISSING_SPLIT),
+    ImageTable.declared("devices", DeviceRow, None),  # optional: most images have no row
+)
 
 
-def image_key(path: ImagePath, split: SplitRow) -> Key:
-    return Key(path.patient, path.image, split.split)
+def image_key(path: ImagePath, split: SplitRow, device: DeviceRow | None) -> Key:
+    portable = device.portable if device is not None else None
+    return Key(path.patient, path.image, split.split, portable)
 
 
 def group_of(key: ImagePath | Key) -> str:
@@ -150,6 +162,7 @@ SPLITS = [  # P6/a.png has no split row
     ("a", "3", "test"),
     ("a", "4", "train"),
 ]
+DEVICES = [("a", "1", "true"), ("b", "2", "false")]
 DIAGNOSES = [  # patient 3 has no row
     ("1", "1", "0"),
     ("2", "0", "1"),
@@ -175,6 +188,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         Image.fromarray(np.full((24, 20), 30 * number, np.uint8), "L").save(root / "images" / name)
     for name, header, rows in (
         ("ward-split.csv", ("image", "patient", "split"), SPLITS),
+        ("ward-devices.csv", ("image", "patient", "portable"), DEVICES),
         ("ward-diagnoses.csv", ("patient", "Effusion", "Mass"), DIAGNOSES),
     ):
         with (root / name).open("w", newline="") as f:
@@ -202,14 +216,14 @@ def test_each_image_gets_its_patient_s_labels(ingested: tuple[Path, str]) -> Non
     out, output = ingested
     with duckdb.connect(str(out / "tables.duckdb"), read_only=True) as db:
         rows = db.sql(
-            "SELECT path, patient, split, effusion, mass FROM ward_cxr_labels ORDER BY path"
+            "SELECT path, patient, split, portable, effusion, mass FROM ward_cxr_labels ORDER BY 1"
         ).fetchall()
     assert rows == [
-        ("P1/a.png", 1, 0, True, False),
-        ("P1/b.png", 1, 0, True, False),
-        ("P2/a.png", 2, 0, False, True),
-        ("P2/b.png", 2, 1, False, True),
-        ("P3/a.png", 3, 1, None, None),  # its patient has no label row
+        ("P1/a.png", 1, 0, True, True, False),
+        ("P1/b.png", 1, 0, None, True, False),  # no row in the optional devices table
+        ("P2/a.png", 2, 0, None, False, True),
+        ("P2/b.png", 2, 1, False, False, True),
+        ("P3/a.png", 3, 1, None, None, None),  # its patient has no label row
     ]
     manifest = json.loads((out / "_manifest.json").read_text())
     parameters = manifest["parameters"]
@@ -255,4 +269,5 @@ def test_every_refused_image_and_row_is_quarantined_for_its_patient(
         "images": (len(IMAGES), 5, 2),
         "label_rows": (len(DIAGNOSES), 2, 4),
         "split_rows": (len(SPLITS), 5, 1),
+        "devices_rows": (len(DEVICES), 2, 0),
     }
