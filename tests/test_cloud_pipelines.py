@@ -160,8 +160,10 @@ def test_mimic_cxr_ingest_on_gcs_and_bigquery_matches_local(
     )
     _assert_same_run(out, str(local), {f"{bucket}/in": "IN", str(sample.tars[0].parent): "IN"})
     left = read_tree(out, exclude=["jpg", "tfrecords", "_quarantine", "_manifest.json"])
-    # The data card, made from the BigQuery table and the gs:// images as a local run's is.
-    assert set(left) == {"_card.html"}
+    # The leakage report and the data card (made from the BigQuery table and the gs://
+    # images), as a local run's.
+    assert set(left) == {"_card.html", "_leakage.json"}
+    assert left["_leakage.json"] == (local / "_leakage.json").read_bytes()
     card = left["_card.html"].decode()
     assert table.replace(".", ":", 1) in card
     assert (

@@ -88,6 +88,7 @@ def test_two_workers_write_the_same_outputs(sample: Sample, tmp_path: Path, mode
             "_manifest.json",
             "_quarantine",
             "_card.html",
+            "_leakage.json",
         }
         tfrecords = {p.relative_to(out / "tfrecords") for p in (out / "tfrecords").rglob("*")}
         assert {p for p in tfrecords if p.suffix != ".tfrecord"} == {
