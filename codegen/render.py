@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -120,6 +121,28 @@ def _declaration(ir: DatasetIR, kind: LayoutKind | None) -> dict[str, Any]:
     return declared
 
 
+def _inputs(ir: DatasetIR, kind: LayoutKind | None, csv_columns: list[str]) -> dict[str, Any]:
+    """What the data dictionary says ``ingest`` reads: label files, their columns, the tables."""
+    inputs: dict[str, Any] = {"label_columns": csv_columns, "labels_per": None, "layout_tables": []}
+    if ir.layout is None or kind is None:
+        return inputs
+    module = importlib.import_module(ir.layout)
+    tables = [
+        {
+            "name": t.name,
+            "columns": t.columns,
+            "missing": t.missing.value if t.missing is not None else None,
+        }
+        for t in getattr(module, "TABLES", ())
+    ]
+    inputs["layout_tables"] = tables
+    if kind.per_group:
+        inputs["label_columns"] = [*module.LABEL_KEY_COLUMNS, *csv_columns]
+        inputs["label_sources"] = module.LABEL_SOURCES
+        inputs["labels_per"] = kind.labels_per
+    return inputs
+
+
 def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -148,9 +171,8 @@ def render_dataset(ir: DatasetIR, package: str | None = None) -> dict[str, str]:
         "describe": describe,
         "scored": scored,
         "not_evaluated": [f"`{c.name}`" for c in ir.targets if c.name not in scored_names],
-        "labels_per_group": kind is not None and kind.per_group,
         "layout_protocol": kind.protocol.__name__ if kind else None,
-        "csv_columns": declared.get("ingest", {}).get("csv_columns", []),
+        **_inputs(ir, kind, declared.get("ingest", {}).get("csv_columns", [])),
         "metadata_labels": [c for c in ir.labels.columns if not c.target],
         "dicom_columns": [c for c in (*ir.key.columns, *ir.labels.columns) if c.dicom],
         "package": package,

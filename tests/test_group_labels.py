@@ -271,3 +271,16 @@ def test_every_refused_image_and_row_is_quarantined_for_its_patient(
         "split_rows": (len(SPLITS), 5, 1),
         "devices_rows": (len(DEVICES), 2, 0),
     }
+
+
+def test_the_data_dictionary_says_what_ingest_reads(ingested: tuple[Path, str]) -> None:
+    out, _ = ingested
+    generated = out.parent / "project" / "ward_cxr" / "generated" / "ward_cxr"
+    dictionary = (generated / "DATA_DICTIONARY.md").read_text()
+    assert "`ingest` reads one label row per patient" in dictionary
+    assert "ends in `diagnoses`" in dictionary
+    assert "the columns `patient`, `Effusion`, `Mass`" in dictionary
+    assert "| `split` | `image`, `patient`, `split` | quarantined (`missing_split`) |" in dictionary
+    assert "| `devices` | `image`, `patient`, `portable` | kept (the table is optional) |" in (
+        dictionary
+    )
