@@ -55,29 +55,22 @@ class Leakage(beam.PTransform):
         self._subject_split = subject_split
 
     def expand(self, examples: beam.PCollection) -> beam.PCollection:
-        """Combines each subject's splits into one set (combined before the shuffle)."""
+        """Groups the distinct (subject, split) pairs by subject."""
         subject_split = self._subject_split
         return (
             examples
-            | "SubjectSplit" >> beam.Map(lambda e: _as_set(subject_split(e.key)))
-            | "SplitsPerSubject" >> beam.CombinePerKey(_union)
+            | "SubjectSplit" >> beam.Map(lambda e: subject_split(e.key))
+            | "DistinctSubjectSplits" >> beam.Distinct()
+            | "SplitsPerSubject" >> beam.GroupByKey()
             | "Leaks" >> beam.FlatMap(_leaks)
         )
 
 
-def _as_set(pair: tuple[str, str]) -> tuple[str, frozenset[str]]:
-    subject, split = pair
-    return subject, frozenset((split,))
-
-
-def _union(sets: Iterable[frozenset[str]]) -> frozenset[str]:
-    return frozenset().union(*sets)
-
-
-def _leaks(element: tuple[str, frozenset[str]]) -> Iterator[str]:
+def _leaks(element: tuple[str, Iterable[str]]) -> Iterator[str]:
     subject, splits = element
-    if len(splits) > 1:
-        yield json.dumps({"note": LEAKAGE_NOTE, "subject": subject, "splits": sorted(splits)})
+    found = sorted(set(splits))
+    if len(found) > 1:
+        yield json.dumps({"note": LEAKAGE_NOTE, "subject": subject, "splits": found})
 
 
 def report_leakage(notes: Sequence[dict[str, Any]], output_dir: str, prog: str) -> dict[str, Any]:
