@@ -81,8 +81,6 @@ def _ingest(ir: DatasetIR, kind: LayoutKind) -> dict[str, Any]:
         "path_column": ir.path_source,
         "csv_columns": list(dict.fromkeys(sources)),
     }
-    if ir.patient is not None and ir.split is not None:
-        declared["leakage"] = {"patient": ir.patient.name, "split": ir.split.name}
     if ir.split_lists:
         assert ir.split is not None
         files = [[name, code.value] for name, code in ir.split_lists]

@@ -166,16 +166,17 @@ class Leakage:
     named: tuple[tuple[Any, tuple[Any, ...]], ...]
 
 
-def leakage(table: QueryTable, *, patient: str, split: str, limit: int = 20) -> Leakage:
-    """Finds the patients with images in more than one split; names the first ``limit``."""
+def leakage(table: QueryTable, *, patient: str, split: str, limit: int | None = 20) -> Leakage:
+    """Finds the patients with images in more than one split; names the first ``limit`` (all)."""
     leaking = (
         f"SELECT {patient} AS p FROM {table.name} GROUP BY {patient} "
         f"HAVING COUNT(DISTINCT {split}) > 1"
     )
     (total,) = table.query(f"SELECT COUNT(*) AS n FROM ({leaking}) AS leaks")
+    first = f" ORDER BY p LIMIT {int(limit)}" if limit is not None else ""
     rows = table.query(
         f"SELECT DISTINCT {patient} AS p, {split} AS s FROM {table.name} "
-        f"WHERE {patient} IN (SELECT p FROM ({leaking}) AS leaks ORDER BY p LIMIT {int(limit)}) "
+        f"WHERE {patient} IN (SELECT p FROM ({leaking}) AS leaks{first}) "
         "ORDER BY p, s"
     )
     named: dict[Any, list[Any]] = {}

@@ -1,95 +1,80 @@
-"""The patient leakage check: subjects written in more than one split.
+"""The patient leakage report: subjects written in more than one split.
 
 Any data set whose declaration names its patient and split key columns
-(`Dataset.patient`, `Dataset.split`) is checked: the written examples'
-(subject, split) pairs are grouped by subject, each subject found in several
-splits is a run note, and the run lists them in ``<output_dir>/_leakage.json``
-and the manifest. Nothing is dropped: which split is right is the
+(`Dataset.patient`, `Dataset.split`) is checked once its run is done, by the
+data card's own query (`card.stats.leakage`) on the labels table the run
+wrote (DuckDB or BigQuery): the pipeline holds nothing for it. The subjects
+found are listed in ``<output_dir>/_leakage.json``, said in one line and
+counted in the manifest. Nothing is dropped: which split is right is the
 organiser's call.
 """
 
 from __future__ import annotations
 
-import enum
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import sys
+from collections.abc import Mapping
 from typing import Any
 
-import apache_beam as beam
 import attrs
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-__all__ = ["LEAKAGE_FILE", "LEAKAGE_NOTE", "Leakage", "SubjectSplit", "report_leakage"]
+from datathon_etl.framework.card import stats
+from datathon_etl.framework.card.tables import open_table
+from datathon_etl.framework.tables import TableSpec
 
-LEAKAGE_NOTE = "subject_in_several_splits"
-"""Note kind: one subject written in more than one split (``subject``, ``splits``)."""
+__all__ = ["LEAKAGE_FILE", "LeakageCheck", "report_leakage"]
+
 LEAKAGE_FILE = "_leakage.json"
 """The subjects found in more than one split, under ``--output_dir``."""
 
 
 @attrs.frozen
-class SubjectSplit:
-    """Key -> (subject, split), from the declared patient and split key fields.
+class LeakageCheck:
+    """The declared patient and split columns of the labels table.
 
     Attributes:
-        patient: The key field naming the patient.
-        split: The key field naming the split (an enum: its name, in lower case).
+        patient: The column naming the patient.
+        split: The column naming the split.
+        split_names: Each split code's name (``{0: "train"}``); empty for a
+            split column that is not coded.
     """
 
     patient: str
     split: str
+    split_names: Mapping[int, str] = attrs.field(factory=dict)
 
-    def __call__(self, key: Any) -> tuple[str, str]:
-        """The key's (subject, split)."""
-        split = getattr(key, self.split)
-        name = split.name.lower() if isinstance(split, enum.Enum) else str(split)
-        return str(getattr(key, self.patient)), name
-
-
-class Leakage(beam.PTransform):
-    """Examples -> a JSON note per subject written in more than one split."""
-
-    def __init__(self, subject_split: Callable[[Any], tuple[str, str]]) -> None:
-        super().__init__()
-        self._subject_split = subject_split
-
-    def expand(self, examples: beam.PCollection) -> beam.PCollection:
-        """Groups the distinct (subject, split) pairs by subject."""
-        subject_split = self._subject_split
-        return (
-            examples
-            | "SubjectSplit" >> beam.Map(lambda e: subject_split(e.key))
-            | "DistinctSubjectSplits" >> beam.Distinct()
-            | "SplitsPerSubject" >> beam.GroupByKey()
-            | "Leaks" >> beam.FlatMap(_leaks)
-        )
+    def name(self, split: Any) -> str:
+        """A stored split value's name."""
+        return self.split_names.get(split, str(split))
 
 
-def _leaks(element: tuple[str, Iterable[str]]) -> Iterator[str]:
-    subject, splits = element
-    found = sorted(set(splits))
-    if len(found) > 1:
-        yield json.dumps({"note": LEAKAGE_NOTE, "subject": subject, "splits": found})
+def report_leakage(
+    check: LeakageCheck, table: TableSpec, output_dir: str, prog: str
+) -> dict[str, Any]:
+    """Writes ``_leakage.json`` from the written table, says any leak; returns manifest parameters.
 
-
-def report_leakage(notes: Sequence[dict[str, Any]], output_dir: str, prog: str) -> dict[str, Any]:
-    """Writes ``_leakage.json`` from a run's notes, says any leak; returns manifest parameters.
+    A table that cannot be read is one line on stderr and no report, as a
+    data card that cannot be made: the run's outputs stand.
 
     Args:
-        notes: The run's notes (those of other kinds are ignored).
+        check: The columns to check.
+        table: The labels table the run wrote.
         output_dir: The run's ``--output_dir``.
-        prog: The command's name, for the message.
+        prog: The command's name, for the messages.
     """
-    leaks = sorted(
-        (
-            {"subject": note["subject"], "splits": note["splits"]}
-            for note in notes
-            if note["note"] == LEAKAGE_NOTE
-        ),
-        key=lambda leak: str(leak["subject"]),
-    )
-    report = {"subjects_in_several_splits": len(leaks), "subjects": leaks}
+    try:
+        with open_table(table) as opened:
+            found = stats.leakage(opened, patient=check.patient, split=check.split, limit=None)
+    except Exception as e:  # DuckDB's, BigQuery's or a missing file's: the report only
+        print(f"{prog}: no leakage report: {table}: {e}", file=sys.stderr, flush=True)
+        return {"subjects_in_several_splits": None, "leakage_report": None}
+    leaks = [
+        {"subject": str(patient), "splits": sorted(check.name(s) for s in splits)}
+        for patient, splits in found.named
+    ]
+    report = {"subjects_in_several_splits": found.patients, "subjects": leaks}
     leakage_uri = f"{output_dir}/{LEAKAGE_FILE}"
     with FileSystems.create(leakage_uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.write((json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8"))
@@ -101,4 +86,4 @@ def report_leakage(notes: Sequence[dict[str, Any]], output_dir: str, prog: str) 
             f"see {leakage_uri}",
             flush=True,
         )
-    return {"subjects_in_several_splits": len(leaks), "leakage_report": leakage_uri}
+    return {"subjects_in_several_splits": found.patients, "leakage_report": leakage_uri}

@@ -7,12 +7,13 @@ the protocol it follows (mypy checks it there; codegen checks it too), and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import attrs
 
 from datathon_etl.framework.ingest.label_rows import DeclaredKeyedRows, DeclaredLabelRows
-from datathon_etl.framework.ingest.leakage import SubjectSplit
+from datathon_etl.framework.ingest.leakage import LeakageCheck
 from datathon_etl.framework.ingest.pipeline import run
 from datathon_etl.framework.ingest.spec import (
     GroupLabels,
@@ -45,6 +46,14 @@ def _parsed(dataset: str, row_key: Any, table: ImageTable) -> ImageTable:
         return table
     assert table.row_type is not None, f"{dataset}: table {table.name}: no parser, no row type"
     return attrs.evolve(table, parse_row=DeclaredKeyedRows(dataset, row_key, table.row_type))
+
+
+def _leakage(evaluation: Mapping[str, Any]) -> LeakageCheck | None:
+    """The declared patient and split columns (``dataset.json``'s evaluation section)."""
+    if evaluation["patient"] is None or evaluation["split"] is None:
+        return None
+    names = {code: name for name, code in evaluation["splits"].items()}
+    return LeakageCheck(evaluation["patient"], evaluation["split"], names)
 
 
 def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
@@ -112,7 +121,7 @@ def ingest_spec(package: DatasetPackage, layout: Layout) -> IngestSpec:
         else None,
         group_labels=group_labels,
         image_tables=image_tables,
-        subject_split=SubjectSplit(**declared["leakage"]) if "leakage" in declared else None,
+        leakage=_leakage(package.evaluation),
     )
 
 

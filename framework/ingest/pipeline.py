@@ -15,7 +15,8 @@ labelled per image, its split lists; or the metadata and split tables), and,
 for labels per group of images (`IngestSpec.group_labels`: a study, a
 patient), on their group with the group label rows, told apart by name among
 ``--input_csv`` (``--labels_source`` picks the label file). A data set
-declaring its patient and split is checked for patient leakage (`leakage`).
+declaring its patient and split gets a patient leakage report (`leakage`),
+from the labels table once written.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from datathon_etl.framework.ingest.compact import JoinCodec
 from datathon_etl.framework.ingest.dicom_columns import DicomColumns
 from datathon_etl.framework.ingest.files import ListImageFiles
 from datathon_etl.framework.ingest.label_source_options import LabelSourceOptions
-from datathon_etl.framework.ingest.leakage import Leakage, report_leakage
+from datathon_etl.framework.ingest.leakage import report_leakage
 from datathon_etl.framework.ingest.options import IngestOptions
 from datathon_etl.framework.ingest.pixel_sizes import read_pixel_sizes
 from datathon_etl.framework.ingest.spec import IngestSpec
@@ -216,7 +217,7 @@ def _images(
 
 def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     """Adds the ingestion of ``job`` to ``p``."""
-    # Notes: input folders, pixel sizes, leakage; per group: images without labels.
+    # Notes: input folders, pixel sizes; per group: images without labels.
     images, image_inputs_refused, tallies, notes = _images(p, spec, job)
     join = join_spec(spec)
     read = read_tables(p, spec, job.csvs, job.tables, job.split_lists, job.path_match_regex)
@@ -230,8 +231,6 @@ def build_pipeline(p: beam.Pipeline, spec: IngestSpec, job: IngestJob) -> None:
     examples = labelled.examples
     tallies.append(labelled.tallies)
     notes.append(labelled.notes)
-    if spec.subject_split is not None:
-        notes.append(examples | "Leakage" >> Leakage(spec.subject_split))
 
     if job.jpg_dir:
         _ = examples | "WriteJpgTree" >> beam.ParDo(
@@ -579,7 +578,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
 
 
 def _notes_report(job: IngestJob, spec: IngestSpec, prog: str) -> dict[str, Any]:
-    """Reads the run's notes: the leakage check's, images without group labels; says them."""
+    """The run's figures: images without group labels (from its notes), patient leakage."""
     notes = [json.loads(line) for line in read_run_lines(job.layout.notes_prefix)]
     parameters: dict[str, Any] = {}
     if job.tables:
@@ -595,6 +594,7 @@ def _notes_report(job: IngestJob, spec: IngestSpec, prog: str) -> dict[str, Any]
                 f"images_without_{group}_labels": absent,
             }
         )
-    if spec.subject_split is not None:
-        parameters.update(report_leakage(notes, job.layout.output_dir, prog))
+    if spec.leakage is not None:
+        table = _labels_table(job)
+        parameters.update(report_leakage(spec.leakage, table, job.layout.output_dir, prog))
     return parameters

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import pyarrow as pa
 
+from datathon_etl.framework.ingest.leakage import LeakageCheck
 from datathon_etl.framework.quarantine import Reason
 from datathon_etl.framework.schema.convert import source_columns
 from datathon_etl.framework.schema.example import Example
@@ -174,8 +175,8 @@ class IngestSpec:
         group_labels: Set when labels come per group (then `image_tables` is
             set); None (the default) when each label row names its image's path.
         image_tables: The per-image tables joined in, if any.
-        subject_split: Key -> (subject, split), when the data set declares
-            its patient and split: the patient leakage check.
+        leakage: The labels table's patient and split columns, when the data
+            set declares them: the patient leakage report.
         key_type: The declared key class (the join packs keys by its fields).
         labels_type: The declared labels class (likewise).
         declaration: Import path of the module declaring the data set
@@ -200,7 +201,7 @@ class IngestSpec:
     features_module: str
     group_labels: GroupLabels | None = None
     image_tables: ImageTables | None = None
-    subject_split: Callable[[Any], tuple[str, str]] | None = None
+    leakage: LeakageCheck | None = None
     path_column: str = "path"
     key_type: type | None = None
     labels_type: type | None = None
