@@ -14,13 +14,25 @@ import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["run_clean", "scratch_venv", "write_package"]
+__all__ = ["generate", "run_clean", "scratch_venv", "write_package"]
 
 
 def run_clean(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Runs a command without ``PYTHONPATH``; its output is captured as text."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+
+
+def generate(project: Path, package: str) -> Path:
+    """Runs ``datathon-etl codegen <package>.declaration`` in ``project``; returns its output.
+
+    The generated packages go to ``<package>/generated/``, as a user's would.
+    """
+    script = Path(sys.executable).parent / "datathon-etl"
+    out = f"{package}/generated"
+    done = run_clean([str(script), "codegen", f"{package}.declaration", "--out", out], project)
+    assert done.returncode == 0, done.stderr
+    return project / out
 
 
 def write_package(

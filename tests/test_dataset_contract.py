@@ -25,7 +25,7 @@ from PIL import Image
 
 from datathon_etl.codegen.render import render_dataset
 from datathon_etl.framework.schema import Dataset, SchemaError, column, read_dataset
-from tests.scratch_package import run_clean, write_package
+from tests.scratch_package import generate, run_clean, write_package
 
 DECLARATION = '''
 """A scratch NIH-style data set: ``<patient>_<follow-up>.png`` in one folder."""
@@ -139,12 +139,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the generated package's project folder, the ingestion's output folder)."""
     root = tmp_path_factory.mktemp("contract")
     project = write_package(root, "scratch_cxr", {"declaration": DECLARATION, "layout": LAYOUT})
-    script = Path(sys.executable).parent / "datathon-etl"
-    done = run_clean(
-        [str(script), "codegen", "scratch_cxr.declaration", "--out", "scratch_cxr/generated"],
-        project,
-    )
-    assert done.returncode == 0, done.stderr
+    generate(project, "scratch_cxr")
     images = root / "images"
     images.mkdir()
     for number, row in enumerate(ROWS[:5]):

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.scratch_package import run_clean, write_package
+from tests.scratch_package import generate, run_clean, write_package
 
 DECLARATION = '''
 """A scratch ward data set: two findings per patient, images in a folder per patient."""
@@ -178,11 +178,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(the ingestion's output folder, its output)."""
     root = tmp_path_factory.mktemp("ward")
     project = write_package(root, "ward_cxr", {"declaration": DECLARATION, "layout": LAYOUT})
-    script = Path(sys.executable).parent / "datathon-etl"
-    done = run_clean(
-        [str(script), "codegen", "ward_cxr.declaration", "--out", "ward_cxr/generated"], project
-    )
-    assert done.returncode == 0, done.stderr
+    generate(project, "ward_cxr")
     for number, name in enumerate(IMAGES):
         (root / "images" / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.full((24, 20), 30 * number, np.uint8), "L").save(root / "images" / name)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.scratch_package import run_clean, write_package
+from tests.scratch_package import generate, run_clean, write_package
 
 DECLARATION = '''
 """A scratch ISIC-style data set: ``ISIC_<7 digits>.jpg`` in one folder."""
@@ -145,11 +145,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the generated package's project folder, a folder of inputs)."""
     root = tmp_path_factory.mktemp("lesions")
     project = write_package(root, "lesions", {"declaration": DECLARATION, "layout": LAYOUT})
-    script = Path(sys.executable).parent / "datathon-etl"
-    done = run_clean(
-        [str(script), "codegen", "lesions.declaration", "--out", "lesions/generated"], project
-    )
-    assert done.returncode == 0, done.stderr
+    generate(project, "lesions")
     inputs = root / "inputs"
     (inputs / "images").mkdir(parents=True)
     for number, name in enumerate(IMAGES):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.scratch_package import run_clean, scratch_venv, write_package
+from tests.scratch_package import generate, run_clean, scratch_venv, write_package
 
 DECLARATION = '''
 """A scratch chest X-ray data set: ``p<patient>/i<image>.png`` and one label."""
@@ -135,13 +135,7 @@ def _sample(root: Path) -> tuple[Path, Path]:
 def test_an_installed_package_s_dataset_is_a_command(tmp_path: Path) -> None:
     """Codegen in the package's folder, install, then ``datathon-etl scratch_xray ingest``."""
     project = _scratch_package(tmp_path)
-    script = Path(sys.executable).parent / "datathon-etl"
-
-    done = run_clean(
-        [str(script), "codegen", "scratch_xray.declaration", "--out", "scratch_xray/generated"],
-        project,
-    )
-    assert done.returncode == 0, done.stderr
+    generate(project, "scratch_xray")
     dictionary = (project / "scratch_xray/generated/scratch_xray/DATA_DICTIONARY.md").read_text()
     assert 'scratch_xray = "scratch_xray.generated.scratch_xray"' in dictionary
 
