@@ -561,7 +561,7 @@ class Ingest(PipelineCommand[IngestJob]):
         if job.split_lists:
             parameters["split_lists"] = sorted(job.split_lists)
         if counted:
-            parameters.update(_notes_report(job, self.spec, self.prog))
+            parameters.update(_run_figures(job, self.spec, self.prog))
         parameters["run"] = self._clock.record()
         return parameters
 
@@ -577,7 +577,7 @@ def run(spec: IngestSpec, argv: Sequence[str] | None = None) -> int:
     return Ingest(spec).main(argv)
 
 
-def _notes_report(job: IngestJob, spec: IngestSpec, prog: str) -> dict[str, Any]:
+def _run_figures(job: IngestJob, spec: IngestSpec, prog: str) -> dict[str, Any]:
     """The run's figures: images without group labels (from its notes), patient leakage."""
     notes = [json.loads(line) for line in read_run_lines(job.layout.notes_prefix)]
     parameters: dict[str, Any] = {}

@@ -185,12 +185,12 @@ def read_tables(
         )
         _add(inputs, _read_rows(p, "Labels", csvs, parse, LABEL_ROWS))
     image_tables = spec.image_tables
-    for table in image_tables.tables if image_tables is not None else ():
-        assert image_tables is not None
-        assert table.parse_row is not None, "ingest_spec gives every table its parser"
-        stage = table_stage(table.name)
-        parse = ParseRowFn(table.parse_row, image_tables.row_key, stage)
-        _add(inputs, _read_rows(p, table.name.capitalize(), tables[table.name], parse, stage))
+    if image_tables is not None:
+        for table in image_tables.tables:
+            assert table.parse_row is not None, "ingest_spec gives every table its parser"
+            stage = table_stage(table.name)
+            parse = ParseRowFn(table.parse_row, image_tables.row_key, stage)
+            _add(inputs, _read_rows(p, table.name.capitalize(), tables[table.name], parse, stage))
     if spec.split_lists is not None:
         lines = p | "SplitLists" >> ReadSplitLists(
             dict(split_lists), spec.parse_path, spec.format_path, path_match_regex
