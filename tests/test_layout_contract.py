@@ -29,6 +29,13 @@ def partition(key):
 """
 
 
+TABLED = (
+    GOOD
+    + "from datathon_etl.framework.ingest.spec import ImageTable\n"
+    + "def row_key(row):\n    return ''\ndef image_key(key, value):\n    return key\n"
+)
+
+
 @pytest.fixture
 def layout_module() -> Iterator[types.ModuleType]:
     """A scratch layout module, importable as ``scratch_layout`` while the test runs."""
@@ -60,6 +67,17 @@ def layout_module() -> Iterator[types.ModuleType]:
             "TABLES, LABEL_KEY_COLUMNS, LABEL_SOURCES, NO_LABELS, ImagePath",
         ),
         (GOOD + "TABLES = ()\n", "the layout module lacks image_key, row_key"),
+        (TABLED + "TABLES = ['split']\n", "TABLES must be a tuple of ImageTable"),
+        (TABLED + "TABLES = 3\n", "TABLES must be a tuple of ImageTable"),
+        (TABLED + "TABLES = ('split',)\n", "TABLES must be a tuple of ImageTable, not 'split'"),
+        (
+            TABLED + "TABLES = (ImageTable('split', ('a',), None, None),)\n",
+            "table 'split' has no parse_row and no attrs row class (see ImageTable.declared)",
+        ),
+        (
+            TABLED + "TABLES = (ImageTable('s', (), max, None), ImageTable('s', (), max, None))\n",
+            "two tables are named 's'",
+        ),
         (
             GOOD + "TABLES = ()\ndef row_key(row):\n    return ''\n"
             "def image_key(key, view):\n    return key\n",

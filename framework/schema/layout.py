@@ -193,6 +193,25 @@ def _arguments(function: Any, module: Any) -> list[str]:
     return wanted
 
 
+def _check_tables(layout: str, tables: Any) -> None:
+    """Each table has a name of its own and a way to read its rows."""
+    if not isinstance(tables, tuple):
+        raise ValueError(f"{layout}: TABLES must be a tuple of ImageTable")
+    names: set[str] = set()
+    for table in tables:
+        name = getattr(table, "name", None)
+        if not isinstance(name, str) or not hasattr(table, "parse_row"):
+            raise ValueError(f"{layout}: TABLES must be a tuple of ImageTable, not {table!r}")
+        if name in names:
+            raise ValueError(f"{layout}: two tables are named {name!r}")
+        names.add(name)
+        if table.parse_row is None and not attrs.has(table.row_type):
+            raise ValueError(
+                f"{layout}: table {name!r} has no parse_row and no attrs row class "
+                "(see ImageTable.declared)"
+            )
+
+
 def check_layout(ir: DatasetIR) -> LayoutKind:
     """Imports a data set's layout module and checks it against its protocol.
 
@@ -220,6 +239,7 @@ def check_layout(ir: DatasetIR) -> LayoutKind:
     missing = [n for n in (*functions, *constants) if not hasattr(module, n)]
     if missing:
         raise ValueError(f"{ir.layout}: the layout module lacks {', '.join(missing)}")
+    _check_tables(ir.layout, getattr(module, "TABLES", ()))
     for name, protocol in functions.items():
         wanted = _arguments(getattr(protocol, name), module)
         found = getattr(module, name)
